@@ -1,0 +1,1016 @@
+//! Structural diff of two CloudFormation templates, with what each change does to the live
+//! resources.
+//!
+//! Both templates are read into CloudFormation's JSON form ([`parse_template`]), compared
+//! section by section, and every modified resource is classified:
+//!
+//! - `always`: a changed property that CloudFormation replaces the resource for (its resource
+//!   provider schema lists it as create-only), with literal old and new values, or a changed
+//!   `Type`;
+//! - `conditional`: such a property whose value is only known at deploy time (an intrinsic on
+//!   either side), a property that *may* replace, a resource type the embedded data does not
+//!   know, or a create-only property that refers to a resource that is itself replaced only
+//!   conditionally;
+//! - `never`: only mutable properties changed.
+//!
+//! Replacement propagates: a replaced resource gets a new physical id and new attributes, so a
+//! resource whose property refers to it (`Ref`, `Fn::GetAtt`, `${X}` in `Fn::Sub`) changes too,
+//! and is replaced in turn when that property is create-only. Repeated until nothing changes.
+//!
+//! Flags say what hurts: replacing or removing stateful resources (with their DeletionPolicy /
+//! UpdateReplacePolicy), replacing a custom-named resource without renaming it (CloudFormation
+//! refuses), any IAM, resource-policy or security-group change, and removed exports.
+//!
+//! ## JSON contract (`schema_version` 1)
+//!
+//! ```json
+//! {
+//!   "schema_version": 1,
+//!   "has_changes": true,
+//!   "summary": {"add": 1, "remove": 0, "modify": 2, "replace": 1},
+//!   "resources": [{
+//!     "logical_id": "QueueUploads", "type": "AWS::SQS::Queue",
+//!     "action": "add" | "remove" | "modify",
+//!     "replacement": "never" | "always" | "conditional",
+//!     "deletion_policy": "Retain" | null, "update_replace_policy": "Retain" | null,
+//!     "changes": [{"path": "Properties.QueueName", "old": "a", "new": "b",
+//!                  "replacement": "always", "reason": "..."}],
+//!     "flags": [{"kind": "stateful_replacement", "message": "..."}]
+//!   }],
+//!   "parameters": [{"name": "...", "action": "...", "changes": [...]}],
+//!   "mappings": [...], "conditions": [...], "outputs": [...], "other": [...],
+//!   "flags": [{"kind": "export_removed", "message": "..."}]
+//! }
+//! ```
+//!
+//! `old`/`new` are absent where a side has no value. Fields may be added in a later
+//! `schema_version`; none is removed or renamed without bumping it.
+
+mod load;
+mod render;
+pub mod replacement;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use load::{load_template, parse_template, LoadError};
+pub use render::{render_json, render_markdown, render_text};
+
+/// What a modified resource's update does to the live resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replacement {
+    Never,
+    Conditional,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Add,
+    Remove,
+    Modify,
+}
+
+/// One changed value, by its dotted path inside the entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+    pub replacement: Replacement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    /// A stateful resource (bucket, queue, table, parameter, ...) is replaced.
+    StatefulReplacement,
+    /// A stateful resource leaves the stack.
+    StatefulRemoval,
+    /// Replacing a resource whose name is set in the template fails unless the name changes.
+    NamedReplacement,
+    /// IAM, a resource policy or a security group changes.
+    SecurityChange,
+    /// An export disappears; stacks importing it block the update.
+    ExportRemoved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flag {
+    pub kind: FlagKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceDiff {
+    pub logical_id: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub action: Action,
+    pub replacement: Replacement,
+    pub deletion_policy: Option<String>,
+    pub update_replace_policy: Option<String>,
+    pub changes: Vec<Change>,
+    pub flags: Vec<Flag>,
+}
+
+/// A parameter, mapping, condition, output or top-level key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryDiff {
+    pub name: String,
+    pub action: Action,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub remove: usize,
+    pub modify: usize,
+    /// Modified resources whose replacement is `always` or `conditional`.
+    pub replace: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateDiff {
+    pub schema_version: u32,
+    pub has_changes: bool,
+    pub summary: Summary,
+    pub resources: Vec<ResourceDiff>,
+    pub parameters: Vec<EntryDiff>,
+    pub mappings: Vec<EntryDiff>,
+    pub conditions: Vec<EntryDiff>,
+    pub outputs: Vec<EntryDiff>,
+    /// Top-level keys other than the sections above (Description, Transform, Metadata, ...).
+    pub other: Vec<EntryDiff>,
+    pub flags: Vec<Flag>,
+}
+
+impl TemplateDiff {
+    pub fn has_changes(&self) -> bool {
+        self.has_changes
+    }
+
+    /// Every flag, the resources' and the template's.
+    pub fn all_flags(&self) -> impl Iterator<Item = (&str, &Flag)> {
+        self.resources
+            .iter()
+            .flat_map(|r| r.flags.iter().map(move |f| (r.logical_id.as_str(), f)))
+            .chain(self.flags.iter().map(|f| ("", f)))
+    }
+}
+
+/// What to leave out of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffOptions {
+    /// Metadata keys (of resources and of the template) starting with one of these are noise.
+    pub ignore_metadata_prefixes: Vec<String>,
+    /// Dotted paths to ignore; `*` matches one segment (`Resources.*.Metadata.checkov`). A
+    /// change at or below a matching path is dropped.
+    pub ignore_paths: Vec<String>,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            ignore_metadata_prefixes: vec!["aws:cdk:".into(), "aws:asset:".into()],
+            ignore_paths: Vec::new(),
+        }
+    }
+}
+
+impl DiffOptions {
+    fn ignored(&self, path: &str) -> bool {
+        let segs: Vec<&str> = path.split('.').collect();
+        self.ignore_paths.iter().any(|pattern| {
+            let pat: Vec<&str> = pattern.split('.').collect();
+            pat.len() <= segs.len()
+                && pat
+                    .iter()
+                    .zip(&segs)
+                    .all(|(p, s)| *p == "*" || p == s || strip_index(s) == *p)
+        })
+    }
+}
+
+fn strip_index(seg: &str) -> &str {
+    seg.split('[').next().unwrap_or(seg)
+}
+
+/// Types whose replacement or removal loses data.
+const STATEFUL: &[&str] = &[
+    "AWS::S3::Bucket",
+    "AWS::SQS::Queue",
+    "AWS::SSM::Parameter",
+    "AWS::DynamoDB::Table",
+    "AWS::DynamoDB::GlobalTable",
+    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBCluster",
+    "AWS::EFS::FileSystem",
+    "AWS::Logs::LogGroup",
+    "AWS::KMS::Key",
+    "AWS::Kinesis::Stream",
+    "AWS::ElastiCache::CacheCluster",
+    "AWS::ElastiCache::ReplicationGroup",
+    "AWS::OpenSearchService::Domain",
+    "AWS::Elasticsearch::Domain",
+    "AWS::Cognito::UserPool",
+    "AWS::SecretsManager::Secret",
+    "AWS::ECR::Repository",
+    "AWS::Backup::BackupVault",
+    "AWS::DocDB::DBCluster",
+    "AWS::Neptune::DBCluster",
+    "AWS::Redshift::Cluster",
+    "AWS::SNS::Topic",
+    "AWS::EC2::Volume",
+    "AWS::FSx::FileSystem",
+    "AWS::Timestream::Table",
+    "AWS::MSK::Cluster",
+];
+
+/// Types that are access control through and through.
+const SECURITY_TYPES: &[&str] = &[
+    "AWS::IAM::Role",
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::IAM::User",
+    "AWS::IAM::Group",
+    "AWS::IAM::InstanceProfile",
+    "AWS::IAM::UserToGroupAddition",
+    "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::SNS::TopicPolicy",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
+    "AWS::Lambda::Permission",
+    "AWS::KMS::Key",
+    "AWS::SecretsManager::ResourcePolicy",
+    "AWS::ECR::RepositoryPolicy",
+];
+
+/// Property names that carry access control on any type.
+fn is_security_property(name: &str) -> bool {
+    matches!(
+        name,
+        "PolicyDocument"
+            | "Policies"
+            | "ManagedPolicyArns"
+            | "AssumeRolePolicyDocument"
+            | "PermissionsBoundary"
+            | "KeyPolicy"
+            | "ResourcePolicy"
+            | "AccessPolicies"
+            | "RepositoryPolicyText"
+            | "Principal"
+            | "SecurityGroups"
+            | "SecurityGroupIds"
+            | "SecurityGroupIngress"
+            | "SecurityGroupEgress"
+            | "VpcSecurityGroupIds"
+    )
+}
+
+/// Compares two templates (both in CloudFormation's JSON form).
+pub fn diff_templates(old: &Value, new: &Value, options: &DiffOptions) -> TemplateDiff {
+    let empty = Map::new();
+    fn section_of<'a>(
+        t: &'a Value,
+        name: &str,
+        empty: &'a Map<String, Value>,
+    ) -> &'a Map<String, Value> {
+        t.get(name).and_then(Value::as_object).unwrap_or(empty)
+    }
+    let section = |t, name| section_of(t, name, &empty);
+    let old_res = section(old, "Resources");
+    let new_res = section(new, "Resources");
+
+    let mut resources = Vec::new();
+    let ids: BTreeSet<&String> = old_res.keys().chain(new_res.keys()).collect();
+    for id in ids {
+        match (old_res.get(id), new_res.get(id)) {
+            (None, Some(n)) => resources.push(added_or_removed(id, n, Action::Add)),
+            (Some(o), None) => resources.push(added_or_removed(id, o, Action::Remove)),
+            (Some(o), Some(n)) => {
+                let r = modified(id, o, n, options);
+                resources.push(r);
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+    propagate(&mut resources, new_res);
+    for r in &mut resources {
+        if r.action == Action::Modify {
+            r.flags = modify_flags(r, new_res.get(&r.logical_id));
+        }
+    }
+    resources.retain(|r| r.action != Action::Modify || !r.changes.is_empty());
+
+    let mut flags = Vec::new();
+    let outputs = entries(
+        section(old, "Outputs"),
+        section(new, "Outputs"),
+        "Outputs",
+        options,
+    );
+    let exports = |t: &Value| -> BTreeMap<String, String> {
+        section_of(t, "Outputs", &empty)
+            .iter()
+            .filter_map(|(k, o)| {
+                let name = o.get("Export")?.get("Name")?;
+                Some((display(name), k.clone()))
+            })
+            .collect()
+    };
+    let new_exports = exports(new);
+    for (name, output) in exports(old) {
+        if !new_exports.contains_key(&name) {
+            flags.push(Flag {
+                kind: FlagKind::ExportRemoved,
+                message: format!(
+                    "export {name} (output {output}) is removed or renamed: CloudFormation refuses the update while another stack imports it"
+                ),
+            });
+        }
+    }
+
+    let known = [
+        "Resources",
+        "Parameters",
+        "Mappings",
+        "Conditions",
+        "Outputs",
+    ];
+    let others = |t: &Value| -> Map<String, Value> {
+        t.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !known.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut other = entries(&others(old), &others(new), "", options);
+    for e in &mut other {
+        if e.name == "Metadata" {
+            e.changes.retain(|c| !metadata_noise(&c.path, options));
+        }
+    }
+    other.retain(|e| !e.changes.is_empty());
+
+    let parameters = entries(
+        section(old, "Parameters"),
+        section(new, "Parameters"),
+        "Parameters",
+        options,
+    );
+    let mappings = entries(
+        section(old, "Mappings"),
+        section(new, "Mappings"),
+        "Mappings",
+        options,
+    );
+    let conditions = entries(
+        section(old, "Conditions"),
+        section(new, "Conditions"),
+        "Conditions",
+        options,
+    );
+
+    let summary = Summary {
+        add: resources.iter().filter(|r| r.action == Action::Add).count(),
+        remove: resources
+            .iter()
+            .filter(|r| r.action == Action::Remove)
+            .count(),
+        modify: resources
+            .iter()
+            .filter(|r| r.action == Action::Modify)
+            .count(),
+        replace: resources
+            .iter()
+            .filter(|r| r.action == Action::Modify && r.replacement != Replacement::Never)
+            .count(),
+    };
+    let has_changes = !resources.is_empty()
+        || !parameters.is_empty()
+        || !mappings.is_empty()
+        || !conditions.is_empty()
+        || !outputs.is_empty()
+        || !other.is_empty();
+    TemplateDiff {
+        schema_version: 1,
+        has_changes,
+        summary,
+        resources,
+        parameters,
+        mappings,
+        conditions,
+        outputs,
+        other,
+        flags,
+    }
+}
+
+fn metadata_noise(path: &str, options: &DiffOptions) -> bool {
+    // `Metadata.<key>...` of the template or `Metadata.<key>` of a resource.
+    let mut segs = path.split('.');
+    while let Some(s) = segs.next() {
+        if s == "Metadata" {
+            if let Some(key) = segs.next() {
+                return options
+                    .ignore_metadata_prefixes
+                    .iter()
+                    .any(|p| key.starts_with(p.as_str()));
+            }
+        }
+    }
+    false
+}
+
+fn str_field(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn added_or_removed(id: &str, r: &Value, action: Action) -> ResourceDiff {
+    let resource_type = str_field(r, "Type").unwrap_or_default();
+    let deletion_policy = str_field(r, "DeletionPolicy");
+    let mut flags = Vec::new();
+    if action == Action::Remove && STATEFUL.contains(&resource_type.as_str()) {
+        let fate = match deletion_policy.as_deref() {
+            Some("Retain") | Some("RetainExceptOnCreate") => {
+                "DeletionPolicy Retain: it is orphaned — kept in the account, no longer managed"
+                    .to_string()
+            }
+            Some("Snapshot") => {
+                "DeletionPolicy Snapshot: deleted after a final snapshot".to_string()
+            }
+            _ => "no DeletionPolicy: it is DELETED with its data".to_string(),
+        };
+        flags.push(Flag {
+            kind: FlagKind::StatefulRemoval,
+            message: format!("{resource_type} {id} leaves the stack; {fate}"),
+        });
+    }
+    if SECURITY_TYPES.contains(&resource_type.as_str()) {
+        flags.push(Flag {
+            kind: FlagKind::SecurityChange,
+            message: format!(
+                "{resource_type} {id} is {}",
+                if action == Action::Add {
+                    "added"
+                } else {
+                    "removed"
+                }
+            ),
+        });
+    }
+    ResourceDiff {
+        logical_id: id.to_string(),
+        resource_type,
+        action,
+        replacement: Replacement::Never,
+        deletion_policy,
+        update_replace_policy: str_field(r, "UpdateReplacePolicy"),
+        changes: Vec::new(),
+        flags,
+    }
+}
+
+fn modified(id: &str, old: &Value, new: &Value, options: &DiffOptions) -> ResourceDiff {
+    let old_type = str_field(old, "Type").unwrap_or_default();
+    let new_type = str_field(new, "Type").unwrap_or_default();
+    let mut changes = Vec::new();
+    if old_type != new_type {
+        changes.push(Change {
+            path: "Type".into(),
+            old: Some(Value::String(old_type.clone())),
+            new: Some(Value::String(new_type.clone())),
+            replacement: Replacement::Always,
+            reason: Some("a resource whose type changes is a new resource".into()),
+        });
+    }
+    let rules = replacement::rules(&new_type);
+    let empty = Value::Object(Map::new());
+    let old_props = old.get("Properties").unwrap_or(&empty);
+    let new_props = new.get("Properties").unwrap_or(&empty);
+    let mut prop_changes = Vec::new();
+    walk(old_props, new_props, "Properties", &mut prop_changes);
+    for (path, o, n) in prop_changes {
+        if options.ignored(&format!("Resources.{id}.{path}")) {
+            continue;
+        }
+        let top = strip_index(path.split('.').nth(1).unwrap_or(""));
+        let (replacement, reason) = classify(rules, &new_type, top, o.as_ref(), n.as_ref());
+        changes.push(Change {
+            path,
+            old: o,
+            new: n,
+            replacement,
+            reason,
+        });
+    }
+    for attr in [
+        "DependsOn",
+        "DeletionPolicy",
+        "UpdateReplacePolicy",
+        "Condition",
+        "Metadata",
+        "UpdatePolicy",
+        "CreationPolicy",
+    ] {
+        let mut attr_changes = Vec::new();
+        walk(
+            old.get(attr).unwrap_or(&Value::Null),
+            new.get(attr).unwrap_or(&Value::Null),
+            attr,
+            &mut attr_changes,
+        );
+        for (path, o, n) in attr_changes {
+            if (attr == "Metadata" && metadata_noise(&path, options))
+                || options.ignored(&format!("Resources.{id}.{path}"))
+            {
+                continue;
+            }
+            changes.push(Change {
+                path,
+                old: o,
+                new: n,
+                replacement: Replacement::Never,
+                reason: None,
+            });
+        }
+    }
+    let replacement = changes
+        .iter()
+        .map(|c| c.replacement)
+        .max()
+        .unwrap_or(Replacement::Never);
+    ResourceDiff {
+        logical_id: id.to_string(),
+        resource_type: new_type,
+        action: Action::Modify,
+        replacement,
+        deletion_policy: str_field(new, "DeletionPolicy"),
+        update_replace_policy: str_field(new, "UpdateReplacePolicy"),
+        changes,
+        flags: Vec::new(),
+    }
+}
+
+fn classify(
+    rules: Option<&replacement::TypeRules>,
+    resource_type: &str,
+    property: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) -> (Replacement, Option<String>) {
+    let Some(rules) = rules else {
+        return (
+            Replacement::Conditional,
+            Some(format!(
+                "{resource_type} is not in the embedded resource data ({}): its update behaviour is unknown",
+                replacement::source()
+            )),
+        );
+    };
+    if rules.always.contains(&property) {
+        let dynamic = old.is_some_and(is_dynamic) || new.is_some_and(is_dynamic);
+        if dynamic {
+            return (
+                Replacement::Conditional,
+                Some(format!(
+                    "{property} requires replacement; its value is only known at deploy time"
+                )),
+            );
+        }
+        return (
+            Replacement::Always,
+            Some(format!("{property}: update requires replacement")),
+        );
+    }
+    if rules.maybe.contains(&property) {
+        return (
+            Replacement::Conditional,
+            Some(format!("{property}: update may require replacement")),
+        );
+    }
+    (Replacement::Never, None)
+}
+
+/// Pseudo parameters whose value is fixed for a given stack: two templates that differ only
+/// in text around them resolve to different values.
+const STABLE_PSEUDO: &[&str] = &[
+    "AWS::StackName",
+    "AWS::Region",
+    "AWS::AccountId",
+    "AWS::Partition",
+    "AWS::URLSuffix",
+    "AWS::StackId",
+];
+
+/// Whether a value holds an intrinsic function resolved only at deploy time (pseudo parameters
+/// that are fixed per stack do not count).
+fn is_dynamic(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("Ref") {
+                if m.len() == 1 && STABLE_PSEUDO.contains(&r.as_str()) {
+                    return false;
+                }
+            }
+            if let Some(Value::String(t)) = m.get("Fn::Sub") {
+                if m.len() == 1
+                    && crate::sub_variables(t)
+                        .iter()
+                        .all(|name| STABLE_PSEUDO.contains(&name.as_str()))
+                {
+                    return false;
+                }
+            }
+            if m.len() == 1 {
+                let k = m.keys().next().map(String::as_str).unwrap_or("");
+                if k == "Ref" || k.starts_with("Fn::") {
+                    return true;
+                }
+            }
+            m.values().any(is_dynamic)
+        }
+        Value::Array(items) => items.iter().any(is_dynamic),
+        _ => false,
+    }
+}
+
+/// Logical ids a value refers to (`Ref`, `Fn::GetAtt`, `${X}` / `${X.Attr}` in `Fn::Sub`).
+fn referenced_ids(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("Ref") {
+                if !r.starts_with("AWS::") {
+                    out.insert(r.clone());
+                }
+            }
+            if let Some(Value::Array(a)) = m.get("Fn::GetAtt") {
+                if let Some(Value::String(r)) = a.first() {
+                    out.insert(r.clone());
+                }
+            }
+            if let Some(sub) = m.get("Fn::Sub") {
+                let (template, vars) = match sub {
+                    Value::String(s) => (s.as_str(), None),
+                    Value::Array(a) => (a.first().and_then(Value::as_str).unwrap_or(""), a.get(1)),
+                    _ => ("", None),
+                };
+                for name in crate::sub_variables(template) {
+                    let root = name.split('.').next().unwrap_or(&name).to_string();
+                    let local = vars.and_then(|v| v.get(&root)).is_some();
+                    if !root.starts_with("AWS::") && !local {
+                        out.insert(root);
+                    }
+                }
+            }
+            m.values().for_each(|x| referenced_ids(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| referenced_ids(x, out)),
+        _ => {}
+    }
+}
+
+/// Spreads replacement to the resources that refer to a replaced one.
+fn propagate(resources: &mut [ResourceDiff], new_res: &Map<String, Value>) {
+    let index: BTreeMap<String, usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.logical_id.clone(), i))
+        .collect();
+    // What each property of a modified resource refers to, found once: the loop below runs
+    // until replacement stops spreading.
+    let mut referring = Vec::new();
+    for (id, new) in new_res {
+        let Some(&i) = index.get(id) else { continue };
+        if resources[i].action != Action::Modify {
+            continue;
+        }
+        let Some(props) = new.get("Properties").and_then(Value::as_object) else {
+            continue;
+        };
+        for (prop, value) in props {
+            let mut refs = BTreeSet::new();
+            referenced_ids(value, &mut refs);
+            if !refs.is_empty() {
+                referring.push((i, prop, value, refs));
+            }
+        }
+    }
+    loop {
+        let replaced: BTreeMap<String, Replacement> = resources
+            .iter()
+            .filter(|r| r.action == Action::Modify && r.replacement != Replacement::Never)
+            .map(|r| (r.logical_id.clone(), r.replacement))
+            .collect();
+        let mut progressed = false;
+        for &(i, prop, value, ref refs) in &referring {
+            let Some((cause, level)) = refs
+                .iter()
+                .filter_map(|r| replaced.get(r).map(|l| (r.clone(), *l)))
+                .max_by_key(|(_, l)| *l)
+            else {
+                continue;
+            };
+            let path = format!("Properties.{prop}");
+            let already = resources[i].changes.iter().any(|c| {
+                c.path == path
+                    || c.path.starts_with(&format!("{path}."))
+                    || c.path.starts_with(&format!("{path}["))
+            });
+            if already {
+                continue;
+            }
+            let rules = replacement::rules(&resources[i].resource_type);
+            let replacement = match rules {
+                None => Replacement::Conditional,
+                Some(r) if r.always.contains(&prop.as_str()) => level,
+                Some(r) if r.maybe.contains(&prop.as_str()) => Replacement::Conditional,
+                Some(_) => Replacement::Never,
+            };
+            resources[i].changes.push(Change {
+                path,
+                old: Some(value.clone()),
+                new: Some(value.clone()),
+                replacement,
+                reason: Some(format!(
+                    "refers to {cause}, which is replaced: its value changes at deploy time"
+                )),
+            });
+            if replacement > resources[i].replacement {
+                resources[i].replacement = replacement;
+            }
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+}
+
+fn modify_flags(r: &ResourceDiff, new: Option<&Value>) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    let t = r.resource_type.as_str();
+    if r.replacement != Replacement::Never && STATEFUL.contains(&t) {
+        let fate = match r.update_replace_policy.as_deref() {
+            Some("Retain") => {
+                "UpdateReplacePolicy Retain: the old one is kept, orphaned, with its data"
+            }
+            Some("Snapshot") => {
+                "UpdateReplacePolicy Snapshot: the old one is deleted after a snapshot"
+            }
+            _ => "the old one is DELETED with its data",
+        };
+        flags.push(Flag {
+            kind: FlagKind::StatefulReplacement,
+            message: format!(
+                "{t} {} {} replaced by a new, empty one; {fate}",
+                r.logical_id,
+                if r.replacement == Replacement::Always {
+                    "is"
+                } else {
+                    "may be"
+                }
+            ),
+        });
+    }
+    if r.replacement != Replacement::Never {
+        if let (Some(rules), Some(props)) = (
+            replacement::rules(t),
+            new.and_then(|n| n.get("Properties"))
+                .and_then(Value::as_object),
+        ) {
+            for name in rules.always.iter().filter(|p| p.ends_with("Name")) {
+                let changed = r
+                    .changes
+                    .iter()
+                    .any(|c| c.path == format!("Properties.{name}"));
+                if props.contains_key(*name) && !changed {
+                    flags.push(Flag {
+                        kind: FlagKind::NamedReplacement,
+                        message: format!(
+                            "{} has a custom {name}: CloudFormation cannot replace it unless the name changes too",
+                            r.logical_id
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let security_props: Vec<&str> = r
+        .changes
+        .iter()
+        .filter_map(|c| c.path.split('.').nth(1))
+        .map(strip_index)
+        .filter(|p| is_security_property(p))
+        .collect();
+    if SECURITY_TYPES.contains(&t) || !security_props.is_empty() {
+        let what = if security_props.is_empty() {
+            "access control".to_string()
+        } else {
+            let mut p = security_props.clone();
+            p.dedup();
+            p.join(", ")
+        };
+        flags.push(Flag {
+            kind: FlagKind::SecurityChange,
+            message: format!("{t} {} changes {what}", r.logical_id),
+        });
+    }
+    flags
+}
+
+fn entries(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    section: &str,
+    options: &DiffOptions,
+) -> Vec<EntryDiff> {
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out = Vec::new();
+    for name in names {
+        let prefix = if section.is_empty() {
+            name.clone()
+        } else {
+            format!("{section}.{name}")
+        };
+        if options.ignored(&prefix) {
+            continue;
+        }
+        match (old.get(name), new.get(name)) {
+            (None, Some(_)) => out.push(EntryDiff {
+                name: name.clone(),
+                action: Action::Add,
+                changes: Vec::new(),
+            }),
+            (Some(_), None) => out.push(EntryDiff {
+                name: name.clone(),
+                action: Action::Remove,
+                changes: Vec::new(),
+            }),
+            (Some(o), Some(n)) => {
+                let mut raw = Vec::new();
+                walk(o, n, name, &mut raw);
+                let changes: Vec<Change> = raw
+                    .into_iter()
+                    .filter(|(p, _, _)| {
+                        !options.ignored(&if section.is_empty() {
+                            p.clone()
+                        } else {
+                            format!("{section}.{p}")
+                        })
+                    })
+                    .map(|(path, old, new)| Change {
+                        path,
+                        old,
+                        new,
+                        replacement: Replacement::Never,
+                        reason: None,
+                    })
+                    .collect();
+                if !changes.is_empty() {
+                    out.push(EntryDiff {
+                        name: name.clone(),
+                        action: Action::Modify,
+                        changes,
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Whether a map is one intrinsic function: compared as a whole, never key by key.
+fn is_intrinsic(m: &Map<String, Value>) -> bool {
+    m.len() == 1
+        && m.keys()
+            .next()
+            .is_some_and(|k| k == "Ref" || k == "Condition" || k.starts_with("Fn::"))
+}
+
+/// Leaf differences between two values, as (path, old, new).
+fn walk(
+    old: &Value,
+    new: &Value,
+    path: &str,
+    out: &mut Vec<(String, Option<Value>, Option<Value>)>,
+) {
+    if loosely_equal(old, new) {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) if !is_intrinsic(a) && !is_intrinsic(b) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let p = format!("{path}.{k}");
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => walk(x, y, &p, out),
+                    (x, y) => out.push((p, x.cloned(), y.cloned())),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b))
+            if a.len() == b.len()
+                && a.iter().all(|x| {
+                    !x.is_object() || !matches!(x, Value::Object(m) if is_intrinsic(m))
+                }) =>
+        {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                walk(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        (Value::Null, y) => out.push((path.to_string(), None, Some(y.clone()))),
+        (x, Value::Null) => out.push((path.to_string(), Some(x.clone()), None)),
+        (x, y) => out.push((path.to_string(), Some(x.clone()), Some(y.clone()))),
+    }
+}
+
+/// CloudFormation's view of equality: `"10"` equals `10` and `"true"` equals `true`.
+fn loosely_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(s), Value::Number(n)) | (Value::Number(n), Value::String(s)) => {
+            s.parse::<f64>().ok() == n.as_f64()
+        }
+        (Value::String(s), Value::Bool(x)) | (Value::Bool(x), Value::String(s)) => {
+            s.eq_ignore_ascii_case(if *x { "true" } else { "false" })
+        }
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| loosely_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| loosely_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A value as short text: strings bare, everything else as compact JSON.
+pub(crate) fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn loose_equality_follows_cloudformation() {
+        assert!(loosely_equal(&json!("10"), &json!(10)));
+        assert!(loosely_equal(&json!("true"), &json!(true)));
+        assert!(!loosely_equal(&json!("10"), &json!(11)));
+        assert!(loosely_equal(&json!({"a": ["1"]}), &json!({"a": [1]})));
+    }
+
+    #[test]
+    fn dynamic_values_are_recognised() {
+        assert!(is_dynamic(&json!({"Ref": "X"})));
+        assert!(is_dynamic(&json!(["a", {"Fn::Sub": "${X}"}])));
+        assert!(!is_dynamic(&json!({"Key": "Value"})));
+        assert!(!is_dynamic(&json!({"Fn::Sub": "${AWS::StackName}-q"})));
+        assert!(is_dynamic(&json!({"Fn::Sub": "${AWS::StackName}-${Env}"})));
+        assert!(!is_dynamic(&json!({"Ref": "AWS::Region"})));
+    }
+
+    #[test]
+    fn ignore_paths_match_segments() {
+        let o = DiffOptions {
+            ignore_paths: vec!["Resources.*.Metadata.checkov".into()],
+            ..DiffOptions::default()
+        };
+        assert!(o.ignored("Resources.Bucket.Metadata.checkov.skip[0]"));
+        assert!(!o.ignored("Resources.Bucket.Properties.BucketName"));
+    }
+
+    #[test]
+    fn sub_references_are_found() {
+        let mut refs = BTreeSet::new();
+        referenced_ids(
+            &json!({"Fn::Sub": ["${Queue.Arn}/${Local}/${AWS::Region}", {"Local": {"Ref": "P"}}]}),
+            &mut refs,
+        );
+        assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec!["P", "Queue"]);
+    }
+}

@@ -1,0 +1,304 @@
+//! The renderers of a [`TemplateDiff`]: text for people, JSON for machines, markdown for pull
+//! requests and `GITHUB_STEP_SUMMARY`.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use super::{display, Action, Change, EntryDiff, FlagKind, Replacement, TemplateDiff};
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn add(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    fn remove(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn modify(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+}
+
+fn marker(action: Action) -> &'static str {
+    match action {
+        Action::Add => "[+]",
+        Action::Remove => "[-]",
+        Action::Modify => "[~]",
+    }
+}
+
+fn painted_marker(style: &Style, action: Action) -> String {
+    let m = marker(action);
+    match action {
+        Action::Add => style.add(m),
+        Action::Remove => style.remove(m),
+        Action::Modify => style.modify(m),
+    }
+}
+
+fn replacement_note(r: Replacement) -> &'static str {
+    match r {
+        Replacement::Never => "",
+        Replacement::Conditional => " (may replace)",
+        Replacement::Always => " (replaces)",
+    }
+}
+
+/// The text of an `Fn::Sub`, shown as text rather than JSON.
+fn sub_text(v: &Value) -> Option<&str> {
+    match v.get("Fn::Sub")? {
+        Value::String(s) => Some(s),
+        Value::Array(a) => a.first()?.as_str(),
+        _ => None,
+    }
+}
+
+/// Whether a value is long enough to show as a line diff.
+fn is_long(v: &Value) -> bool {
+    if let Some(s) = sub_text(v) {
+        return s.contains('\n') || s.len() > 60;
+    }
+    match v {
+        Value::String(s) => s.contains('\n') || s.len() > 60,
+        Value::Object(_) | Value::Array(_) => {
+            serde_json::to_string_pretty(v).is_ok_and(|s| s.lines().count() > 3)
+        }
+        _ => false,
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    if let (Some(s), Some(obj)) = (sub_text(v), v.as_object()) {
+        if obj.len() == 1 && v["Fn::Sub"].is_string() {
+            return format!("Fn::Sub: |\n{s}");
+        }
+    }
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
+fn change_lines(style: &Style, c: &Change, indent: &str, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "{indent}{} {}{}",
+        style.modify("~"),
+        c.path,
+        replacement_note(c.replacement)
+    );
+    if let Some(reason) = &c.reason {
+        let _ = writeln!(out, "{indent}    ({reason})");
+    }
+    let long = c.old.as_ref().is_some_and(is_long) || c.new.as_ref().is_some_and(is_long);
+    if long && c.old != c.new {
+        let old = c.old.as_ref().map(pretty).unwrap_or_default();
+        let new = c.new.as_ref().map(pretty).unwrap_or_default();
+        let diff = TextDiff::from_lines(&old, &new);
+        for change in diff.iter_all_changes() {
+            let text = change.value().trim_end_matches('\n');
+            let line = match change.tag() {
+                ChangeTag::Delete => style.remove(&format!("- {text}")),
+                ChangeTag::Insert => style.add(&format!("+ {text}")),
+                ChangeTag::Equal => format!("  {text}"),
+            };
+            let _ = writeln!(out, "{indent}    {line}");
+        }
+        return;
+    }
+    if c.old == c.new {
+        return;
+    }
+    if let Some(o) = &c.old {
+        let _ = writeln!(
+            out,
+            "{indent}    {}",
+            style.remove(&format!("- {}", display(o)))
+        );
+    }
+    if let Some(n) = &c.new {
+        let _ = writeln!(
+            out,
+            "{indent}    {}",
+            style.add(&format!("+ {}", display(n)))
+        );
+    }
+}
+
+fn entry_section(style: &Style, title: &str, entries: &[EntryDiff], out: &mut String) {
+    if entries.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", style.bold(title));
+    for e in entries {
+        let _ = writeln!(out, "{} {}", painted_marker(style, e.action), e.name);
+        for c in &e.changes {
+            change_lines(style, c, "    ", out);
+        }
+    }
+    out.push('\n');
+}
+
+/// Text for a terminal or a log. `color` adds ANSI colours.
+pub fn render_text(diff: &TemplateDiff, title: Option<&str>, color: bool) -> String {
+    let style = Style { color };
+    let mut out = String::new();
+    if let Some(t) = title {
+        let _ = writeln!(out, "{}\n", style.bold(t));
+    }
+    if !diff.has_changes {
+        out.push_str("No changes.\n");
+        return out;
+    }
+    if !diff.resources.is_empty() {
+        let _ = writeln!(out, "{}", style.bold("Resources"));
+        for r in &diff.resources {
+            let mut head = format!(
+                "{} {} {}",
+                painted_marker(&style, r.action),
+                r.resource_type,
+                r.logical_id
+            );
+            match r.action {
+                Action::Modify if r.replacement == Replacement::Always => {
+                    head.push_str(&style.remove(" — replaced"))
+                }
+                Action::Modify if r.replacement == Replacement::Conditional => {
+                    head.push_str(&style.modify(" — may be replaced"))
+                }
+                Action::Remove => {
+                    if let Some(p) = &r.deletion_policy {
+                        head.push_str(&format!(" (DeletionPolicy {p})"));
+                    }
+                }
+                _ => {}
+            }
+            let _ = writeln!(out, "{head}");
+            for c in &r.changes {
+                change_lines(&style, c, "    ", &mut out);
+            }
+        }
+        out.push('\n');
+    }
+    entry_section(&style, "Parameters", &diff.parameters, &mut out);
+    entry_section(&style, "Mappings", &diff.mappings, &mut out);
+    entry_section(&style, "Conditions", &diff.conditions, &mut out);
+    entry_section(&style, "Outputs", &diff.outputs, &mut out);
+    entry_section(&style, "Other", &diff.other, &mut out);
+    let flags: Vec<_> = diff.all_flags().collect();
+    if !flags.is_empty() {
+        let _ = writeln!(out, "{}", style.bold("Warnings"));
+        for (_, f) in flags {
+            let _ = writeln!(out, " {} {}", style.remove("!"), f.message);
+        }
+        out.push('\n');
+    }
+    let s = diff.summary;
+    let _ = writeln!(
+        out,
+        "Resources: {} to add, {} to change ({} replaced), {} to remove.",
+        s.add, s.modify, s.replace, s.remove
+    );
+    out
+}
+
+/// The documented JSON contract (see the module docs), pretty-printed.
+pub fn render_json(diff: &TemplateDiff) -> String {
+    let mut s = serde_json::to_string_pretty(diff).expect("a diff always serializes");
+    s.push('\n');
+    s
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Markdown for a pull request or `GITHUB_STEP_SUMMARY`.
+pub fn render_markdown(diff: &TemplateDiff, title: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {}\n", title.unwrap_or("Template diff"));
+    if !diff.has_changes {
+        out.push_str("No changes.\n\n");
+        return out;
+    }
+    let s = diff.summary;
+    let _ = writeln!(
+        out,
+        "**{} to add, {} to change ({} replaced), {} to remove.**\n",
+        s.add, s.modify, s.replace, s.remove
+    );
+    let flags: Vec<_> = diff.all_flags().collect();
+    if !flags.is_empty() {
+        for (_, f) in &flags {
+            let icon = match f.kind {
+                FlagKind::StatefulRemoval | FlagKind::StatefulReplacement => "🛑",
+                FlagKind::NamedReplacement | FlagKind::ExportRemoved => "⛔",
+                FlagKind::SecurityChange => "🔐",
+            };
+            let _ = writeln!(out, "- {icon} {}", md_escape(&f.message));
+        }
+        out.push('\n');
+    }
+    if !diff.resources.is_empty() {
+        out.push_str("| | Logical ID | Type | Replacement | Changed |\n|---|---|---|---|---|\n");
+        for r in &diff.resources {
+            let paths: Vec<String> = r
+                .changes
+                .iter()
+                .map(|c| format!("`{}`{}", c.path, replacement_note(c.replacement)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | `{}` | {} | {} |",
+                marker(r.action),
+                r.logical_id,
+                r.resource_type,
+                match r.action {
+                    Action::Modify => format!("{:?}", r.replacement).to_lowercase(),
+                    _ => String::new(),
+                },
+                md_escape(&paths.join(", "))
+            );
+        }
+        out.push('\n');
+    }
+    for (name, entries) in [
+        ("Parameters", &diff.parameters),
+        ("Mappings", &diff.mappings),
+        ("Conditions", &diff.conditions),
+        ("Outputs", &diff.outputs),
+        ("Other", &diff.other),
+    ] {
+        if entries.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "**{name}**\n");
+        for e in entries.iter() {
+            let paths: Vec<String> = e.changes.iter().map(|c| format!("`{}`", c.path)).collect();
+            let _ = writeln!(
+                out,
+                "- {} `{}` {}",
+                marker(e.action),
+                e.name,
+                md_escape(&paths.join(", "))
+            );
+        }
+        out.push('\n');
+    }
+    out
+}

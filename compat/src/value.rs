@@ -1,0 +1,279 @@
+//! The located configuration tree every source is loaded into.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Where a value sits: a file (or SSM parameter, or `git:` revision), line and column, both
+/// counted from 1. SSM parameters have no lines; their line and column are 0 and not shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    pub fn new(file: &Arc<str>, line: usize, column: usize) -> Self {
+        Location {
+            file: Arc::clone(file),
+            line,
+            column,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}:{}", self.file, self.line, self.column)
+        }
+    }
+}
+
+/// How a value is stored: in plain text, or in secret storage (an SSM SecureString, or a
+/// `{{resolve:secretsmanager:...}}` / `{{resolve:ssm-secure:...}}` reference in a file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    Plain,
+    Secret,
+}
+
+/// A SHA-256 digest of a secret value. The value itself is never kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretDigest(pub [u8; 32]);
+
+impl SecretDigest {
+    pub fn of(value: &str) -> Self {
+        use sha2::Digest;
+        SecretDigest(sha2::Sha256::digest(value.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// A configuration value.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    /// A secret, known only by its digest.
+    Secret(SecretDigest),
+    List(Vec<Node>),
+    /// Keys in document order; loaders refuse duplicates.
+    Map(Vec<(Key, Node)>),
+}
+
+/// A map key and where it was written.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub name: String,
+    pub location: Location,
+}
+
+/// A value with its location and storage.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub value: Value,
+    pub location: Location,
+    pub storage: Storage,
+}
+
+/// The kind of a value, as rules and messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    String,
+    List,
+    Map,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "boolean",
+            Kind::Int => "integer",
+            Kind::Float => "number",
+            Kind::String => "string",
+            Kind::List => "list",
+            Kind::Map => "map",
+        }
+    }
+}
+
+impl Node {
+    pub fn new(value: Value, location: Location) -> Self {
+        Node {
+            value,
+            location,
+            storage: Storage::Plain,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match &self.value {
+            Value::Null => Kind::Null,
+            Value::Bool(_) => Kind::Bool,
+            Value::Int(_) => Kind::Int,
+            Value::Float(_) => Kind::Float,
+            Value::String(_) | Value::Secret(_) => Kind::String,
+            Value::List(_) => Kind::List,
+            Value::Map(_) => Kind::Map,
+        }
+    }
+
+    /// The child under `key`, when this is a map.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The node at a path of map keys and list indices.
+    pub fn at(&self, path: &[Segment]) -> Option<&Node> {
+        let mut node = self;
+        for segment in path {
+            node = match (segment, &node.value) {
+                (Segment::Key(k), Value::Map(_)) => node.get(k)?,
+                (Segment::Index(i), Value::List(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// Equal values, ignoring locations (secrets compare by digest).
+    pub fn same_value(&self, other: &Node) -> bool {
+        match (&self.value, &other.value) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Secret(a), Value::Secret(b)) => a == b,
+            (Value::List(a), Value::List(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_value(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter().all(|(k, v)| {
+                        b.iter()
+                            .any(|(k2, v2)| k.name == k2.name && v.same_value(v2))
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// The value as JSON, for schema validation. Secrets become the string `"<secret>"`;
+    /// in an untyped source (`.env`, SSM) strings that read as booleans or numbers become them.
+    pub fn to_json(&self, typed: bool) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::String(s) if !typed => infer_scalar(s),
+            Value::String(s) => J::String(s.clone()),
+            Value::Secret(_) => J::String("<secret>".into()),
+            Value::List(items) => J::Array(items.iter().map(|n| n.to_json(typed)).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json(typed)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn infer_scalar(s: &str) -> serde_json::Value {
+    use serde_json::Value as J;
+    match s {
+        "true" => J::Bool(true),
+        "false" => J::Bool(false),
+        _ => {
+            if let Ok(i) = s.parse::<i64>() {
+                J::from(i)
+            } else if let Some(n) = s
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && s.contains('.'))
+                .and_then(serde_json::Number::from_f64)
+            {
+                J::Number(n)
+            } else {
+                J::String(s.to_string())
+            }
+        }
+    }
+}
+
+/// One step of a path into a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// Renders a path as `a.b[2].c`; keys that are not plain identifiers are quoted:
+/// `a["x.y"]`. The root is `$`.
+pub fn path_string(path: &[Segment]) -> String {
+    if path.is_empty() {
+        return "$".to_string();
+    }
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Key(k) => {
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if plain {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                } else {
+                    out.push_str(&format!("[{}]", serde_json::Value::String(k.clone())));
+                }
+            }
+            Segment::Index(usize::MAX) => out.push_str("[*]"),
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A loaded configuration: its root (a map) and where it came from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: Node,
+    /// How the source was named: a file path, `git:<rev>:<path>` or `ssm:/<path>`.
+    pub source: String,
+    /// Whether the format has types (YAML, JSON, TOML) or holds only strings (`.env`, SSM).
+    pub typed: bool,
+}
+
+impl Config {
+    pub fn to_json(&self) -> serde_json::Value {
+        self.root.to_json(self.typed)
+    }
+}

@@ -1,0 +1,629 @@
+//! The canary half of `gatekeeper.toml`: the `[canary]` table, plus `service`,
+//! `environment` and `region` from the top of the file.
+//!
+//! ```toml
+//! [canary]
+//! fleet = "load-balancer"            # or "workers" (no load balancer: depool is a command)
+//! listener_arn = "arn:aws:elasticloadbalancing:...:listener/app/photos-prod/50dc.../f1e2..."
+//! prod_target_group_arn = "arn:...:targetgroup/photos-prod-api/73e2d6bc24d8a067"
+//! canary_target_group_arn = "arn:...:targetgroup/photos-prod-canary/0a1b2c3d4e5f6a7b"
+//! canary_weight = 5                  # percent of traffic the canary node gets while baking
+//! wave_size = 2                      # nodes per promotion wave
+//! drain_timeout_seconds = 300        # bound on deregistration (delay included)
+//! health_timeout_seconds = 300       # bound on a node turning healthy
+//! bake_seconds = 1800
+//! interval_seconds = 60
+//!
+//! [canary.deployer]
+//! kind = "command"                   # or "codedeploy"
+//! command = ["deploy/deploy.sh"]     # run as: deploy.sh <node> <revision>
+//! current = ["deploy/current.sh"]    # optional: prints the revision a node runs
+//!
+//! [canary.judge]                     # see canary::judge
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::judge::JudgeConfig;
+
+/// What kind of fleet the canary node belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fleet {
+    /// Nodes behind an application load balancer: depool = deregister, repool = register.
+    #[default]
+    LoadBalancer,
+    /// Queue consumers behind no load balancer: depool and repool are commands.
+    Workers,
+}
+
+/// The `[canary]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    #[serde(default)]
+    pub fleet: Fleet,
+    /// Load-balancer fleets: the listener whose default action forwards to both groups.
+    pub listener_arn: Option<String>,
+    pub prod_target_group_arn: Option<String>,
+    pub canary_target_group_arn: Option<String>,
+    /// The fleet's nodes. Load-balancer fleets default to the production group's targets.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// The node to canary; the first node (sorted) when absent.
+    pub canary_node: Option<String>,
+    #[serde(default = "default_weight")]
+    pub canary_weight: u8,
+    #[serde(default = "default_wave")]
+    pub wave_size: usize,
+    #[serde(default = "default_drain")]
+    pub drain_timeout_seconds: u64,
+    #[serde(default = "default_health")]
+    pub health_timeout_seconds: u64,
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+    #[serde(default = "default_bake")]
+    pub bake_seconds: u64,
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+    pub deployer: DeployerConfig,
+    /// Run after the node is healthy in the canary group: `<command...> <node> <revision>`.
+    #[serde(default)]
+    pub smoke_command: Vec<String>,
+    /// Workers: stop consuming on a node: `<command...> <node>`.
+    #[serde(default)]
+    pub depool_command: Vec<String>,
+    /// Workers: start consuming on a node again: `<command...> <node>`.
+    #[serde(default)]
+    pub repool_command: Vec<String>,
+    #[serde(default)]
+    pub preflight: PreflightConfig,
+    /// The config-compatibility gate run at preflight; none when absent.
+    pub config_check: Option<ConfigCheck>,
+    #[serde(default)]
+    pub lock: LockConfig,
+    #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub judge: JudgeConfig,
+}
+
+fn default_weight() -> u8 {
+    5
+}
+fn default_wave() -> usize {
+    1
+}
+fn default_drain() -> u64 {
+    300
+}
+fn default_health() -> u64 {
+    300
+}
+fn default_poll() -> u64 {
+    5
+}
+fn default_bake() -> u64 {
+    1800
+}
+fn default_interval() -> u64 {
+    60
+}
+
+/// How a revision reaches a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DeployerConfig {
+    /// Any tool: `<command...> <node> <revision>`; exit 0 means deployed.
+    Command {
+        command: Vec<String>,
+        /// `<current...> <node>` prints the revision the node runs.
+        #[serde(default)]
+        current: Vec<String>,
+    },
+    /// AWS CodeDeploy: one deployment per node set, targeting those instances.
+    Codedeploy {
+        application: String,
+        deployment_group: String,
+        /// EC2 tag whose value is the node id: how a deployment targets one node.
+        #[serde(default = "default_node_tag")]
+        node_tag: String,
+        #[serde(default = "default_codedeploy_timeout")]
+        timeout_seconds: u64,
+    },
+}
+
+fn default_node_tag() -> String {
+    "gatekeeper-node".to_string()
+}
+
+fn default_codedeploy_timeout() -> u64 {
+    3600
+}
+
+/// The maintenance flag state a run requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaintenanceRequirement {
+    #[default]
+    Off,
+    On,
+    Any,
+}
+
+/// `[canary.preflight]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreflightConfig {
+    #[serde(default)]
+    pub maintenance: MaintenanceRequirement,
+    /// The flag's SSM parameter; `/<service>/<environment>/maintenance` when absent.
+    pub maintenance_parameter: Option<String>,
+    /// For revisions that are not `s3://` objects: `<command...> <revision>` exits 0 when the
+    /// revision can be fetched.
+    #[serde(default)]
+    pub revision_check_command: Vec<String>,
+    /// Prefix of the service's alarms; `<service>-<environment>-` when absent.
+    pub alarm_prefix: Option<String>,
+}
+
+/// `[canary.config_check]`: the configuration the fleet runs now and the one the revision
+/// brings, compared by `gatekeeper check-config`'s rules before anything changes. A change that
+/// breaks either direction (old code on the new configuration after a rollback, new code on
+/// the old configuration in a mixed fleet) refuses the run.
+///
+/// Sources are written as for `check-config` (a file, `git:<rev>:<path>`, `ssm:/<path>`);
+/// `{revision}` and `{previous}` stand for the revision being deployed and the one the fleet
+/// runs. Relative file paths are taken from the current directory, as `check-config` does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigCheck {
+    /// What the fleet runs on now, e.g. `ssm:/photos/prod` or `git:{previous}:config/app.yaml`.
+    pub old: String,
+    /// What the revision brings, e.g. `git:{revision}:config/app.yaml`.
+    pub new: String,
+    /// JSON Schema both code versions accept.
+    pub schema: Option<PathBuf>,
+    /// JSON Schema of the old code's configuration.
+    pub old_schema: Option<PathBuf>,
+    /// JSON Schema of the new code's configuration.
+    pub new_schema: Option<PathBuf>,
+    /// Accepted findings, as for `check-config --ignore`.
+    pub ignore: Option<PathBuf>,
+}
+
+impl ConfigCheck {
+    /// `source` with `{revision}` and `{previous}` filled in.
+    pub fn expand(source: &str, revision: &str, previous: &str) -> String {
+        source
+            .replace("{revision}", revision)
+            .replace("{previous}", previous)
+    }
+}
+
+/// `[canary.lock]`: an SSM parameter created only if absent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockConfig {
+    /// `/gatekeeper/<service>-<environment>/canary-lock` when absent.
+    pub parameter: Option<String>,
+    /// A holder that has not renewed for this long may be replaced.
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `[canary.journal]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Local directory; `.gatekeeper/journal` when absent.
+    pub dir: Option<PathBuf>,
+    /// Also keep the journal in S3 next to the lock: `s3://bucket/prefix`.
+    pub s3: Option<String>,
+}
+
+/// `[canary.metrics]`: where the bake reads its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// CloudWatch statistic for latency: `Average`, `Maximum` or a percentile like `p99`.
+    #[serde(default = "default_latency_stat")]
+    pub latency_statistic: String,
+    /// Workers only: the namespace and metric names of the workers' own metrics,
+    /// published with a dimension naming the node.
+    pub namespace: Option<String>,
+    pub requests_metric: Option<String>,
+    pub errors_metric: Option<String>,
+    pub latency_metric: Option<String>,
+    #[serde(default = "default_node_dimension")]
+    pub node_dimension: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            latency_statistic: default_latency_stat(),
+            namespace: None,
+            requests_metric: None,
+            errors_metric: None,
+            latency_metric: None,
+            node_dimension: default_node_dimension(),
+        }
+    }
+}
+
+fn default_latency_stat() -> String {
+    "p99".to_string()
+}
+fn default_node_dimension() -> String {
+    "Node".to_string()
+}
+
+/// `[canary]` with the top-level keys it needs; every other table is somebody else's.
+#[derive(Debug, Deserialize)]
+struct View {
+    service: String,
+    environment: String,
+    region: Option<String>,
+    canary: Option<CanaryConfig>,
+}
+
+/// A loaded configuration: the service it belongs to and its `[canary]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub file: PathBuf,
+    pub service: String,
+    pub environment: String,
+    pub region: Option<String>,
+    pub canary: CanaryConfig,
+}
+
+/// A configuration the user has to fix, located in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// Reads `path` and parses its canary view.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses the canary view of `text`; `file` only names the file in errors.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let invalid = |offset: Option<usize>, message: String| {
+        let (line, column) = line_col(text, offset.unwrap_or(0));
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let view: View = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start);
+        let message = e.message().trim().to_string();
+        let message = match offset.and_then(|o| key_at(text, o)) {
+            Some(key) => format!("{key}: {message}"),
+            None => message,
+        };
+        invalid(offset, message)
+    })?;
+    let header = text.find("[canary]");
+    let canary = view.canary.ok_or_else(|| {
+        invalid(
+            None,
+            "canary: missing table: add a [canary] section".to_string(),
+        )
+    })?;
+    let config = Config {
+        file: file.to_path_buf(),
+        service: view.service,
+        environment: view.environment,
+        region: view.region,
+        canary,
+    };
+    config.validate().map_err(|(key, message)| {
+        let offset = find_key(text, key).or(header);
+        invalid(offset, format!("canary.{key}: {message}"))
+    })?;
+    Ok(config)
+}
+
+impl Config {
+    /// `<service>-<environment>`.
+    pub fn prefix(&self) -> String {
+        format!("{}-{}", self.service, self.environment)
+    }
+
+    pub fn lock_parameter(&self) -> String {
+        self.canary
+            .lock
+            .parameter
+            .clone()
+            .unwrap_or_else(|| format!("/gatekeeper/{}/canary-lock", self.prefix()))
+    }
+
+    pub fn lock_ttl_seconds(&self) -> u64 {
+        self.canary
+            .lock
+            .ttl_seconds
+            .unwrap_or(self.canary.bake_seconds + 3600)
+    }
+
+    pub fn maintenance_parameter(&self) -> String {
+        self.canary
+            .preflight
+            .maintenance_parameter
+            .clone()
+            .unwrap_or_else(|| format!("/{}/{}/maintenance", self.service, self.environment))
+    }
+
+    pub fn alarm_prefix(&self) -> String {
+        self.canary
+            .preflight
+            .alarm_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}-", self.prefix()))
+    }
+
+    /// The local journal file of this service and environment.
+    pub fn journal_path(&self) -> PathBuf {
+        let dir = self
+            .canary
+            .journal
+            .dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".gatekeeper/journal"));
+        dir.join(format!("{}.jsonl", self.prefix()))
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let c = &self.canary;
+        if c.canary_weight == 0 || c.canary_weight > 50 {
+            return Err(("canary_weight", "must be between 1 and 50 (percent)".into()));
+        }
+        if c.wave_size == 0 {
+            return Err(("wave_size", "must be at least 1".into()));
+        }
+        if c.bake_seconds > 0 && c.interval_seconds == 0 {
+            return Err((
+                "interval_seconds",
+                "must be above 0 when bake_seconds is".into(),
+            ));
+        }
+        match c.fleet {
+            Fleet::LoadBalancer => {
+                for (key, v) in [
+                    ("listener_arn", &c.listener_arn),
+                    ("prod_target_group_arn", &c.prod_target_group_arn),
+                    ("canary_target_group_arn", &c.canary_target_group_arn),
+                ] {
+                    match v {
+                        None => return Err((key, "required for a load-balancer fleet".into())),
+                        Some(arn) if !arn.starts_with("arn:") => {
+                            return Err((key, format!("`{arn}` is not an ARN")))
+                        }
+                        _ => {}
+                    }
+                }
+                if c.prod_target_group_arn == c.canary_target_group_arn {
+                    return Err((
+                        "canary_target_group_arn",
+                        "must differ from prod_target_group_arn".into(),
+                    ));
+                }
+            }
+            Fleet::Workers => {
+                if c.nodes.len() < 2 {
+                    return Err(("nodes", "a worker fleet lists at least two nodes".into()));
+                }
+                if c.depool_command.is_empty() || c.repool_command.is_empty() {
+                    return Err((
+                        "depool_command",
+                        "a worker fleet needs depool_command and repool_command".into(),
+                    ));
+                }
+                if c.metrics.namespace.is_none() || c.metrics.requests_metric.is_none() {
+                    return Err((
+                        "metrics",
+                        "a worker fleet needs metrics.namespace and metrics.requests_metric".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(node) = &c.canary_node {
+            if !c.nodes.is_empty() && !c.nodes.contains(node) {
+                return Err(("canary_node", format!("`{node}` is not in nodes")));
+            }
+        }
+        if let Some(check) = &c.config_check {
+            if check.schema.is_some() && (check.old_schema.is_some() || check.new_schema.is_some())
+            {
+                return Err((
+                    "config_check",
+                    "schema names the schema of both versions: drop old_schema/new_schema, \
+                     or give those two instead"
+                        .into(),
+                ));
+            }
+            if check.old.trim().is_empty() || check.new.trim().is_empty() {
+                return Err(("config_check", "old and new must name a source".into()));
+            }
+        }
+        if let DeployerConfig::Command { command, .. } = &c.deployer {
+            if command.is_empty() {
+                return Err(("deployer", "command must name a program".into()));
+            }
+        }
+        self.canary
+            .judge
+            .validate()
+            .map_err(|e| ("judge", e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Byte offset of `key = ` inside the `[canary...]` part of `text`.
+fn find_key(text: &str, key: &str) -> Option<usize> {
+    let start = text.find("[canary")?;
+    let mut offset = start;
+    for line in text[start..].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with(']'))
+            || trimmed.starts_with(&format!("[canary.{key}]"))
+        {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The dotted key written on the line of `offset`, from the nearest table header above it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(t),
+        _ => None,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+service = "photos"
+environment = "prod"
+
+[stack]
+tags = { team = "media" }
+
+[canary]
+listener_arn = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/p/1/2"
+prod_target_group_arn = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/prod/1"
+canary_target_group_arn = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/canary/2"
+
+[canary.deployer]
+kind = "command"
+command = ["deploy.sh"]
+"#;
+
+    #[test]
+    fn defaults_fill_in_and_other_tables_are_ignored() {
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        assert_eq!(c.canary.canary_weight, 5);
+        assert_eq!(c.canary.bake_seconds, 1800);
+        assert_eq!(c.lock_parameter(), "/gatekeeper/photos-prod/canary-lock");
+        assert_eq!(c.maintenance_parameter(), "/photos/prod/maintenance");
+        assert_eq!(c.alarm_prefix(), "photos-prod-");
+        assert_eq!(
+            c.journal_path(),
+            Path::new(".gatekeeper/journal/photos-prod.jsonl")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "canary_wieght = 5\n\n[canary.deployer]",
+        );
+        let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.toml:13:1: canary.canary_wieght: unknown field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_value_names_the_key_and_line() {
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "canary_weight = 80\n\n[canary.deployer]",
+        );
+        let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "g.toml:13:1: canary.canary_weight: must be between 1 and 50 (percent)"
+        );
+    }
+
+    #[test]
+    fn missing_canary_table_says_so() {
+        let err = parse(
+            Path::new("g.toml"),
+            "service = \"a\"\nenvironment = \"b\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "g.toml:1:1: canary: missing table: add a [canary] section"
+        );
+    }
+
+    #[test]
+    fn worker_fleet_needs_commands() {
+        let text = r#"
+service = "photos"
+environment = "prod"
+[canary]
+fleet = "workers"
+nodes = ["w1", "w2"]
+[canary.deployer]
+kind = "command"
+command = ["deploy.sh"]
+"#;
+        let err = parse(Path::new("g.toml"), text).unwrap_err().to_string();
+        assert!(
+            err.contains("canary.depool_command: a worker fleet needs"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,484 @@
+//! The executor performs what the machine decides, through the providers, journaling every
+//! action before (`began`) and after (`completed` / `failed`) it runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::journal::{Journal, Record};
+use crate::judge::{Group, Interval, Judge, JudgeConfig, Verdict};
+use crate::machine::{Action, Event, Machine, Mode, Next, Outcome, Pool};
+use crate::provider::{
+    Clock, Deployer, LoadBalancer, Lock, LockInfo, Metrics, Preflight, ProviderError, Sample,
+};
+
+/// Timing and behaviour of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub drain_timeout: Duration,
+    pub health_timeout: Duration,
+    pub poll: Duration,
+    pub bake: Duration,
+    pub interval: Duration,
+    pub judge: JudgeConfig,
+    /// Who runs this process (lock holder), e.g. the caller ARN or `user@host`.
+    pub holder: String,
+    pub lock_ttl: Duration,
+    pub auto_promote: bool,
+    /// Report every action without performing it.
+    pub dry_run: bool,
+}
+
+/// What the executor reports as it goes; the CLI renders it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "progress", rename_all = "kebab-case")]
+pub enum Progress {
+    /// Written to the journal (the crash-test hook fires here).
+    Journaled {
+        mode: Mode,
+        index: usize,
+        action: Action,
+        phase: &'static str,
+    },
+    Step {
+        mode: Mode,
+        index: usize,
+        total: usize,
+        action: Action,
+        dry_run: bool,
+    },
+    Waiting {
+        what: String,
+        elapsed_s: u64,
+        deadline_s: u64,
+    },
+    Waited {
+        what: String,
+        took_s: u64,
+    },
+    Bake {
+        interval: u64,
+        of: u64,
+        baseline: Sample,
+        canary: Sample,
+        verdict: Option<Verdict>,
+    },
+    Approved {
+        who: String,
+    },
+    Failed {
+        action: Action,
+        reason: String,
+    },
+    RollingBack {
+        reason: String,
+    },
+}
+
+/// The providers a run acts through.
+pub struct Providers<'a> {
+    pub lb: &'a dyn LoadBalancer,
+    pub deployer: &'a dyn Deployer,
+    pub metrics: &'a dyn Metrics,
+    pub preflight: &'a dyn Preflight,
+    pub lock: &'a dyn Lock,
+    pub clock: &'a dyn Clock,
+}
+
+/// A journal write failed: the run stops where it is and `canary resume` picks it up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the journal, stopped safely before the next action: {0}")]
+pub struct JournalFailed(ProviderError);
+
+pub struct Executor<'a> {
+    pub providers: Providers<'a>,
+    pub journal: &'a mut dyn Journal,
+    pub settings: Settings,
+    pub progress: &'a mut dyn FnMut(&Progress),
+    /// Set by the first SIGTERM/SIGINT: stop at the next safe point and roll back.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Executor<'_> {
+    async fn record(&mut self, event: Event) -> Result<(), JournalFailed> {
+        let at = self.providers.clock.now();
+        self.journal
+            .append(&Record::Event {
+                at,
+                event: event.clone(),
+            })
+            .await
+            .map_err(JournalFailed)
+    }
+
+    /// Runs the machine until it finishes, halts, or waits for approval.
+    pub async fn drive(&mut self, m: &mut Machine) -> Result<Next, JournalFailed> {
+        loop {
+            let next = m.next();
+            match next {
+                Next::Do { index, action } => {
+                    let mode = m.mode();
+                    if self.stop.load(Ordering::SeqCst) && mode != Mode::Rollback {
+                        let e = Event::Abort {
+                            reason: "interrupted by a signal".into(),
+                        };
+                        self.record(e.clone()).await?;
+                        m.on(&e);
+                        self.rolling_back(m);
+                        continue;
+                    }
+                    let total = m.actions(mode).len();
+                    (self.progress)(&Progress::Step {
+                        mode,
+                        index,
+                        total,
+                        action: action.clone(),
+                        dry_run: self.settings.dry_run,
+                    });
+                    let began = Event::Began {
+                        mode,
+                        index,
+                        action: action.clone(),
+                    };
+                    self.record(began.clone()).await?;
+                    m.on(&began);
+                    (self.progress)(&Progress::Journaled {
+                        mode,
+                        index,
+                        action: action.clone(),
+                        phase: "began",
+                    });
+                    let result = if self.settings.dry_run {
+                        Ok(())
+                    } else {
+                        self.perform(m, &action).await
+                    };
+                    let (event, phase) = match result {
+                        Ok(()) => (Event::Completed { mode, index }, "completed"),
+                        Err(e) => {
+                            (self.progress)(&Progress::Failed {
+                                action: action.clone(),
+                                reason: e.0.clone(),
+                            });
+                            (
+                                Event::Failed {
+                                    mode,
+                                    index,
+                                    reason: e.0,
+                                },
+                                "failed",
+                            )
+                        }
+                    };
+                    self.record(event.clone()).await?;
+                    m.on(&event);
+                    (self.progress)(&Progress::Journaled {
+                        mode,
+                        index,
+                        action,
+                        phase,
+                    });
+                    if mode != Mode::Rollback && m.mode() == Mode::Rollback {
+                        self.rolling_back(m);
+                    }
+                }
+                Next::AwaitApproval => {
+                    if !(self.settings.auto_promote || self.settings.dry_run) {
+                        return Ok(Next::AwaitApproval);
+                    }
+                    let who = if self.settings.dry_run {
+                        "dry-run".to_string()
+                    } else {
+                        match self.providers.preflight.caller().await {
+                            Ok(who) => who,
+                            Err(e) => {
+                                let e = Event::Abort {
+                                    reason: format!("cannot record the approval: {e}"),
+                                };
+                                self.record(e.clone()).await?;
+                                m.on(&e);
+                                self.rolling_back(m);
+                                continue;
+                            }
+                        }
+                    };
+                    self.approve(m, &who).await?;
+                }
+                Next::Halted { .. } => return Ok(next),
+                Next::Finished(ref outcome) => {
+                    let at = self.providers.clock.now();
+                    self.journal
+                        .append(&Record::Finish {
+                            at,
+                            outcome: outcome.clone(),
+                        })
+                        .await
+                        .map_err(JournalFailed)?;
+                    return Ok(next);
+                }
+            }
+        }
+    }
+
+    /// Records an approval (who, and when in the journal) and moves to promotion.
+    pub async fn approve(&mut self, m: &mut Machine, who: &str) -> Result<(), JournalFailed> {
+        let e = Event::Approved {
+            who: who.to_string(),
+        };
+        self.record(e.clone()).await?;
+        m.on(&e);
+        (self.progress)(&Progress::Approved {
+            who: who.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Records an abort: the next `drive` rolls back from wherever the run is.
+    pub async fn abort(&mut self, m: &mut Machine, reason: &str) -> Result<(), JournalFailed> {
+        let e = Event::Abort {
+            reason: reason.to_string(),
+        };
+        self.record(e.clone()).await?;
+        m.on(&e);
+        self.rolling_back(m);
+        Ok(())
+    }
+
+    fn rolling_back(&mut self, m: &Machine) {
+        if m.mode() == Mode::Rollback {
+            (self.progress)(&Progress::RollingBack {
+                reason: m.reason().unwrap_or_default().to_string(),
+            });
+        }
+    }
+
+    async fn perform(&mut self, m: &Machine, action: &Action) -> Result<(), ProviderError> {
+        let p = &self.providers;
+        let plan = m.plan();
+        match action {
+            Action::Preflight => self.preflight(m).await,
+            Action::AcquireLock => {
+                let now = p.clock.now();
+                p.lock
+                    .acquire(
+                        &LockInfo {
+                            holder: self.settings.holder.clone(),
+                            run_id: plan.run_id.clone(),
+                            acquired_at: now,
+                            expires_at: now + self.settings.lock_ttl.as_secs(),
+                        },
+                        now,
+                    )
+                    .await
+            }
+            Action::Depool { pool, nodes } => p.lb.depool(*pool, nodes).await,
+            Action::WaitDrained { pool, nodes } => {
+                let what = format!("{} to drain from {}", nodes.join(","), pool.as_str());
+                let deadline = self.settings.drain_timeout;
+                self.wait(&what, deadline, *pool, nodes, |members, nodes| {
+                    nodes
+                        .iter()
+                        .all(|n| members.iter().all(|h| h.node != *n || h.state == "unused"))
+                })
+                .await
+                .map_err(|e| ProviderError::new(format!("{e} (raise drain_timeout_seconds)")))
+            }
+            Action::Deploy { nodes, revision } => p.deployer.deploy(nodes, revision).await,
+            Action::Repool { pool, nodes } => p.lb.repool(*pool, nodes).await,
+            Action::WaitHealthy { pool, nodes } => {
+                let what = format!("{} healthy in {}", nodes.join(","), pool.as_str());
+                let deadline = self.settings.health_timeout;
+                self.wait(&what, deadline, *pool, nodes, |members, nodes| {
+                    nodes
+                        .iter()
+                        .all(|n| members.iter().any(|h| h.node == *n && h.state == "healthy"))
+                })
+                .await
+                .map_err(|e| ProviderError::new(format!("{e} (raise health_timeout_seconds)")))
+            }
+            Action::Smoke { node, revision } => p.deployer.smoke(node, revision).await,
+            Action::SetWeight { canary } => p.lb.set_weight(*canary).await,
+            Action::Bake => self.bake(m).await,
+            Action::ReleaseLock => p.lock.release(&plan.run_id).await,
+        }
+    }
+
+    async fn preflight(&mut self, m: &Machine) -> Result<(), ProviderError> {
+        let p = &self.providers;
+        let plan = m.plan();
+        p.preflight
+            .config_compatible(&plan.revision, &plan.previous)
+            .await?;
+        p.preflight.revision_exists(&plan.revision).await?;
+        let firing = p.metrics.alarms_firing().await?;
+        if !firing.is_empty() {
+            return Err(ProviderError::new(format!(
+                "alarm {} is in ALARM: fix it or wait before deploying",
+                firing.join(", ")
+            )));
+        }
+        p.preflight.maintenance_ok().await?;
+        let members = p.lb.members(Pool::Prod).await?;
+        for node in &plan.nodes {
+            match members.iter().find(|h| h.node == *node) {
+                Some(h) if h.state == "healthy" => {}
+                Some(h) => {
+                    return Err(ProviderError::new(format!(
+                        "node {node} is {} in the production group: every node must be healthy",
+                        h.state
+                    )))
+                }
+                None => {
+                    return Err(ProviderError::new(format!(
+                        "node {node} is not in the production group: a previous run left it out? \
+                         run `gatekeeper canary resume` or repool it"
+                    )))
+                }
+            }
+        }
+        let canary = p.lb.members(Pool::Canary).await?;
+        if let Some(h) = canary.first() {
+            return Err(ProviderError::new(format!(
+                "node {} is already in the canary group: another canary is running or was left behind",
+                h.node
+            )));
+        }
+        if let Some(holder) = p.lock.holder().await? {
+            if holder.run_id != plan.run_id && holder.expires_at > p.clock.now() {
+                return Err(ProviderError::new(format!(
+                    "the deploy lock is held by {} (run {}) until {}",
+                    holder.holder, holder.run_id, holder.expires_at
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        pool: Pool,
+        nodes: &[String],
+        done: impl Fn(&[crate::provider::NodeHealth], &[String]) -> bool,
+    ) -> Result<(), ProviderError> {
+        let clock = self.providers.clock;
+        let start = clock.now();
+        loop {
+            let members = self.providers.lb.members(pool).await?;
+            let elapsed = clock.now().saturating_sub(start);
+            if done(&members, nodes) {
+                (self.progress)(&Progress::Waited {
+                    what: what.to_string(),
+                    took_s: elapsed,
+                });
+                return Ok(());
+            }
+            if elapsed >= deadline.as_secs() {
+                let states: Vec<String> = members
+                    .iter()
+                    .filter(|h| nodes.contains(&h.node))
+                    .map(|h| format!("{} {}", h.node, h.state))
+                    .collect();
+                return Err(ProviderError::new(format!(
+                    "waited {elapsed}s for {what}: still {}",
+                    if states.is_empty() {
+                        "absent".to_string()
+                    } else {
+                        states.join(", ")
+                    }
+                )));
+            }
+            (self.progress)(&Progress::Waiting {
+                what: what.to_string(),
+                elapsed_s: elapsed,
+                deadline_s: deadline.as_secs(),
+            });
+            clock
+                .sleep(self.settings.poll.max(Duration::from_secs(1)))
+                .await;
+        }
+    }
+
+    async fn bake(&mut self, m: &Machine) -> Result<(), ProviderError> {
+        let s = &self.settings;
+        let interval = s.interval.as_secs();
+        let n = s.bake.as_secs().checked_div(interval).unwrap_or(1).max(1);
+        let period = interval.max(60).div_ceil(60) * 60;
+        let mut judge = Judge::new(&s.judge).map_err(|e| ProviderError::new(e.to_string()))?;
+        let lock_info = LockInfo {
+            holder: s.holder.clone(),
+            run_id: m.plan().run_id.clone(),
+            acquired_at: 0,
+            expires_at: 0,
+        };
+        let ttl = s.lock_ttl.as_secs();
+        for i in 1..=n {
+            let clock = self.providers.clock;
+            clock.sleep(Duration::from_secs(interval)).await;
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(ProviderError::new(
+                    "interrupted by a signal during the bake",
+                ));
+            }
+            let firing = self.providers.metrics.alarms_firing().await?;
+            if !firing.is_empty() {
+                return Err(ProviderError::new(format!(
+                    "alarm {} went into ALARM during the bake",
+                    firing.join(", ")
+                )));
+            }
+            let now = clock.now();
+            let (baseline, canary) = self.providers.metrics.window(now, period).await?;
+            let t = (i * interval.max(1)) as f64;
+            for (group, sample) in [(Group::Baseline, &baseline), (Group::Canary, &canary)] {
+                let mut iv = Interval::counts(t, group, sample.requests, sample.errors);
+                iv.latency_ms = sample.latency_ms.into_iter().collect();
+                judge
+                    .observe(&iv)
+                    .map_err(|e| ProviderError::new(format!("bake metrics: {e}")))?;
+            }
+            self.providers
+                .lock
+                .renew(&LockInfo {
+                    acquired_at: now,
+                    expires_at: now + ttl,
+                    ..lock_info.clone()
+                })
+                .await?;
+            let verdict = judge.verdict(i == n);
+            (self.progress)(&Progress::Bake {
+                interval: i,
+                of: n,
+                baseline,
+                canary,
+                verdict,
+            });
+            match verdict {
+                None => {}
+                Some(Verdict::Pass) => return Ok(()),
+                Some(v) => {
+                    let report = judge.report(i == n);
+                    return Err(ProviderError::new(format!(
+                        "judge: {}: {}",
+                        v.as_str(),
+                        report.reason
+                    )));
+                }
+            }
+        }
+        Err(ProviderError::new(
+            "judge: no verdict at the end of the bake",
+        ))
+    }
+}
+
+/// An outcome's exit code: 0 promoted or awaiting approval, 1 otherwise.
+pub fn succeeded(next: &Next) -> bool {
+    matches!(
+        next,
+        Next::AwaitApproval | Next::Finished(Outcome::Promoted)
+    )
+}

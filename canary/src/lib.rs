@@ -1,0 +1,18 @@
+//! The canary: a state machine that decides, a judge that weighs the evidence, and the
+//! providers (load balancer, deployer, metrics, lock, journal) that act.
+//!
+//! Invariants: [`machine`] never performs I/O; [`executor`] journals every action before and
+//! after performing it; nothing in this crate prints (progress goes through callbacks).
+
+pub mod command;
+pub mod config;
+pub mod executor;
+pub mod iam;
+pub mod journal;
+pub mod judge;
+pub mod machine;
+pub mod provider;
+pub mod workers;
+
+#[cfg(feature = "aws")]
+pub mod aws;

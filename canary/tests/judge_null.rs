@@ -1,0 +1,121 @@
+//! Under the null — a canary no worse than the baseline — the sequential judge, asked for a
+//! verdict after every interval of the bake, fails at most an alpha share of runs.
+
+#[path = "judge_sim.rs"]
+mod sim;
+
+use canary::judge::{Judge, JudgeConfig, Verdict};
+use proptest::prelude::*;
+use sim::{Scenario, Stream};
+
+const RUNS: u64 = 200;
+
+/// Fraction of `RUNS` simulated bakes that the judge failed at some interval.
+fn false_alarm_rate(config: &JudgeConfig, scenario: &Scenario, seed: u64) -> f64 {
+    let mut fails = 0;
+    for run in 0..RUNS {
+        let mut judge = Judge::new(config).expect("valid config");
+        let intervals = scenario.intervals;
+        for (i, [baseline, canary]) in Stream::new(scenario, seed ^ (run * 7919)).enumerate() {
+            judge.observe(&baseline).expect("valid interval");
+            judge.observe(&canary).expect("valid interval");
+            match judge.verdict(i + 1 == intervals) {
+                Some(Verdict::Fail) => {
+                    fails += 1;
+                    break;
+                }
+                Some(_) => break,
+                None => {}
+            }
+        }
+    }
+    fails as f64 / RUNS as f64
+}
+
+/// alpha plus three binomial standard errors of an estimate from `RUNS` runs.
+fn bound(alpha: f64) -> f64 {
+    alpha + 3.0 * (alpha * (1.0 - alpha) / RUNS as f64).sqrt()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Identical groups, and groups at the very edge of the tolerance (the hardest null):
+    /// every interval is a look, and false alarms stay within alpha.
+    #[test]
+    fn sequential_false_alarms_stay_within_alpha(
+        seed in any::<u64>(),
+        alpha in prop_oneof![Just(0.05), Just(0.1)],
+        canary_share in 0.02f64..0.5,
+        baseline_error_rate in 0.001f64..0.05,
+        requests in 500u64..20_000,
+        intervals in 5usize..40,
+        at_tolerance in any::<bool>(),
+    ) {
+        let config = JudgeConfig { alpha, ..JudgeConfig::default() };
+        // At the edge, the canary is exactly as much worse as the tolerance allows.
+        let (error_ratio, latency_ratio) = if at_tolerance { (1.2, 1.1) } else { (1.0, 1.0) };
+        let scenario = Scenario {
+            intervals,
+            requests,
+            canary_share,
+            baseline_error_rate,
+            error_ratio,
+            latency_samples: 100,
+            latency_ratio,
+            ..Scenario::default()
+        };
+        let rate = false_alarm_rate(&config, &scenario, seed);
+        prop_assert!(
+            rate <= bound(alpha),
+            "false alarms {rate} > {} (alpha {alpha}) for {scenario:?}",
+            bound(alpha)
+        );
+    }
+}
+
+/// The bound is not vacuous: the same harness does see failures when the canary is worse.
+#[test]
+fn the_harness_detects_a_real_regression() {
+    let scenario = Scenario {
+        intervals: 30,
+        error_ratio: 2.0,
+        latency_samples: 100,
+        ..Scenario::default()
+    };
+    let rate = false_alarm_rate(&JudgeConfig::default(), &scenario, 7);
+    assert!(rate > 0.9, "detected only {rate} of 2x regressions");
+}
+
+/// Why the sequential method is the default: the fixed-horizon test, asked every interval,
+/// fails far more than alpha of the canaries that sit at the tolerance.
+#[test]
+fn mann_whitney_asked_every_interval_exceeds_alpha() {
+    let scenario = Scenario {
+        intervals: 30,
+        error_ratio: 1.2,
+        ..Scenario::default()
+    };
+    let config = JudgeConfig {
+        method: canary::judge::Method::MannWhitney,
+        metrics: vec![canary::judge::default_metrics().remove(0)],
+        ..JudgeConfig::default()
+    };
+    let mut fails = 0;
+    for run in 0..RUNS {
+        let mut judge = Judge::new(&config).expect("valid config");
+        for [baseline, canary] in Stream::new(&scenario, 11 + run) {
+            judge.observe(&baseline).unwrap();
+            judge.observe(&canary).unwrap();
+            if judge.verdict(true) == Some(Verdict::Fail) {
+                fails += 1;
+                break;
+            }
+        }
+    }
+    let rate = fails as f64 / RUNS as f64;
+    assert!(
+        rate > bound(0.05),
+        "peeked Mann-Whitney false alarms {rate}"
+    );
+}

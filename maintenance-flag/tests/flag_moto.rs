@@ -1,0 +1,90 @@
+//! `FlagReader` against moto: the TTL cache, and errors keeping the last known value.
+//! Skips without moto outside CI; fails in CI.
+
+use std::time::Duration;
+
+use maintenance_flag::{FlagReader, MaintenanceFlag};
+
+async fn ssm() -> Option<aws_sdk_ssm::Client> {
+    let endpoint = std::env::var("GATEKEEPER_TEST_MOTO")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .filter(|e| e.starts_with("http://127.0.0.1:") || e.starts_with("http://localhost:"))
+        .filter(|e| {
+            std::net::TcpStream::connect(e.trim_start_matches("http://").trim_end_matches('/'))
+                .is_ok()
+        });
+    let Some(endpoint) = endpoint else {
+        if std::env::var_os("CI").is_some() {
+            panic!("moto is not reachable; in CI every moto test must run (use scripts/test)");
+        }
+        eprintln!("skipping: no moto at GATEKEEPER_TEST_MOTO/AWS_ENDPOINT_URL");
+        return None;
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ssm::config::Credentials::for_tests())
+        .load()
+        .await;
+    Some(aws_sdk_ssm::Client::new(&sdk))
+}
+
+async fn put(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
+    ssm.put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cached_for_the_ttl_and_last_value_kept_on_errors() {
+    let Some(ssm) = ssm().await else { return };
+    let name = format!(
+        "/flag{}/{}/maintenance",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let reader = FlagReader::new(ssm.clone(), &name, Duration::from_millis(400));
+
+    // Never set: off, and not an error.
+    assert_eq!(reader.try_get().await.unwrap(), MaintenanceFlag::default());
+
+    let on = MaintenanceFlag {
+        enabled: true,
+        message: "upgrade".into(),
+        ..MaintenanceFlag::default()
+    };
+    put(&ssm, &name, &on.to_json()).await;
+    assert!(!reader.get().await.enabled, "still cached");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reader.get().await, on, "read again after the TTL");
+
+    // A broken value never turns maintenance off: the last known value stays.
+    put(&ssm, &name, "{oops").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reader.get().await, on);
+    let (known, error) = reader.try_get().await.unwrap_err();
+    assert_eq!(known, Some(on.clone()));
+    assert!(error.to_string().contains(&name), "{error}");
+
+    put(&ssm, &name, &MaintenanceFlag::default().to_json()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !reader.get().await.enabled,
+        "recovers on the next good read"
+    );
+
+    // A reader that never succeeded reports the error and counts as off.
+    put(&ssm, &name, "not json").await;
+    let fresh = FlagReader::new(ssm, &name, Duration::from_secs(60));
+    assert!(!fresh.get().await.enabled);
+    assert!(matches!(fresh.try_get().await, Err((None, _))));
+}

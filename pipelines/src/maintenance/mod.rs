@@ -1,0 +1,404 @@
+//! Maintenance mode: set the flag, wait for the queues to drain, run the hooks; and back.
+//!
+//! `on` is a sequence of steps, each recorded in a local journal
+//! (`.gatekeeper/journal/maintenance-<service>-<environment>.jsonl`) when it completes:
+//!
+//! 1. `preflight`: report work in flight that maintenance would strand (see [`preflight`]).
+//! 2. `flag-on`: write the SSM flag (enabled, message, until, who, when) and read it back.
+//! 3. `drained`: wait until every selected queue reads zero, visible and in flight.
+//! 4. `hook:<name>`: run each hook in order; the first failure stops the run.
+//! 5. `done`.
+//!
+//! A rerun after an interruption resumes the unfinished run: hooks already recorded are not
+//! run again (a database backup is not taken twice); the flag, the preflight and the drain
+//! are cheap and idempotent and are checked again. `off` ends the run in the journal.
+//!
+//! Nothing here prints; progress is reported through [`Event`]s.
+
+pub mod config;
+pub mod journal;
+pub mod preflight;
+pub mod queues;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use stacks::config::Config;
+use stacks::flag::MaintenanceFlag;
+
+pub use config::MaintenanceConfig;
+pub use queues::{Depth, DrainOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    #[error("{operation} on {resource}: {message}")]
+    Aws {
+        operation: &'static str,
+        resource: String,
+        message: String,
+    },
+    #[error("queue {0} does not exist; check [[queues]] / [maintenance] queues in the configuration, or deploy the rails stack")]
+    MissingQueue(String),
+    #[error("[maintenance] queues: {0:?} is not the name of any [[queues]] entry")]
+    UnknownQueue(String),
+    #[error("SSM parameter {parameter} holds {found:?}, not the flag just written; another writer may be racing this one")]
+    ReadBack { parameter: String, found: String },
+    #[error("SSM parameter {parameter} does not hold a maintenance flag: {message}")]
+    BadFlag { parameter: String, message: String },
+    #[error("hook {name}: {message}")]
+    Hook { name: String, message: String },
+    #[error("in-flight command {command}: {message}")]
+    InFlightCommand { command: String, message: String },
+    #[error("journal {path}: {message}")]
+    Journal { path: String, message: String },
+}
+
+pub(crate) fn sdk_message<E>(e: &E) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    // A service's own code and message say it best; transport errors need the whole chain.
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Progress of a maintenance command, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Event {
+    /// A run interrupted earlier is resumed; these steps are already done.
+    Resumed {
+        run: String,
+        done: Vec<String>,
+    },
+    InFlight(Vec<preflight::InFlight>),
+    FlagWritten(MaintenanceFlag),
+    Depths {
+        depths: Vec<Depth>,
+        waited: Duration,
+    },
+    HookStarted {
+        name: String,
+    },
+    HookSkipped {
+        name: String,
+    },
+    HookFinished {
+        name: String,
+        output: String,
+    },
+}
+
+/// The service's queues and flag, resolved from both views of `gatekeeper.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub service: String,
+    pub environment: String,
+    pub flag_parameter: String,
+    /// Work queues to drain, full names.
+    pub queues: Vec<String>,
+    /// Their dead-letter queues (shown, never drained).
+    pub dlqs: Vec<String>,
+}
+
+/// Resolves the queues to drain: `[maintenance] queues` (short names of `[[queues]]`), every
+/// queue named with `queue_prefix` (listed from SQS), or all `[[queues]]`.
+pub async fn target(
+    stack: &Config,
+    config: &MaintenanceConfig,
+    sqs: &aws_sdk_sqs::Client,
+) -> Result<Target, MaintenanceError> {
+    let (queues, dlqs) = if let Some(prefix) = &config.queue_prefix {
+        let queues = queues::with_prefix(sqs, prefix.get_ref()).await?;
+        let dlqs = queues
+            .iter()
+            .map(|q| match q.strip_suffix(".fifo") {
+                Some(base) => format!("{base}-dlq.fifo"),
+                None => format!("{q}-dlq"),
+            })
+            .collect();
+        (queues, dlqs)
+    } else {
+        let mut chosen = Vec::new();
+        match &config.queues {
+            Some(names) => {
+                for n in names {
+                    let q = stack
+                        .queues
+                        .iter()
+                        .find(|q| q.name.get_ref() == n.get_ref())
+                        .ok_or_else(|| MaintenanceError::UnknownQueue(n.get_ref().clone()))?;
+                    chosen.push(q);
+                }
+            }
+            None => chosen.extend(stack.queues.iter()),
+        }
+        (
+            chosen.iter().map(|q| stack.queue_name(q)).collect(),
+            chosen.iter().map(|q| stack.dlq_name(q)).collect(),
+        )
+    };
+    Ok(Target {
+        service: stack.service().to_string(),
+        environment: stack.environment().to_string(),
+        flag_parameter: stack.flag_parameter(),
+        queues,
+        dlqs,
+    })
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// The flag as stored, or `None` when the parameter does not exist (maintenance never set).
+pub async fn read_flag(
+    ssm: &aws_sdk_ssm::Client,
+    parameter: &str,
+) -> Result<Option<MaintenanceFlag>, MaintenanceError> {
+    match ssm.get_parameter().name(parameter).send().await {
+        Ok(out) => {
+            let value = out.parameter().and_then(|p| p.value()).unwrap_or_default();
+            MaintenanceFlag::from_json(value)
+                .map(Some)
+                .map_err(|e| MaintenanceError::BadFlag {
+                    parameter: parameter.to_string(),
+                    message: e.to_string(),
+                })
+        }
+        Err(e) => {
+            let text = sdk_message(&e);
+            if text.contains("ParameterNotFound") {
+                Ok(None)
+            } else {
+                Err(MaintenanceError::Aws {
+                    operation: "GetParameter",
+                    resource: parameter.to_string(),
+                    message: text,
+                })
+            }
+        }
+    }
+}
+
+/// Writes the flag and reads it back; the stored document must be the one written.
+pub async fn write_flag(
+    ssm: &aws_sdk_ssm::Client,
+    parameter: &str,
+    flag: &MaintenanceFlag,
+) -> Result<(), MaintenanceError> {
+    ssm.put_parameter()
+        .name(parameter)
+        .value(flag.to_json())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .description("gatekeeper maintenance flag (JSON); see the README's flag contract")
+        .send()
+        .await
+        .map_err(|e| MaintenanceError::Aws {
+            operation: "PutParameter",
+            resource: parameter.to_string(),
+            message: sdk_message(&e),
+        })?;
+    match read_flag(ssm, parameter).await? {
+        Some(stored) if &stored == flag => Ok(()),
+        other => Err(MaintenanceError::ReadBack {
+            parameter: parameter.to_string(),
+            found: other.map(|f| f.to_json()).unwrap_or_default(),
+        }),
+    }
+}
+
+/// What `maintenance on` was asked to do.
+#[derive(Debug, Clone)]
+pub struct OnRequest {
+    pub message: String,
+    pub until: Option<String>,
+    /// The caller's identity (STS ARN), recorded in the flag.
+    pub who: String,
+    pub drain_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+/// How `maintenance on` ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OnOutcome {
+    /// Flag set, queues drained, hooks run.
+    Done {
+        flag: MaintenanceFlag,
+        in_flight: Vec<preflight::InFlight>,
+        waited: Duration,
+    },
+    /// Preflight found work in flight and `[maintenance.in_flight] refuse` is set; nothing changed.
+    Refused { in_flight: Vec<preflight::InFlight> },
+    /// The flag is on but the queues did not drain in time; hooks were not run.
+    NotDrained {
+        flag: MaintenanceFlag,
+        waited: Duration,
+        remaining: Vec<Depth>,
+    },
+}
+
+/// `maintenance on`, journaled and resumable (see the module docs).
+pub async fn on(
+    clients: &Clients<'_>,
+    target: &Target,
+    config: &MaintenanceConfig,
+    journal: &mut journal::Journal,
+    request: &OnRequest,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<OnOutcome, MaintenanceError> {
+    let resumed = journal.resume_or_start()?;
+    if let Some((run, done)) = resumed {
+        on_event(Event::Resumed { run, done });
+    }
+    // Every queue must exist before anything changes: a typo is not a drained queue.
+    for q in &target.queues {
+        queues::depth(clients.sqs, q).await?;
+    }
+    let in_flight = preflight::in_flight(clients, &config.in_flight).await?;
+    on_event(Event::InFlight(in_flight.clone()));
+    if !in_flight.is_empty() && config.in_flight.refuse && !journal.done("flag-on") {
+        journal.end("refused")?;
+        return Ok(OnOutcome::Refused { in_flight });
+    }
+    journal.record("preflight")?;
+
+    // A resumed run keeps the flag it wrote, so `when` tells when maintenance began.
+    let current = read_flag(clients.ssm, &target.flag_parameter).await?;
+    let flag = match current {
+        Some(f) if f.enabled && journal.done("flag-on") => f,
+        _ => {
+            let flag = MaintenanceFlag {
+                enabled: true,
+                message: request.message.clone(),
+                until: request.until.clone(),
+                who: Some(request.who.clone()),
+                when: Some(now_rfc3339()),
+            };
+            write_flag(clients.ssm, &target.flag_parameter, &flag).await?;
+            journal.record("flag-on")?;
+            flag
+        }
+    };
+    on_event(Event::FlagWritten(flag.clone()));
+
+    let outcome = queues::drain(
+        clients.sqs,
+        &target.queues,
+        request.drain_timeout,
+        request.poll_interval,
+        on_event,
+    )
+    .await?;
+    let waited = match outcome {
+        DrainOutcome::Drained { waited } => waited,
+        DrainOutcome::TimedOut { waited, remaining } => {
+            return Ok(OnOutcome::NotDrained {
+                flag,
+                waited,
+                remaining,
+            })
+        }
+    };
+    journal.record("drained")?;
+
+    for hook in &config.hooks {
+        let step = format!("hook:{}", hook.name);
+        if journal.done(&step) {
+            on_event(Event::HookSkipped {
+                name: hook.name.clone(),
+            });
+            continue;
+        }
+        on_event(Event::HookStarted {
+            name: hook.name.clone(),
+        });
+        let output = preflight::run_hook(hook).await?;
+        journal.record(&step)?;
+        on_event(Event::HookFinished {
+            name: hook.name.clone(),
+            output,
+        });
+    }
+    journal.end("done")?;
+    Ok(OnOutcome::Done {
+        flag,
+        in_flight,
+        waited,
+    })
+}
+
+/// `maintenance off`: clears the flag (keeping who turned it off, and when) and reads it back.
+pub async fn off(
+    ssm: &aws_sdk_ssm::Client,
+    target: &Target,
+    journal: &mut journal::Journal,
+    who: &str,
+) -> Result<MaintenanceFlag, MaintenanceError> {
+    let flag = MaintenanceFlag {
+        enabled: false,
+        message: String::new(),
+        until: None,
+        who: Some(who.to_string()),
+        when: Some(now_rfc3339()),
+    };
+    write_flag(ssm, &target.flag_parameter, &flag).await?;
+    journal.end("off")?;
+    Ok(flag)
+}
+
+/// What `maintenance status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub parameter: String,
+    /// `None`: the parameter does not exist (maintenance was never turned on).
+    pub flag: Option<MaintenanceFlag>,
+    pub queues: Vec<Depth>,
+    pub dead_letter_queues: Vec<Depth>,
+    pub parking_lot_bucket: String,
+    pub parking_lot_objects: u64,
+}
+
+pub async fn status(
+    clients: &Clients<'_>,
+    target: &Target,
+    parking_lot_bucket: &str,
+) -> Result<Status, MaintenanceError> {
+    let flag = read_flag(clients.ssm, &target.flag_parameter).await?;
+    let mut queues = Vec::new();
+    for q in &target.queues {
+        queues.push(queues::depth(clients.sqs, q).await?);
+    }
+    let mut dead_letter_queues = Vec::new();
+    for q in &target.dlqs {
+        if queues::url(clients.sqs, q).await?.is_some() {
+            dead_letter_queues.push(queues::depth(clients.sqs, q).await?);
+        }
+    }
+    let parking_lot_objects = preflight::count_objects(clients.s3, parking_lot_bucket, "").await?;
+    Ok(Status {
+        parameter: target.flag_parameter.clone(),
+        flag,
+        queues,
+        dead_letter_queues,
+        parking_lot_bucket: parking_lot_bucket.to_string(),
+        parking_lot_objects,
+    })
+}
+
+/// The clients maintenance uses, borrowed from the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Clients<'a> {
+    pub ssm: &'a aws_sdk_ssm::Client,
+    pub sqs: &'a aws_sdk_sqs::Client,
+    pub s3: &'a aws_sdk_s3::Client,
+    /// Where `[maintenance.in_flight] objects_prefix` is looked for.
+    pub ingestion_bucket: Option<&'a str>,
+}

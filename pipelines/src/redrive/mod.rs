@@ -1,0 +1,1286 @@
+//! Moves every object of the parking-lot bucket back to the ingestion bucket, once.
+//!
+//! Each object is copied, the copy verified, then the source deleted:
+//!
+//! 1. Before a page of (at most a thousand) objects is copied, one `ListObjectsV2` of the
+//!    destination key range the page spans tells which destinations exist already (there:
+//!    step 4). A range that holds many other objects is listed only so far; the keys past
+//!    that point are read with a `HEAD` each. S3 lists with read-after-write consistency.
+//! 2. `CopyObject` with `If-None-Match: *` (above 5 GiB, `UploadPartCopy` parts completed
+//!    with `If-None-Match: *`), asking S3 for a checksum of the source's own algorithm (CRC32
+//!    when it has none). The condition makes S3 itself refuse to overwrite anything, also an
+//!    object written after the listing; the listing keeps stores that ignore the condition
+//!    on copies (moto) from overwriting what was there before.
+//! 3. Verify the copy: the single-part ETag in `CopyObject`'s own answer equal to the
+//!    source's; else `HEAD` the copy: same size, then the same checksum where both carry
+//!    one, else the same single-part ETag, else the same CRC32 of both bodies (multipart and
+//!    SSE-KMS ETags are not content hashes). Only a verified copy lets the source be deleted.
+//! 4. An existing destination (or a refused copy): with the same content it is the copy of an
+//!    earlier, interrupted run, so the source is deleted and the object counts as moved
+//!    (`already_there`); a different object is a conflict, reported, both left alone.
+//!
+//! Verified sources are deleted a thousand at a time (`DeleteObjects`); the source's size
+//! and ETag come from the listing, and its own `HEAD` is only asked when they cannot decide.
+//! So a small object costs one request (its copy) and three per thousand. Objects whose
+//! destination key another object of the run also claims (a dead batch's rewritten key) are
+//! moved last, one at a time, each reading its destination first. `--dry-run` reads the
+//! destinations the same way instead of copying.
+//!
+//! So the state lives in S3 itself: a run killed at any point is resumed by running again,
+//! which moves only what is left and never duplicates or loses an object.
+//!
+//! Batch keys (`<batchId>/path/image.jpg`) whose batch is no longer alive are not re-ingested
+//! into the dead batch: their destination key is rewritten (default: the path without the
+//! batch) and reported.
+
+pub mod dlq;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, Delete, ObjectIdentifier};
+use serde::Serialize;
+
+use crate::maintenance::config::{BatchesConfig, Liveness};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error("{operation} on {resource}: {message}")]
+    Aws {
+        operation: &'static str,
+        resource: String,
+        message: String,
+    },
+    #[error("batch {batch}: liveness check: {message}; nothing was moved")]
+    Liveness { batch: String, message: String },
+}
+
+fn sdk_message<E>(e: &E) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    // A service's own code and message say it best; transport errors need the whole chain.
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// How batch keys are recognised, checked and rewritten.
+#[derive(Debug, Clone)]
+pub struct BatchRules {
+    /// A key's first segment is a batch id when it starts with this ("" = any first segment).
+    pub id_prefix: String,
+    pub liveness: LivenessCheck,
+    /// Destination of a dead batch's object: `{batch}`, `{path}` and `{key}` are replaced.
+    pub rewrite: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum LivenessCheck {
+    /// Alive while this queue exists; `{batch}` is replaced by the id.
+    Queue(String),
+    /// Alive when this command exits 0, dead on exit 1; `{batch}` is replaced by the id.
+    Command(Vec<String>),
+    /// Every batch is alive: keys are never rewritten.
+    None,
+}
+
+impl BatchRules {
+    /// From `[maintenance.batches]`; `prefix` is the service's `<service>-<environment>`.
+    pub fn from_config(config: &BatchesConfig, prefix: &str) -> Self {
+        let liveness = match config.liveness {
+            Liveness::Queue => LivenessCheck::Queue(config.queue.replace("{prefix}", prefix)),
+            Liveness::Command => LivenessCheck::Command(
+                config
+                    .command
+                    .as_ref()
+                    .map(|c| c.get_ref().clone())
+                    .unwrap_or_default(),
+            ),
+            Liveness::None => LivenessCheck::None,
+        };
+        BatchRules {
+            id_prefix: config.id_prefix.clone(),
+            liveness,
+            rewrite: config.rewrite.get_ref().clone(),
+        }
+    }
+
+    /// The batch id and the path inside the batch, for a batch key.
+    pub fn split<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        if matches!(self.liveness, LivenessCheck::None) {
+            return None;
+        }
+        let (batch, path) = key.split_once('/')?;
+        (!batch.is_empty() && !path.is_empty() && batch.starts_with(&self.id_prefix))
+            .then_some((batch, path))
+    }
+
+    pub fn rewritten(&self, key: &str, batch: &str, path: &str) -> String {
+        self.rewrite
+            .replace("{batch}", batch)
+            .replace("{path}", path)
+            .replace("{key}", key)
+    }
+}
+
+/// What to move, and how.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub parking_lot: String,
+    pub ingestion: String,
+    pub concurrency: usize,
+    pub dry_run: bool,
+    pub batches: BatchRules,
+    /// Objects larger than this are copied in parts (S3 copies at most 5 GiB in one request).
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    /// Verified sources deleted per `DeleteObjects` (at most 1000).
+    pub delete_batch: usize,
+    /// Objects whose destinations one `ListObjectsV2` page reads (at most 1000).
+    pub page: usize,
+}
+
+impl Request {
+    pub fn new(parking_lot: &str, ingestion: &str, batches: BatchRules) -> Self {
+        Request {
+            parking_lot: parking_lot.to_string(),
+            ingestion: ingestion.to_string(),
+            concurrency: 16,
+            dry_run: false,
+            batches,
+            multipart_threshold: 5 * 1024 * 1024 * 1024,
+            part_size: 512 * 1024 * 1024,
+            delete_batch: 1000,
+            page: 1000,
+        }
+    }
+}
+
+/// How one object ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Copied, verified, source deleted.
+    Moved,
+    /// The same object was already in the destination (an earlier run copied it); the source
+    /// was deleted.
+    AlreadyThere,
+    /// `--dry-run`: would be moved.
+    Planned,
+    /// Left alone: a folder marker, or gone from the parking lot before it was read.
+    Skipped { reason: String },
+    /// A different object holds the destination key; both were left alone.
+    Conflict { reason: String },
+    /// Something failed; the source is still in the parking lot.
+    Failed { error: String },
+}
+
+/// One object's fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectReport {
+    pub key: String,
+    pub destination: String,
+    /// The dead batch the key was rewritten out of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_batch: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Progress, reported from concurrent tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Listed {
+        objects: usize,
+        batches: usize,
+    },
+    Batch {
+        id: String,
+        alive: bool,
+    },
+    /// A copy is verified and the source is about to be deleted.
+    Copied {
+        key: String,
+        destination: String,
+    },
+    Finished(ObjectReport),
+}
+
+pub type Sink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// The final report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub parking_lot: String,
+    pub ingestion: String,
+    pub total: usize,
+    /// Moved (or, in a dry run, to be moved), `already_there` included.
+    pub moved: usize,
+    /// Of `moved`, those found already copied by an earlier run.
+    pub already_there: usize,
+    /// Of `moved`, those whose key was rewritten out of a dead batch.
+    pub rewritten: usize,
+    pub skipped: usize,
+    pub conflicts: usize,
+    pub failures: usize,
+    pub dead_batches: Vec<String>,
+    /// Every object that was rewritten, skipped, in conflict or failed.
+    pub notable: Vec<ObjectReport>,
+}
+
+impl Report {
+    fn add(&mut self, r: ObjectReport) {
+        self.total += 1;
+        let notable = match &r.outcome {
+            Outcome::Moved | Outcome::Planned => r.dead_batch.is_some(),
+            Outcome::AlreadyThere => {
+                self.already_there += 1;
+                r.dead_batch.is_some()
+            }
+            Outcome::Skipped { .. } => {
+                self.skipped += 1;
+                true
+            }
+            Outcome::Conflict { .. } => {
+                self.conflicts += 1;
+                true
+            }
+            Outcome::Failed { .. } => {
+                self.failures += 1;
+                true
+            }
+        };
+        if matches!(
+            r.outcome,
+            Outcome::Moved | Outcome::Planned | Outcome::AlreadyThere
+        ) {
+            self.moved += 1;
+            if r.dead_batch.is_some() {
+                self.rewritten += 1;
+            }
+        }
+        if notable {
+            self.notable.push(r);
+        }
+    }
+}
+
+/// Clients the redrive uses, borrowed from the caller.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// Moves (or, dry, plans to move) every object of the parking lot. Failures of single
+/// objects are in the report; an error means nothing more could be done safely.
+pub async fn run(clients: &Clients, request: &Request, sink: Sink) -> Result<Report, RedriveError> {
+    let objects = list(&clients.s3, &request.parking_lot).await?;
+    let mut alive: BTreeMap<String, bool> = BTreeMap::new();
+    for (key, _) in &objects {
+        if let Some((batch, _)) = request.batches.split(key) {
+            alive.entry(batch.to_string()).or_insert(true);
+        }
+    }
+    sink(Event::Listed {
+        objects: objects.len(),
+        batches: alive.len(),
+    });
+    for (batch, state) in alive.iter_mut() {
+        *state = is_alive(&clients.sqs, &request.batches.liveness, batch).await?;
+        sink(Event::Batch {
+            id: batch.clone(),
+            alive: *state,
+        });
+    }
+
+    let mut report = Report {
+        dry_run: request.dry_run,
+        parking_lot: request.parking_lot.clone(),
+        ingestion: request.ingestion.clone(),
+        dead_batches: alive
+            .iter()
+            .filter(|(_, a)| !**a)
+            .map(|(b, _)| b.clone())
+            .collect(),
+        ..Report::default()
+    };
+    let shared = Arc::new(request.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    // Verified sources wait here to be deleted a thousand at a time. A crash before their
+    // delete leaves them to the next run, which finds their copies and deletes them.
+    let mut pending = Vec::new();
+    let (first, later) = plan(request, &alive, objects);
+    for page in first.chunks(request.page.clamp(1, 1000)) {
+        // Listed right before the page is copied, so the answer is as fresh as it can be.
+        let known = destinations(&clients.s3, request, page).await;
+        for (item, dest) in page.iter().zip(known) {
+            while tasks.len() >= request.concurrency.max(1) {
+                if let Some(done) = tasks.join_next().await {
+                    settle(&mut report, &sink, &mut pending, done);
+                }
+            }
+            if pending.len() >= request.delete_batch.clamp(1, 1000) {
+                for r in delete_sources(
+                    &clients.s3,
+                    &request.parking_lot,
+                    &mut pending,
+                    request.delete_batch,
+                )
+                .await
+                {
+                    finish(&mut report, &sink, r);
+                }
+            }
+            tasks.spawn(one(
+                clients.s3.clone(),
+                shared.clone(),
+                item.clone(),
+                dest,
+                sink.clone(),
+            ));
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        settle(&mut report, &sink, &mut pending, done);
+    }
+    // Every first claimant of a key is done: the others read what it left there.
+    for item in later {
+        let done = tokio::spawn(one(
+            clients.s3.clone(),
+            shared.clone(),
+            item,
+            Dest::Unknown,
+            sink.clone(),
+        ))
+        .await;
+        settle(&mut report, &sink, &mut pending, done);
+    }
+    for r in delete_sources(
+        &clients.s3,
+        &request.parking_lot,
+        &mut pending,
+        request.delete_batch,
+    )
+    .await
+    {
+        finish(&mut report, &sink, r);
+    }
+    report.notable.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(report)
+}
+
+/// One object to move.
+#[derive(Debug, Clone)]
+struct Item {
+    key: String,
+    listed: Head,
+    destination: String,
+    dead_batch: Option<String>,
+}
+
+/// Each object with its destination, in listing order; objects whose destination key an
+/// earlier one already claims come second (moved after all the others, one at a time).
+fn plan(
+    request: &Request,
+    alive: &BTreeMap<String, bool>,
+    objects: Vec<(String, Head)>,
+) -> (Vec<Item>, Vec<Item>) {
+    let mut claimed = std::collections::HashSet::with_capacity(objects.len());
+    let (mut first, mut later) = (Vec::with_capacity(objects.len()), Vec::new());
+    for (key, listed) in objects {
+        let (destination, dead_batch) = match request.batches.split(&key) {
+            Some((batch, path)) if !alive[batch] => (
+                request.batches.rewritten(&key, batch, path),
+                Some(batch.to_string()),
+            ),
+            _ => (key.clone(), None),
+        };
+        let item = Item {
+            key,
+            listed,
+            destination,
+            dead_batch,
+        };
+        if claimed.insert(item.destination.clone()) {
+            first.push(item);
+        } else {
+            later.push(item);
+        }
+    }
+    (first, later)
+}
+
+/// Moves one object and says how it ended.
+async fn one(
+    s3: aws_sdk_s3::Client,
+    request: Arc<Request>,
+    item: Item,
+    dest: Dest,
+    sink: Sink,
+) -> ObjectReport {
+    let outcome = if item.key.ends_with('/') {
+        Outcome::Skipped {
+            reason: "folder marker".into(),
+        }
+    } else {
+        move_one(&s3, &request, &item, dest, &sink)
+            .await
+            .unwrap_or_else(|error| Outcome::Failed { error })
+    };
+    ObjectReport {
+        key: item.key,
+        destination: item.destination,
+        dead_batch: item.dead_batch,
+        outcome,
+    }
+}
+
+/// What is known of a destination key before the copy.
+#[derive(Debug, Clone)]
+enum Dest {
+    /// The listing has no such key.
+    Absent,
+    /// The listing has it, with this size and ETag.
+    Present(Head),
+    /// Not listed: `HEAD` it.
+    Unknown,
+}
+
+/// The destinations of a page, in its order, from one `ListObjectsV2` per key range: the
+/// keys that stay what they were form one range (they are sorted, as the page is), each
+/// dead batch's rewritten keys another. A listing that fails leaves its keys `Unknown`.
+async fn destinations(s3: &aws_sdk_s3::Client, request: &Request, page: &[Item]) -> Vec<Dest> {
+    let mut ranges: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for item in page.iter().filter(|i| !i.key.ends_with('/')) {
+        ranges
+            .entry(item.dead_batch.as_deref())
+            .or_default()
+            .push(&item.destination);
+    }
+    let mut listed = Vec::with_capacity(ranges.len());
+    for keys in ranges.values_mut() {
+        keys.sort_unstable();
+        keys.dedup();
+        let range = list_range(s3, &request.ingestion, keys, request.page).await;
+        listed.push(range.unwrap_or_else(|_| Range {
+            found: BTreeMap::new(),
+            through: Some(String::new()),
+        }));
+    }
+    let ranges: BTreeMap<Option<&str>, Range> = ranges.into_keys().zip(listed).collect();
+    page.iter()
+        .map(|item| match ranges.get(&item.dead_batch.as_deref()) {
+            Some(range) => range.dest(&item.destination),
+            None => Dest::Unknown,
+        })
+        .collect()
+}
+
+/// What one listing of a key range found.
+#[derive(Debug)]
+struct Range {
+    /// The asked keys that exist, with their listed size and ETag.
+    found: BTreeMap<String, Head>,
+    /// `Some(k)`: listed only up to `k` (the range holds many other objects); keys after it
+    /// are unknown. `None`: the whole range was listed.
+    through: Option<String>,
+}
+
+impl Range {
+    fn dest(&self, key: &str) -> Dest {
+        match (self.found.get(key), &self.through) {
+            (Some(head), _) => Dest::Present(head.clone()),
+            (None, Some(through)) if key > through.as_str() => Dest::Unknown,
+            (None, _) => Dest::Absent,
+        }
+    }
+}
+
+/// Lists the keys from `keys[0]` to its last (sorted, distinct) and keeps those asked for:
+/// one request per `page` objects in the range (at most 1000), and at most one more page
+/// than the asked keys fill (a range crowded with other objects costs a `HEAD` per key left
+/// instead).
+async fn list_range(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: &[&str],
+    page: usize,
+) -> Result<Range, String> {
+    let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+        return Ok(Range {
+            found: BTreeMap::new(),
+            through: None,
+        });
+    };
+    // Every key between the two starts with their common prefix; `start_after` the first
+    // key shortened by one character lists the first key too.
+    let prefix = common_prefix(first, last);
+    let mut start = first.chars();
+    start.next_back();
+    let page = page.clamp(1, 1000);
+    let budget = keys.len().div_ceil(page) + 1;
+    let mut found = BTreeMap::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        let mut list = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(page as i32);
+        list = match token.take() {
+            Some(t) => list.continuation_token(t),
+            None => list.start_after(start.as_str()),
+        };
+        let out = list
+            .send()
+            .await
+            .map_err(|e| format!("ListObjectsV2 s3://{bucket}/{prefix}: {}", sdk_message(&e)))?;
+        let mut seen = "";
+        for o in out.contents() {
+            let Some(key) = o.key() else { continue };
+            seen = key;
+            if keys.binary_search(&key).is_ok() {
+                found.insert(key.to_string(), listed_head(o));
+            }
+        }
+        if seen >= *last || !out.is_truncated().unwrap_or(false) {
+            return Ok(Range {
+                found,
+                through: None,
+            });
+        }
+        match out.next_continuation_token() {
+            Some(t) if pages < budget => token = Some(t.to_string()),
+            _ => {
+                return Ok(Range {
+                    found,
+                    through: Some(seen.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// The longest common prefix of two keys, on a character boundary.
+fn common_prefix<'k>(a: &'k str, b: &str) -> &'k str {
+    let n = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map(|((i, _), _)| i)
+        .unwrap_or_else(|| a.len().min(b.len()));
+    &a[..n]
+}
+
+/// A finished task: reported now, or once its source is deleted.
+fn settle(
+    report: &mut Report,
+    sink: &Sink,
+    pending: &mut Vec<ObjectReport>,
+    done: Result<ObjectReport, tokio::task::JoinError>,
+) {
+    match done {
+        Ok(r) if !report.dry_run && matches!(r.outcome, Outcome::Moved | Outcome::AlreadyThere) => {
+            pending.push(r)
+        }
+        Ok(r) => finish(report, sink, r),
+        Err(e) => finish(
+            report,
+            sink,
+            ObjectReport {
+                key: String::new(),
+                destination: String::new(),
+                dead_batch: None,
+                outcome: Outcome::Failed {
+                    error: format!("task failed: {e}"),
+                },
+            },
+        ),
+    }
+}
+
+fn finish(report: &mut Report, sink: &Sink, r: ObjectReport) {
+    sink(Event::Finished(r.clone()));
+    report.add(r);
+}
+
+/// Every object of the bucket, with the size and ETag the listing gives.
+async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<(String, Head)>, RedriveError> {
+    let mut objects = Vec::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| RedriveError::Aws {
+            operation: "ListObjectsV2",
+            resource: format!("s3://{bucket}"),
+            message: sdk_message(&e),
+        })?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                objects.push((key.to_string(), listed_head(o)));
+            }
+        }
+    }
+    Ok(objects)
+}
+
+/// The size and ETag a listing gives of an object.
+fn listed_head(o: &aws_sdk_s3::types::Object) -> Head {
+    Head {
+        size: o.size().unwrap_or(-1),
+        etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+        ..Head::default()
+    }
+}
+
+async fn is_alive(
+    sqs: &aws_sdk_sqs::Client,
+    check: &LivenessCheck,
+    batch: &str,
+) -> Result<bool, RedriveError> {
+    let fail = |message: String| RedriveError::Liveness {
+        batch: batch.to_string(),
+        message,
+    };
+    match check {
+        LivenessCheck::None => Ok(true),
+        LivenessCheck::Queue(pattern) => {
+            let name = pattern.replace("{batch}", batch);
+            match sqs.get_queue_url().queue_name(&name).send().await {
+                Ok(_) => Ok(true),
+                Err(e) => {
+                    let text = sdk_message(&e);
+                    if text.contains("NonExistentQueue") || text.contains("does not exist") {
+                        Ok(false)
+                    } else {
+                        Err(fail(format!("GetQueueUrl {name}: {text}")))
+                    }
+                }
+            }
+        }
+        LivenessCheck::Command(argv) => {
+            let argv: Vec<String> = argv.iter().map(|a| a.replace("{batch}", batch)).collect();
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| fail("empty command".into()))?;
+            let status = tokio::process::Command::new(program)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
+            match status.code() {
+                Some(0) => Ok(true),
+                Some(1) => Ok(false),
+                _ => Err(fail(format!(
+                    "{} ended with {status}; expected exit 0 (alive) or 1 (dead)",
+                    argv.join(" ")
+                ))),
+            }
+        }
+    }
+}
+
+/// What `HEAD` tells about an object.
+#[derive(Debug, Clone, Default)]
+struct Head {
+    size: i64,
+    etag: String,
+    checksums: Vec<(&'static str, String)>,
+    content_type: Option<String>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+    /// From `HEAD` (checksums, content type and metadata known), not from a listing.
+    full: bool,
+}
+
+async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Head>, String> {
+    match s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+    {
+        Ok(h) => {
+            let mut checksums = Vec::new();
+            for (name, value) in [
+                ("CRC32", h.checksum_crc32()),
+                ("CRC32C", h.checksum_crc32_c()),
+                ("CRC64NVME", h.checksum_crc64_nvme()),
+                ("SHA1", h.checksum_sha1()),
+                ("SHA256", h.checksum_sha256()),
+            ] {
+                // Composite checksums (`...-3`) of a multipart upload describe parts, not content.
+                if let Some(v) = value.filter(|v| !v.contains('-')) {
+                    checksums.push((name, v.to_string()));
+                }
+            }
+            Ok(Some(Head {
+                size: h.content_length().unwrap_or(-1),
+                etag: h.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                checksums,
+                content_type: h.content_type().map(str::to_string),
+                metadata: h.metadata().cloned(),
+                full: true,
+            }))
+        }
+        Err(e) => {
+            if e.as_service_error().is_some_and(|s| s.is_not_found())
+                || e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+            {
+                Ok(None)
+            } else {
+                Err(format!(
+                    "HeadObject s3://{bucket}/{key}: {}",
+                    sdk_message(&e)
+                ))
+            }
+        }
+    }
+}
+
+/// What the metadata of two objects of the same size tells: `Some(same)` when they carry a
+/// comparable checksum or single-part ETags that match; `None` when only the bodies can tell.
+fn fingerprints(src: &Head, dst: &Head) -> Option<bool> {
+    for (name, value) in &src.checksums {
+        if let Some((_, other)) = dst.checksums.iter().find(|(n, _)| n == name) {
+            return Some(value == other);
+        }
+    }
+    (!src.etag.contains('-') && !dst.etag.contains('-') && src.etag == dst.etag).then_some(true)
+}
+
+/// Whether two objects hold the same bytes; `Err` when it cannot be told.
+async fn same(
+    s3: &aws_sdk_s3::Client,
+    (src_bucket, src_key, src): (&str, &str, &Head),
+    (dst_bucket, dst_key, dst): (&str, &str, &Head),
+) -> Result<bool, String> {
+    if src.size != dst.size {
+        return Ok(false);
+    }
+    if let Some(same) = fingerprints(src, dst) {
+        return Ok(same);
+    }
+    if !src.full || !dst.full {
+        // Listings know no checksums: ask the objects themselves before reading bodies.
+        let src_head;
+        let src = if src.full {
+            src
+        } else {
+            src_head = head(s3, src_bucket, src_key)
+                .await?
+                .ok_or_else(|| format!("s3://{src_bucket}/{src_key} vanished while being moved"))?;
+            &src_head
+        };
+        let dst_head;
+        let dst = if dst.full {
+            dst
+        } else {
+            dst_head = head(s3, dst_bucket, dst_key).await?.ok_or_else(|| {
+                format!("s3://{dst_bucket}/{dst_key} vanished while being compared")
+            })?;
+            &dst_head
+        };
+        if src.size != dst.size {
+            return Ok(false);
+        }
+        if let Some(same) = fingerprints(src, dst) {
+            return Ok(same);
+        }
+    }
+    // No comparable fingerprint (multipart ETags, SSE-KMS): compare the bodies.
+    let a = crc32_of(s3, src_bucket, src_key).await?;
+    let b = crc32_of(s3, dst_bucket, dst_key).await?;
+    Ok(a == b)
+}
+
+async fn crc32_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(u64, u32), String> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("GetObject s3://{bucket}/{key}: {}", sdk_message(&e)))?;
+    let mut body = out.body;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut n = 0u64;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| format!("GetObject s3://{bucket}/{key}: {e}"))?
+    {
+        n += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    Ok((n, hasher.finalize()))
+}
+
+/// `bucket/key` for `x-amz-copy-source`, the key percent-encoded.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut s = format!("{bucket}/");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// Copies and verifies one object. `Moved` and `AlreadyThere` leave the source for the
+/// caller to delete (in batches); every other outcome leaves it alone.
+async fn move_one(
+    s3: &aws_sdk_s3::Client,
+    request: &Request,
+    item: &Item,
+    dest: Dest,
+    sink: &Sink,
+) -> Result<Outcome, String> {
+    let (src_bucket, dst_bucket) = (request.parking_lot.as_str(), request.ingestion.as_str());
+    let (key, destination) = (item.key.as_str(), item.destination.as_str());
+    let gone = || Outcome::Skipped {
+        reason: "no longer in the parking lot".into(),
+    };
+    let multipart = item.listed.size as u64 > request.multipart_threshold;
+    // Parts copies carry the content type and metadata over by hand: read them.
+    let head_src;
+    let src = if multipart {
+        match head(s3, src_bucket, key).await? {
+            Some(h) => {
+                head_src = h;
+                &head_src
+            }
+            None => return Ok(gone()),
+        }
+    } else {
+        &item.listed
+    };
+    // What was there before, and still copy with `If-None-Match: *`: some S3-compatible
+    // stores and emulators ignore the condition on copies, and S3 honours it against races.
+    let before = match dest {
+        Dest::Absent => None,
+        Dest::Present(head) => Some(head),
+        Dest::Unknown => head(s3, dst_bucket, destination).await?,
+    };
+    let existing = match before {
+        Some(dst) => Some(dst),
+        None if request.dry_run => None,
+        None => match copy_verified(s3, request, item, src, multipart).await? {
+            Copied::Ended(outcome) => {
+                if outcome == Outcome::Moved {
+                    sink(Event::Copied {
+                        key: key.to_string(),
+                        destination: destination.to_string(),
+                    });
+                }
+                return Ok(outcome);
+            }
+            Copied::Refused => head(s3, dst_bucket, destination).await?,
+        },
+    };
+    match existing {
+        None if request.dry_run => Ok(Outcome::Planned),
+        None => Ok(Outcome::Failed {
+            error: format!(
+                "s3://{dst_bucket}/{destination} refused the copy as existing, then was gone; source kept, run again"
+            ),
+        }),
+        Some(dst) => {
+            if same(s3, (src_bucket, key, src), (dst_bucket, destination, &dst)).await? {
+                Ok(Outcome::AlreadyThere)
+            } else {
+                Ok(Outcome::Conflict {
+                    reason: format!(
+                        "s3://{dst_bucket}/{destination} holds a different object ({} bytes, source {} bytes)",
+                        dst.size, src.size
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// How a conditional copy ended.
+enum Copied {
+    /// Copied and verified (`Moved`), or given up (the source is kept).
+    Ended(Outcome),
+    /// The destination exists after all (`412`).
+    Refused,
+}
+
+/// Copies with `If-None-Match: *` (a `409`, a concurrent conditional write, is retried) and
+/// verifies the copy.
+async fn copy_verified(
+    s3: &aws_sdk_s3::Client,
+    request: &Request,
+    item: &Item,
+    src: &Head,
+    multipart: bool,
+) -> Result<Copied, String> {
+    let (src_bucket, dst_bucket) = (request.parking_lot.as_str(), request.ingestion.as_str());
+    let (key, destination) = (item.key.as_str(), item.destination.as_str());
+    let mut attempts = 0;
+    let etag = loop {
+        attempts += 1;
+        let copied = if multipart {
+            copy_multipart(s3, request, key, destination, src).await
+        } else {
+            copy_whole(s3, request, key, destination, src).await
+        };
+        match copied {
+            Ok(etag) => break etag,
+            Err(CopyError::Exists) => return Ok(Copied::Refused),
+            Err(CopyError::Busy) if attempts < 3 => continue,
+            Err(CopyError::Busy) => {
+                return Ok(Copied::Ended(Outcome::Failed {
+                    error: format!(
+                    "s3://{dst_bucket}/{destination} is being written by someone else; source kept"
+                ),
+                }))
+            }
+            Err(CopyError::SourceGone) => {
+                return Ok(Copied::Ended(Outcome::Skipped {
+                    reason: "no longer in the parking lot".into(),
+                }))
+            }
+            Err(CopyError::Other(error)) => return Ok(Copied::Ended(Outcome::Failed { error })),
+        }
+    };
+    // The copy's own answer verifies it when its ETag is a single-part one equal to the
+    // source's. That is the comparison a `HEAD` of the copy would make, on the same value:
+    // - the ETag of `CopyObject`'s answer is the ETag of the object S3 has just written at
+    //   that key (the SDK turns a `200` whose body is an error into an error, so an answer
+    //   with a result means the copy is complete and durable), and S3 reads after writes
+    //   consistently, so a `HEAD` now would show the same ETag unless someone else wrote the
+    //   key since, which a `HEAD` cannot rule out for the moment after it either;
+    // - a single-part ETag (no `-N`) of an unencrypted or SSE-S3 object is the MD5 of its
+    //   bytes, so equal ETags mean equal bytes, and so the same size; SSE-KMS and SSE-C
+    //   ETags are not content hashes, and a copy's differs from its source's, so they go on
+    //   to the `HEAD` below, as do multipart copies (their ETag describes parts).
+    let src_etag = src.etag.as_str();
+    let verified_by_answer = etag.as_deref().is_some_and(|e| {
+        let e = e.trim_matches('"');
+        !src_etag.is_empty() && !src_etag.contains('-') && e == src_etag
+    });
+    if !verified_by_answer {
+        let copy = head(s3, dst_bucket, destination)
+            .await?
+            .ok_or("the copy is not visible in the destination; source kept")?;
+        if !same(s3, (src_bucket, key, src), (dst_bucket, destination, &copy)).await? {
+            return Ok(Copied::Ended(Outcome::Failed {
+                error: format!(
+                    "the copy at s3://{dst_bucket}/{destination} does not match the source; source kept"
+                ),
+            }));
+        }
+    }
+    Ok(Copied::Ended(Outcome::Moved))
+}
+
+/// Why a conditional copy did not happen.
+enum CopyError {
+    /// `412`: the destination key exists.
+    Exists,
+    /// `409`: another conditional write to the key is in progress.
+    Busy,
+    /// The source is gone (moved by someone else since the listing).
+    SourceGone,
+    Other(String),
+}
+
+fn copy_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
+    operation: &str,
+    target: &str,
+    e: aws_sdk_s3::error::SdkError<E>,
+) -> CopyError {
+    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    if code == "PreconditionFailed" || status == Some(412) {
+        CopyError::Exists
+    } else if code == "ConditionalRequestConflict" || status == Some(409) {
+        CopyError::Busy
+    } else if code == "NoSuchKey" {
+        CopyError::SourceGone
+    } else {
+        CopyError::Other(format!("{operation} to {target}: {}", sdk_message(&e)))
+    }
+}
+
+/// The algorithm of the source's own checksum, so the copy carries a comparable one.
+fn checksum_for(src: &Head) -> ChecksumAlgorithm {
+    src.checksums
+        .first()
+        .map(|(name, _)| ChecksumAlgorithm::from(*name))
+        .unwrap_or(ChecksumAlgorithm::Crc32)
+}
+
+/// Copies in one request; the copy's ETag, as S3 answers it.
+async fn copy_whole(
+    s3: &aws_sdk_s3::Client,
+    request: &Request,
+    key: &str,
+    destination: &str,
+    src: &Head,
+) -> Result<Option<String>, CopyError> {
+    s3.copy_object()
+        .copy_source(copy_source(&request.parking_lot, key))
+        .bucket(&request.ingestion)
+        .key(destination)
+        .if_none_match("*")
+        .checksum_algorithm(checksum_for(src))
+        .send()
+        .await
+        .map(|out| out.copy_object_result.and_then(|r| r.e_tag))
+        .map_err(|e| {
+            copy_error(
+                "CopyObject",
+                &format!("s3://{}/{destination}", request.ingestion),
+                e,
+            )
+        })
+}
+
+/// Deletes verified sources, a thousand per `DeleteObjects`, and settles their reports: a
+/// source that could not be deleted is a failure (its copy is verified; a rerun deletes it).
+async fn delete_sources(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    pending: &mut Vec<ObjectReport>,
+    batch: usize,
+) -> Vec<ObjectReport> {
+    let mut settled = Vec::with_capacity(pending.len());
+    for chunk in std::mem::take(pending).chunks(batch.clamp(1, 1000)) {
+        let ids: Vec<ObjectIdentifier> = chunk
+            .iter()
+            .filter_map(|r| ObjectIdentifier::builder().key(&r.key).build().ok())
+            .collect();
+        let result = match Delete::builder().set_objects(Some(ids)).quiet(true).build() {
+            Ok(delete) => s3
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| sdk_message(&e)),
+            Err(e) => Err(e.to_string()),
+        };
+        let failed: BTreeMap<String, String> = match &result {
+            Ok(out) => out
+                .errors()
+                .iter()
+                .map(|e| {
+                    (
+                        e.key().unwrap_or_default().to_string(),
+                        format!(
+                            "{}: {}",
+                            e.code().unwrap_or("?"),
+                            e.message().unwrap_or_default()
+                        ),
+                    )
+                })
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        for mut r in chunk.iter().cloned() {
+            let error = match &result {
+                Err(e) => Some(e.clone()),
+                Ok(_) => failed.get(&r.key).cloned(),
+            };
+            if let Some(e) = error {
+                r.outcome = Outcome::Failed {
+                    error: format!(
+                        "DeleteObjects s3://{bucket}/{}: {e}; the copy is verified, run again to delete the source",
+                        r.key
+                    ),
+                };
+            }
+            settled.push(r);
+        }
+    }
+    settled
+}
+
+/// Copies in parts, completed with `If-None-Match: *`; the copy's (multipart) ETag.
+async fn copy_multipart(
+    s3: &aws_sdk_s3::Client,
+    request: &Request,
+    key: &str,
+    destination: &str,
+    src: &Head,
+) -> Result<Option<String>, CopyError> {
+    let dst_bucket = request.ingestion.as_str();
+    let target = format!("s3://{dst_bucket}/{destination}");
+    let fail = |op: &str, e: String| CopyError::Other(format!("{op} {target}: {e}"));
+    let created = s3
+        .create_multipart_upload()
+        .bucket(dst_bucket)
+        .key(destination)
+        .set_content_type(src.content_type.clone())
+        .set_metadata(src.metadata.clone())
+        .send()
+        .await
+        .map_err(|e| fail("CreateMultipartUpload", sdk_message(&e)))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    let result = async {
+        let size = src.size as u64;
+        let part = request.part_size.max(5 * 1024 * 1024);
+        let mut parts = Vec::new();
+        let mut start = 0u64;
+        let mut number = 1;
+        while start < size {
+            let end = (start + part).min(size) - 1;
+            let out = s3
+                .upload_part_copy()
+                .bucket(dst_bucket)
+                .key(destination)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .copy_source(copy_source(&request.parking_lot, key))
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .send()
+                .await
+                .map_err(|e| fail("UploadPartCopy", sdk_message(&e)))?;
+            parts.push(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(
+                        out.copy_part_result()
+                            .and_then(|r| r.e_tag())
+                            .map(str::to_string),
+                    )
+                    .build(),
+            );
+            start = end + 1;
+            number += 1;
+        }
+        s3.complete_multipart_upload()
+            .bucket(dst_bucket)
+            .key(destination)
+            .upload_id(&upload_id)
+            .if_none_match("*")
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|out| out.e_tag)
+            .map_err(|e| copy_error("CompleteMultipartUpload", &target, e))
+    }
+    .await;
+    if result.is_err() {
+        let _ = s3
+            .abort_multipart_upload()
+            .bucket(dst_bucket)
+            .key(destination)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(liveness: LivenessCheck) -> BatchRules {
+        BatchRules {
+            id_prefix: "b-".into(),
+            liveness,
+            rewrite: "orphans/{batch}/{path}".into(),
+        }
+    }
+
+    #[test]
+    fn batch_keys_split_on_the_first_segment_with_the_prefix() {
+        let r = rules(LivenessCheck::Queue("q-{batch}".into()));
+        assert_eq!(r.split("b-1/a/x.jpg"), Some(("b-1", "a/x.jpg")));
+        assert_eq!(r.split("plain.jpg"), None);
+        assert_eq!(r.split("other/x.jpg"), None);
+        assert_eq!(r.split("b-1/"), None);
+        assert_eq!(
+            r.rewritten("b-1/a/x.jpg", "b-1", "a/x.jpg"),
+            "orphans/b-1/a/x.jpg"
+        );
+        assert_eq!(rules(LivenessCheck::None).split("b-1/a/x.jpg"), None);
+    }
+
+    #[test]
+    fn a_key_range_has_the_common_prefix_of_its_ends() {
+        assert_eq!(
+            common_prefix("batch-0001/a.jpg", "batch-0019/z.jpg"),
+            "batch-00"
+        );
+        assert_eq!(
+            common_prefix("uploads/1.jpg", "uploads/1.jpg"),
+            "uploads/1.jpg"
+        );
+        assert_eq!(common_prefix("a/", "a/b"), "a/");
+        assert_eq!(common_prefix("\u{fc}x", "\u{fd}x"), "");
+        assert_eq!(common_prefix("p/\u{fc}1", "p/\u{fc}2"), "p/\u{fc}");
+    }
+
+    #[test]
+    fn keys_past_what_a_listing_reached_are_unknown() {
+        let head = Head {
+            size: 3,
+            etag: "e".into(),
+            ..Head::default()
+        };
+        let range = Range {
+            found: [("k/b".to_string(), head)].into_iter().collect(),
+            through: Some("k/c".into()),
+        };
+        assert!(matches!(range.dest("k/a"), Dest::Absent));
+        assert!(matches!(range.dest("k/b"), Dest::Present(h) if h.size == 3));
+        assert!(matches!(range.dest("k/c"), Dest::Absent));
+        assert!(matches!(range.dest("k/d"), Dest::Unknown));
+        let whole = Range {
+            found: BTreeMap::new(),
+            through: None,
+        };
+        assert!(matches!(whole.dest("k/z"), Dest::Absent));
+    }
+
+    #[test]
+    fn copy_source_encodes_the_key() {
+        assert_eq!(copy_source("bk", "a b/ü+x.jpg"), "bk/a%20b/%C3%BC%2Bx.jpg");
+    }
+
+    #[test]
+    fn report_counts_each_outcome_once() {
+        let mut r = Report::default();
+        let o = |key: &str, dead: Option<&str>, outcome| ObjectReport {
+            key: key.into(),
+            destination: key.into(),
+            dead_batch: dead.map(str::to_string),
+            outcome,
+        };
+        r.add(o("a", None, Outcome::Moved));
+        r.add(o("b", Some("b-1"), Outcome::Moved));
+        r.add(o("c", None, Outcome::AlreadyThere));
+        r.add(o("d", None, Outcome::Conflict { reason: "x".into() }));
+        r.add(o("e", None, Outcome::Failed { error: "x".into() }));
+        r.add(o("f/", None, Outcome::Skipped { reason: "x".into() }));
+        assert_eq!(
+            (r.total, r.moved, r.already_there, r.rewritten),
+            (6, 3, 1, 1)
+        );
+        assert_eq!((r.skipped, r.conflicts, r.failures), (1, 1, 1));
+        let notable: Vec<&str> = r.notable.iter().map(|n| n.key.as_str()).collect();
+        assert_eq!(notable, ["b", "d", "e", "f/"]);
+    }
+}

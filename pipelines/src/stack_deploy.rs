@@ -1,0 +1,499 @@
+//! Creates or updates a stack through a change set, waits for it, and reports what happened.
+//!
+//! 1. `DescribeStacks`: a stack busy with another operation or stuck after a failed create is
+//!    refused.
+//! 2. A missing stack is created with `CreateStack`: a change set of a stack with nothing in it
+//!    can only say "add everything", and an abandoned one leaves a `REVIEW_IN_PROGRESS` husk.
+//! 3. An existing stack is updated through a change set (`CreateChangeSet`, wait): it gives
+//!    CloudFormation's own view of replacements; "no changes" ends here, the change set deleted.
+//!    Then `ExecuteChangeSet`.
+//! 4. Poll `DescribeStacks` and stream new `DescribeStackEvents` until the stack settles, with a
+//!    deadline. A rollback is an error carrying every failed event's reason.
+
+use std::time::Duration;
+
+use aws_sdk_cloudformation::types::{
+    Change, ChangeSetStatus, ChangeSetType, Stack, StackEvent, StackStatus, Tag,
+};
+use aws_sdk_cloudformation::Client;
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub stack_name: String,
+    pub template_body: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// How long to wait and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            poll_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// One line of a stack's history, as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    pub timestamp: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// One planned change of a change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedChange {
+    pub action: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `True`, `False`, `Conditional`, or empty where CloudFormation did not say.
+    pub replacement: String,
+}
+
+/// Progress, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new stack: `CreateStack`.
+    Creating,
+    ChangeSetCreating {
+        name: String,
+        create: bool,
+    },
+    ChangeSetReady {
+        changes: Vec<PlannedChange>,
+    },
+    Executing,
+    Stack(EventLine),
+    Waiting {
+        status: String,
+        elapsed: Duration,
+    },
+}
+
+/// How a deploy ended well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NoChanges,
+    Completed {
+        status: String,
+        changes: Vec<PlannedChange>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("stack {stack} is {status}: another operation is in progress; wait for it to finish")]
+    Busy { stack: String, status: String },
+    #[error("stack {stack} is {status} after a failed create; delete it before deploying again")]
+    NeedsDelete { stack: String, status: String },
+    #[error("change set {name} of stack {stack} failed: {reason}")]
+    ChangeSetFailed {
+        stack: String,
+        name: String,
+        reason: String,
+    },
+    #[error("stack {stack} ended in {status}{}", failure_list(.failures))]
+    RolledBack {
+        stack: String,
+        status: String,
+        failures: Vec<EventLine>,
+    },
+    #[error("stack {stack} was still {status} after {}s; it keeps going in CloudFormation", .waited.as_secs())]
+    Timeout {
+        stack: String,
+        status: String,
+        waited: Duration,
+    },
+    #[error("{operation} on stack {stack}: {message}")]
+    Aws {
+        stack: String,
+        operation: &'static str,
+        message: String,
+    },
+}
+
+fn failure_list(failures: &[EventLine]) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(":");
+    for f in failures {
+        s.push_str(&format!(
+            "\n  {} {} {}: {}",
+            f.logical_id,
+            f.resource_type,
+            f.status,
+            f.reason.as_deref().unwrap_or("(no reason given)")
+        ));
+    }
+    s
+}
+
+fn aws_error<E: std::error::Error + 'static>(
+    stack: &str,
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_cloudformation::error::SdkError<E>) -> DeployError {
+    let stack = stack.to_string();
+    move |e| DeployError::Aws {
+        stack,
+        operation,
+        message: aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string(),
+    }
+}
+
+/// The stack, or `None` when CloudFormation does not know it.
+pub async fn describe(client: &Client, stack: &str) -> Result<Option<Stack>, DeployError> {
+    match client.describe_stacks().stack_name(stack).send().await {
+        Ok(out) => Ok(out.stacks().first().cloned()),
+        Err(e) => {
+            let text = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
+            if text.contains("does not exist") {
+                Ok(None)
+            } else {
+                Err(aws_error(stack, "DescribeStacks")(e))
+            }
+        }
+    }
+}
+
+fn status_str(stack: &Stack) -> String {
+    stack
+        .stack_status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default()
+}
+
+fn is_busy(status: &str) -> bool {
+    status.ends_with("_IN_PROGRESS") && status != "REVIEW_IN_PROGRESS"
+}
+
+fn is_failure(status: &str) -> bool {
+    status.contains("ROLLBACK") || status.ends_with("_FAILED")
+}
+
+fn line(e: &StackEvent) -> EventLine {
+    EventLine {
+        timestamp: e.timestamp().map(|t| t.to_string()).unwrap_or_default(),
+        logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
+        resource_type: e.resource_type().unwrap_or_default().to_string(),
+        status: e
+            .resource_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        reason: e.resource_status_reason().map(str::to_string),
+    }
+}
+
+fn planned(c: &Change) -> Option<PlannedChange> {
+    let r = c.resource_change()?;
+    Some(PlannedChange {
+        action: r
+            .action()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default(),
+        logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+        resource_type: r.resource_type().unwrap_or_default().to_string(),
+        replacement: r
+            .replacement()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default(),
+    })
+}
+
+fn tags(request: &Request) -> Vec<Tag> {
+    request
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// A change set's name, unique per call.
+fn change_set_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("gatekeeper-{}-{:03}", now.as_secs(), now.subsec_millis())
+}
+
+/// Creates a change set and waits until it is ready. `Ok(None)` means it holds no changes (and
+/// has been deleted).
+pub async fn create_change_set(
+    client: &Client,
+    request: &Request,
+    timing: Timing,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Option<(String, Vec<PlannedChange>)>, DeployError> {
+    let stack = request.stack_name.as_str();
+    let existing = describe(client, stack).await?;
+    let create = match &existing {
+        None => true,
+        Some(s) => {
+            let status = status_str(s);
+            if is_busy(&status) {
+                return Err(DeployError::Busy {
+                    stack: stack.into(),
+                    status,
+                });
+            }
+            if status == "ROLLBACK_COMPLETE" || status == "ROLLBACK_FAILED" {
+                return Err(DeployError::NeedsDelete {
+                    stack: stack.into(),
+                    status,
+                });
+            }
+            status == "REVIEW_IN_PROGRESS"
+        }
+    };
+    let name = change_set_name();
+    on_event(Event::ChangeSetCreating {
+        name: name.clone(),
+        create,
+    });
+    client
+        .create_change_set()
+        .stack_name(stack)
+        .change_set_name(&name)
+        .change_set_type(if create {
+            ChangeSetType::Create
+        } else {
+            ChangeSetType::Update
+        })
+        .template_body(&request.template_body)
+        .set_tags(Some(tags(request)))
+        .send()
+        .await
+        .map_err(aws_error(stack, "CreateChangeSet"))?;
+
+    let started = tokio::time::Instant::now();
+    loop {
+        let out = client
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(&name)
+            .send()
+            .await
+            .map_err(aws_error(stack, "DescribeChangeSet"))?;
+        match out.status() {
+            Some(ChangeSetStatus::CreateComplete) => {
+                let mut changes: Vec<PlannedChange> =
+                    out.changes().iter().filter_map(planned).collect();
+                let mut token = out.next_token().map(str::to_string);
+                while let Some(t) = token {
+                    let page = client
+                        .describe_change_set()
+                        .stack_name(stack)
+                        .change_set_name(&name)
+                        .next_token(t)
+                        .send()
+                        .await
+                        .map_err(aws_error(stack, "DescribeChangeSet"))?;
+                    changes.extend(page.changes().iter().filter_map(planned));
+                    token = page.next_token().map(str::to_string);
+                }
+                on_event(Event::ChangeSetReady {
+                    changes: changes.clone(),
+                });
+                return Ok(Some((name, changes)));
+            }
+            Some(ChangeSetStatus::Failed) => {
+                let reason = out.status_reason().unwrap_or_default().to_string();
+                let _ = delete_change_set(client, stack, &name).await;
+                if reason.contains("didn't contain changes")
+                    || reason.contains("No updates are to be performed")
+                {
+                    return Ok(None);
+                }
+                return Err(DeployError::ChangeSetFailed {
+                    stack: stack.into(),
+                    name,
+                    reason,
+                });
+            }
+            _ => {}
+        }
+        if started.elapsed() > timing.timeout {
+            return Err(DeployError::Timeout {
+                stack: stack.into(),
+                status: format!("change set {name} not ready"),
+                waited: started.elapsed(),
+            });
+        }
+        tokio::time::sleep(timing.poll_interval).await;
+    }
+}
+
+/// Deletes a change set; a stack created only for it (`REVIEW_IN_PROGRESS`, no resources) is
+/// left for CloudFormation to expire.
+pub async fn delete_change_set(
+    client: &Client,
+    stack: &str,
+    name: &str,
+) -> Result<(), DeployError> {
+    client
+        .delete_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .send()
+        .await
+        .map_err(aws_error(stack, "DeleteChangeSet"))?;
+    Ok(())
+}
+
+/// Creates or updates the stack and waits for it to settle.
+pub async fn deploy(
+    client: &Client,
+    request: &Request,
+    timing: Timing,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Outcome, DeployError> {
+    let stack = request.stack_name.as_str();
+    let existing = describe(client, stack).await?;
+    let creating = existing
+        .as_ref()
+        .is_none_or(|s| status_str(s) == "REVIEW_IN_PROGRESS");
+    // Events already there belong to earlier operations.
+    let mut seen = std::collections::HashSet::new();
+    let changes = if creating && existing.is_none() {
+        on_event(Event::Creating);
+        client
+            .create_stack()
+            .stack_name(stack)
+            .template_body(&request.template_body)
+            .set_tags(Some(tags(request)))
+            .send()
+            .await
+            .map_err(aws_error(stack, "CreateStack"))?;
+        Vec::new()
+    } else {
+        let Some((name, changes)) = create_change_set(client, request, timing, on_event).await?
+        else {
+            return Ok(Outcome::NoChanges);
+        };
+        if let Ok(out) = client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+        {
+            seen.extend(
+                out.stack_events()
+                    .iter()
+                    .filter_map(|e| e.event_id().map(str::to_string)),
+            );
+        }
+        client
+            .execute_change_set()
+            .stack_name(stack)
+            .change_set_name(&name)
+            .send()
+            .await
+            .map_err(aws_error(stack, "ExecuteChangeSet"))?;
+        on_event(Event::Executing);
+        changes
+    };
+
+    let started = tokio::time::Instant::now();
+    let mut history: Vec<EventLine> = Vec::new();
+    loop {
+        let events = client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(aws_error(stack, "DescribeStackEvents"))?;
+        // Newest first from the API; show them oldest first.
+        let fresh: Vec<&StackEvent> = events
+            .stack_events()
+            .iter()
+            .filter(|e| e.event_id().is_some_and(|id| !seen.contains(id)))
+            .collect();
+        for e in fresh.into_iter().rev() {
+            if let Some(id) = e.event_id() {
+                seen.insert(id.to_string());
+            }
+            let l = line(e);
+            history.push(l.clone());
+            on_event(Event::Stack(l));
+        }
+        let current = describe(client, stack)
+            .await?
+            .ok_or_else(|| DeployError::Aws {
+                stack: stack.into(),
+                operation: "DescribeStacks",
+                message: "the stack disappeared while deploying".into(),
+            })?;
+        let status = status_str(&current);
+        if !status.ends_with("_IN_PROGRESS") {
+            if is_failure(&status) || current.stack_status() == Some(&StackStatus::DeleteComplete) {
+                let failures = history
+                    .iter()
+                    .filter(|l| l.status.ends_with("_FAILED"))
+                    .cloned()
+                    .collect();
+                return Err(DeployError::RolledBack {
+                    stack: stack.into(),
+                    status,
+                    failures,
+                });
+            }
+            return Ok(Outcome::Completed { status, changes });
+        }
+        if started.elapsed() > timing.timeout {
+            return Err(DeployError::Timeout {
+                stack: stack.into(),
+                status,
+                waited: started.elapsed(),
+            });
+        }
+        on_event(Event::Waiting {
+            status,
+            elapsed: started.elapsed(),
+        });
+        tokio::time::sleep(timing.poll_interval).await;
+    }
+}
+
+/// The stack's outputs, by output key.
+pub async fn outputs(
+    client: &Client,
+    stack: &str,
+) -> Result<std::collections::BTreeMap<String, String>, DeployError> {
+    let Some(s) = describe(client, stack).await? else {
+        return Ok(Default::default());
+    };
+    Ok(s.outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect())
+}
+
+/// The template the stack was last deployed with, as CloudFormation stores it (JSON or YAML
+/// text), or `None` when the stack does not exist.
+pub async fn live_template(client: &Client, stack: &str) -> Result<Option<String>, DeployError> {
+    let Some(existing) = describe(client, stack).await? else {
+        return Ok(None);
+    };
+    if status_str(&existing) == "REVIEW_IN_PROGRESS" {
+        return Ok(None);
+    }
+    let out = client
+        .get_template()
+        .stack_name(stack)
+        .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+        .send()
+        .await
+        .map_err(aws_error(stack, "GetTemplate"))?;
+    Ok(out.template_body().map(str::to_string))
+}

@@ -1,0 +1,530 @@
+//! Redrive against moto: every object lands exactly once under the right key.
+//!
+//! Needs a moto server (`scripts/test` starts one); outside CI the tests skip without it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pipelines::redrive::{self, BatchRules, LivenessCheck, Outcome};
+
+struct Moto {
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+async fn moto() -> Option<Moto> {
+    let endpoint = std::env::var("GATEKEEPER_TEST_MOTO")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .filter(|e| e.starts_with("http://127.0.0.1:") || e.starts_with("http://localhost:"));
+    let reachable = endpoint.as_deref().is_some_and(|e| {
+        let addr = e.trim_start_matches("http://").trim_end_matches('/');
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    let Some(endpoint) = endpoint.filter(|_| reachable) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("moto is not reachable; in CI every moto test must run (use scripts/test)");
+        }
+        eprintln!("skipping: no moto at GATEKEEPER_TEST_MOTO/AWS_ENDPOINT_URL (run scripts/test)");
+        return None;
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await;
+    Some(Moto {
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        ),
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}{}{:x}{}",
+        std::process::id() % 10000,
+        nanos % 0xffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn bucket(m: &Moto, name: &str) {
+    m.s3.create_bucket().bucket(name).send().await.unwrap();
+}
+
+async fn put(m: &Moto, bucket: &str, key: &str, body: Vec<u8>) {
+    m.s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Every object of a bucket with its bytes.
+async fn contents(m: &Moto, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    let listed = m.s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body =
+            m.s3.get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec();
+        all.insert(key, body);
+    }
+    all
+}
+
+fn clients(m: &Moto) -> redrive::Clients {
+    redrive::Clients {
+        s3: m.s3.clone(),
+        sqs: m.sqs.clone(),
+    }
+}
+
+fn quiet() -> redrive::Sink {
+    Arc::new(|_| {})
+}
+
+#[tokio::test]
+async fn plain_live_and_dead_batch_keys_land_exactly_once_with_the_right_key() {
+    let Some(m) = moto().await else { return };
+    let id = unique("rd");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    // Batch `batch-live` still has its queue; `batch-dead` has none.
+    m.sqs
+        .create_queue()
+        .queue_name(format!("{id}-batch-batch-live"))
+        .send()
+        .await
+        .unwrap();
+
+    let parked: Vec<(&str, &[u8])> = vec![
+        ("a.jpg", b"plain a"),
+        ("docs/readme.txt", b"plain with a folder"),
+        ("photos/\u{fc} b+c.jpg", b"odd characters"),
+        ("batch-live/x/1.jpg", b"live one"),
+        ("batch-live/2.jpg", b"live two"),
+        ("batch-dead/y/3.jpg", b"dead three"),
+        ("batch-dead/4.jpg", b"dead four"),
+        ("already.jpg", b"copied by an earlier run"),
+        ("clash.jpg", b"parked version"),
+        ("folder/", b""),
+    ];
+    for (k, v) in &parked {
+        put(&m, &parking, k, v.to_vec()).await;
+    }
+    put(
+        &m,
+        &ingestion,
+        "already.jpg",
+        b"copied by an earlier run".to_vec(),
+    )
+    .await;
+    put(&m, &ingestion, "clash.jpg", b"a different object".to_vec()).await;
+
+    let rules = BatchRules {
+        id_prefix: "batch-".into(),
+        liveness: LivenessCheck::Queue(format!("{id}-batch-{{batch}}")),
+        rewrite: "{path}".into(),
+    };
+    let mut request = redrive::Request::new(&parking, &ingestion, rules);
+    request.concurrency = 4;
+    // Several `DeleteObjects` batches within the run, and one at its end.
+    request.delete_batch = 3;
+
+    // A dry run plans and changes nothing.
+    request.dry_run = true;
+    let before = (contents(&m, &parking).await, contents(&m, &ingestion).await);
+    let dry = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!(
+        (contents(&m, &parking).await, contents(&m, &ingestion).await),
+        before
+    );
+    assert_eq!((dry.moved, dry.rewritten, dry.conflicts), (8, 2, 1));
+
+    request.dry_run = false;
+    let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!(report.total, 10);
+    assert_eq!(
+        (report.moved, report.already_there, report.rewritten),
+        (8, 1, 2),
+        "{report:#?}"
+    );
+    assert_eq!(
+        (report.skipped, report.conflicts, report.failures),
+        (1, 1, 0)
+    );
+    assert_eq!(report.dead_batches, ["batch-dead"]);
+
+    let landed = contents(&m, &ingestion).await;
+    let expected: BTreeMap<String, Vec<u8>> = [
+        ("a.jpg", &b"plain a"[..]),
+        ("docs/readme.txt", b"plain with a folder"),
+        ("photos/\u{fc} b+c.jpg", b"odd characters"),
+        ("batch-live/x/1.jpg", b"live one"),
+        ("batch-live/2.jpg", b"live two"),
+        ("y/3.jpg", b"dead three"),
+        ("4.jpg", b"dead four"),
+        ("already.jpg", b"copied by an earlier run"),
+        ("clash.jpg", b"a different object"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_vec()))
+    .collect();
+    assert_eq!(landed, expected);
+    // Left in the parking lot: the conflict (for a person) and the folder marker.
+    let left: Vec<String> = contents(&m, &parking).await.into_keys().collect();
+    assert_eq!(left, ["clash.jpg", "folder/"]);
+    let conflict = report
+        .notable
+        .iter()
+        .find(|r| r.key == "clash.jpg")
+        .unwrap();
+    assert!(matches!(conflict.outcome, Outcome::Conflict { .. }));
+    let rewrite = report
+        .notable
+        .iter()
+        .find(|r| r.key == "batch-dead/y/3.jpg")
+        .unwrap();
+    assert_eq!(rewrite.destination, "y/3.jpg");
+    assert_eq!(rewrite.dead_batch.as_deref(), Some("batch-dead"));
+
+    // A second run finds only what is left, and changes nothing.
+    let again = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!((again.total, again.moved, again.conflicts), (2, 0, 1));
+    assert_eq!(contents(&m, &ingestion).await, expected);
+}
+
+#[tokio::test]
+async fn large_objects_are_copied_in_parts_and_verified_by_content() {
+    let Some(m) = moto().await else { return };
+    let id = unique("mp");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    let big: Vec<u8> = (0..11 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    put(&m, &parking, "big.bin", big.clone()).await;
+    put(&m, &parking, "small.bin", b"small".to_vec()).await;
+    let rules = BatchRules {
+        id_prefix: String::new(),
+        liveness: LivenessCheck::None,
+        rewrite: "{path}".into(),
+    };
+    let mut request = redrive::Request::new(&parking, &ingestion, rules);
+    request.multipart_threshold = 5 * 1024 * 1024;
+    request.part_size = 5 * 1024 * 1024;
+    let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!((report.moved, report.failures), (2, 0), "{report:#?}");
+    let landed = contents(&m, &ingestion).await;
+    assert_eq!(landed["big.bin"], big);
+    assert_eq!(landed["small.bin"], b"small");
+    let head =
+        m.s3.head_object()
+            .bucket(&ingestion)
+            .key("big.bin")
+            .send()
+            .await
+            .unwrap();
+    assert!(
+        head.e_tag().unwrap().contains("-3"),
+        "copied in three parts: {:?}",
+        head.e_tag()
+    );
+    assert!(contents(&m, &parking).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_goes_back_to_its_source_verified() {
+    let Some(m) = moto().await else { return };
+    let id = unique("dlq");
+    let url = |name: String| {
+        let sqs = m.sqs.clone();
+        async move {
+            sqs.create_queue()
+                .queue_name(name)
+                .send()
+                .await
+                .unwrap()
+                .queue_url()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let source = url(format!("{id}-work")).await;
+    let dlq = url(format!("{id}-work-dlq")).await;
+    for i in 0..23 {
+        m.sqs
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(format!("dead {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut request = redrive::dlq::Request {
+        dlq: format!("{id}-work-dlq"),
+        source: format!("{id}-work"),
+        dry_run: true,
+        limit: None,
+        visibility_timeout: std::time::Duration::from_secs(30),
+    };
+    let dry = redrive::dlq::run(&m.sqs, &request, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((dry.found, dry.moved), (23, 0));
+    request.dry_run = false;
+    let report = redrive::dlq::run(&m.sqs, &request, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.moved, report.failures), (23, 23, 0));
+
+    let mut bodies = Vec::new();
+    loop {
+        let got = m
+            .sqs
+            .receive_message()
+            .queue_url(&source)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            break;
+        }
+        for msg in got.messages() {
+            bodies.push(msg.body().unwrap().to_string());
+            m.sqs
+                .delete_message()
+                .queue_url(&source)
+                .receipt_handle(msg.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    bodies.sort();
+    let mut expected: Vec<String> = (0..23).map(|i| format!("dead {i}")).collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "each message once");
+    let left = m
+        .sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.messages().is_empty());
+}
+
+/// Requests an S3 client sent, as `"<METHOD> <bucket>"` (path-style addressing).
+#[derive(Debug, Clone, Default)]
+struct Requests(Arc<std::sync::Mutex<BTreeMap<String, usize>>>);
+
+impl aws_sdk_s3::config::Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        let path = request.uri().split("://").nth(1).unwrap_or_default();
+        let bucket = path.split(['/', '?']).nth(1).unwrap_or_default();
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry(format!("{} {bucket}", request.method()))
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+impl Requests {
+    fn client(&self, m: &Moto) -> redrive::Clients {
+        redrive::Clients {
+            s3: aws_sdk_s3::Client::from_conf(
+                m.s3.config().to_builder().interceptor(self.clone()).build(),
+            ),
+            sqs: m.sqs.clone(),
+        }
+    }
+
+    fn get(&self, what: &str) -> usize {
+        self.0.lock().unwrap().get(what).copied().unwrap_or(0)
+    }
+
+    fn total(&self) -> usize {
+        self.0.lock().unwrap().values().sum()
+    }
+}
+
+fn no_batches() -> BatchRules {
+    BatchRules {
+        id_prefix: String::new(),
+        liveness: LivenessCheck::None,
+        rewrite: "{path}".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_small_object_costs_one_copy_and_destinations_are_listed_once_a_page() {
+    let Some(m) = moto().await else { return };
+    let id = unique("rq");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    let mut expected = BTreeMap::new();
+    for i in 0..30 {
+        let key = if i % 2 == 0 {
+            format!("uploads/{i:03}.jpg")
+        } else {
+            format!("batch-{}/img/{i:03}.jpg", i / 10)
+        };
+        let body = format!("object {i}").into_bytes();
+        put(&m, &parking, &key, body.clone()).await;
+        expected.insert(key, body);
+    }
+    // Two of them were copied by an earlier run that was interrupted before deleting.
+    for key in ["batch-1/img/011.jpg", "uploads/020.jpg"] {
+        put(&m, &ingestion, key, expected[key].clone()).await;
+    }
+    let mut request = redrive::Request::new(&parking, &ingestion, no_batches());
+    request.page = 10;
+    let requests = Requests::default();
+    let report = redrive::run(&requests.client(&m), &request, quiet())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.moved, report.already_there, report.failures),
+        (30, 2, 0),
+        "{report:#?}"
+    );
+    assert_eq!(contents(&m, &ingestion).await, expected);
+    assert!(contents(&m, &parking).await.is_empty());
+
+    // One listing of the parking lot, one of the destinations per page of 10, one copy per
+    // object not yet there, no `HEAD` at all, and one `DeleteObjects`.
+    let counts = requests.0.lock().unwrap().clone();
+    assert_eq!(requests.get(&format!("GET {parking}")), 1, "{counts:?}");
+    assert_eq!(requests.get(&format!("GET {ingestion}")), 3, "{counts:?}");
+    assert_eq!(requests.get(&format!("PUT {ingestion}")), 28, "{counts:?}");
+    assert_eq!(requests.get(&format!("POST {parking}")), 1, "{counts:?}");
+    assert_eq!(requests.total(), 1 + 3 + 28 + 1, "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_destination_range_crowded_with_other_objects_is_read_key_by_key_past_its_budget() {
+    let Some(m) = moto().await else { return };
+    let id = unique("cr");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    for key in ["k/a.jpg", "k/m.jpg", "k/z.jpg"] {
+        put(&m, &parking, key, key.as_bytes().to_vec()).await;
+    }
+    // The ingestion bucket holds many other objects between the parked keys, and already
+    // the same `k/z.jpg` and a different `k/m.jpg`.
+    for i in 0..12 {
+        put(&m, &ingestion, &format!("k/b{i:02}.jpg"), b"other".to_vec()).await;
+    }
+    put(&m, &ingestion, "k/m.jpg", b"a different object".to_vec()).await;
+    put(&m, &ingestion, "k/z.jpg", b"k/z.jpg".to_vec()).await;
+    let mut request = redrive::Request::new(&parking, &ingestion, no_batches());
+    // Pages of 2 objects: [k/a, k/m] may take two listing pages of 2 keys, which reach only
+    // `k/b03.jpg`; [k/z] takes one.
+    request.page = 2;
+    let requests = Requests::default();
+    let report = redrive::run(&requests.client(&m), &request, quiet())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.moved, report.already_there, report.conflicts),
+        (2, 1, 1),
+        "{report:#?}"
+    );
+    let counts = requests.0.lock().unwrap().clone();
+    // 2 + 1 listing requests; `k/m.jpg`, past what the listing reached, read with a `HEAD`.
+    assert_eq!(requests.get(&format!("GET {ingestion}")), 3, "{counts:?}");
+    assert_eq!(requests.get(&format!("HEAD {ingestion}")), 1, "{counts:?}");
+    let landed = contents(&m, &ingestion).await;
+    assert_eq!(landed["k/a.jpg"], b"k/a.jpg");
+    assert_eq!(landed["k/m.jpg"], b"a different object");
+    assert_eq!(landed["k/z.jpg"], b"k/z.jpg");
+    let left: Vec<String> = contents(&m, &parking).await.into_keys().collect();
+    assert_eq!(left, ["k/m.jpg"]);
+}
+
+#[tokio::test]
+async fn objects_claiming_the_same_destination_land_once_and_the_others_are_compared() {
+    let Some(m) = moto().await else { return };
+    let id = unique("dup");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    // No batch queue exists: every batch is dead and its keys lose their batch prefix.
+    let parked: Vec<(&str, &[u8])> = vec![
+        ("b-1/x.jpg", b"same"),
+        ("x.jpg", b"same"),
+        ("b-2/y.jpg", b"first y"),
+        ("b-3/y.jpg", b"second y"),
+    ];
+    for (k, v) in &parked {
+        put(&m, &parking, k, v.to_vec()).await;
+    }
+    let rules = BatchRules {
+        id_prefix: "b-".into(),
+        liveness: LivenessCheck::Queue(format!("{id}-batch-{{batch}}")),
+        rewrite: "{path}".into(),
+    };
+    let mut request = redrive::Request::new(&parking, &ingestion, rules);
+    request.concurrency = 16;
+    let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!(
+        (report.moved, report.already_there, report.conflicts),
+        (3, 1, 1),
+        "{report:#?}"
+    );
+    let landed = contents(&m, &ingestion).await;
+    let expected: BTreeMap<String, Vec<u8>> = [("x.jpg", &b"same"[..]), ("y.jpg", b"first y")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect();
+    assert_eq!(
+        landed, expected,
+        "the first claimant lands, nothing is overwritten"
+    );
+    let left: Vec<String> = contents(&m, &parking).await.into_keys().collect();
+    assert_eq!(left, ["b-3/y.jpg"]);
+}

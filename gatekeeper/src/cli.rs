@@ -1,0 +1,66 @@
+//! Every subcommand and flag is defined once, here or in its command module, with its docs.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::ExitStatus;
+
+/// Make production deploys on AWS boring.
+#[derive(Debug, Parser)]
+#[command(name = "gatekeeper", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Synthesize the safety-rails CloudFormation templates of a service.
+    Synth(commands::synth::Args),
+    /// Compare two CloudFormation templates (JSON or YAML) offline.
+    Diff(commands::diff::Args),
+    /// Refuse a configuration change that is not backward compatible both ways.
+    CheckConfig(commands::check_config::Args),
+    /// Replay exported canary metrics through the judge.
+    Judge(commands::judge::Args),
+    /// Preview what a configuration change does to the live stack.
+    Plan(commands::plan::Args),
+    /// Deploy the safety-rails stack.
+    Stack(commands::stack::Args),
+    /// Move one node through a canary deploy: run, status, resume, abort.
+    Canary(commands::canary::Args),
+    /// Promote a passed canary to the whole fleet.
+    Promote(commands::promote::Args),
+    /// Print the least-privilege IAM policy the gate needs for a configuration.
+    IamPolicy(commands::iam_policy::Args),
+    /// Turn maintenance mode on or off, or show it.
+    Maintenance(commands::maintenance::Args),
+    /// Move parked uploads (or dead letters) back where they belong.
+    Redrive(commands::redrive::Args),
+}
+
+pub fn run() -> ExitStatus {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match &cli.command {
+        Command::Synth(args) => commands::synth::run(args, &mut out),
+        Command::Diff(args) => commands::diff::run(args, &mut out),
+        Command::CheckConfig(args) => commands::check_config::run(args, &mut out),
+        Command::Judge(args) => commands::judge::run(args, &mut out),
+        Command::Plan(args) => commands::plan::run(args, &mut out),
+        Command::Stack(args) => commands::stack::run(args, &mut out),
+        Command::Canary(args) => commands::canary::run(args, &mut out),
+        Command::Promote(args) => commands::promote::run(args, &mut out),
+        Command::IamPolicy(args) => commands::iam_policy::run(args, &mut out),
+        Command::Maintenance(args) => commands::maintenance::run(args, &mut out),
+        Command::Redrive(args) => commands::redrive::run(args, &mut out),
+    };
+    match result {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitStatus::Error
+        }
+    }
+}

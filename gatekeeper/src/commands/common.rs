@@ -1,0 +1,52 @@
+//! What several commands share: loading configurations, output formats.
+
+use std::path::{Path, PathBuf};
+
+use stacks::config::{self, Loaded};
+
+/// The example service compiled into the binary: the default of commands run without
+/// `--config`, so a fresh checkout can try them offline.
+pub const EXAMPLE_PATH: &str = "examples/photos/prod.toml";
+pub const EXAMPLE: &str = include_str!("../../../examples/photos/prod.toml");
+
+/// Loads and validates each configuration (the embedded example when none is given).
+pub fn load_configs(paths: &[PathBuf]) -> anyhow::Result<Vec<Loaded>> {
+    if paths.is_empty() {
+        return Ok(vec![load_example()?]);
+    }
+    paths.iter().map(|p| load_config(p)).collect()
+}
+
+pub fn load_config(path: &Path) -> anyhow::Result<Loaded> {
+    Ok(config::load(path)?)
+}
+
+pub fn load_example() -> anyhow::Result<Loaded> {
+    let file = PathBuf::from(EXAMPLE_PATH);
+    let config = config::parse(&file, EXAMPLE)?;
+    Ok(Loaded {
+        file,
+        text: EXAMPLE.to_string(),
+        config,
+    })
+}
+
+/// How a report is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+/// The stack tags of a configuration, as CloudFormation takes them.
+pub fn stack_tags(loaded: &Loaded) -> Vec<(String, String)> {
+    loaded
+        .config
+        .stack
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}

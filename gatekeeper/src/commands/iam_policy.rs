@@ -1,0 +1,30 @@
+//! `gatekeeper iam-policy`: the least-privilege IAM policy the gate needs for a configuration.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::ExitStatus;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service's gatekeeper.toml (with a [canary] table).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// A bucket `s3://` revisions are read from (repeatable): the preflight checks the
+    /// revision is there.
+    #[arg(long = "artifact-bucket", value_name = "BUCKET")]
+    pub artifact_buckets: Vec<String>,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    let config = canary::config::load(&args.config)?;
+    let options = canary::iam::Options {
+        artifact_buckets: args.artifact_buckets.clone(),
+    };
+    let (policy, notes) = canary::iam::policy(&config, &options);
+    writeln!(out, "{}", serde_json::to_string_pretty(&policy)?)?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,139 @@
+//! `gatekeeper judge`: replay an exported stream of canary intervals through the judge, as
+//! if live, to see what it would have decided and when.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use canary::judge::{self, JudgeConfig, Kind, Method, Report, Verdict};
+
+use crate::commands::common::Output;
+use crate::ExitStatus;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Intervals to replay, JSON lines: {"t": <seconds>, "group": "baseline"|"canary",
+    /// "requests": <int>, "errors": <int>, "latency_ms": [<samples>]} (latency optional).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// How the judge weighs the evidence [default: sequential, or the config's].
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
+    /// Bound on the chance that a canary no worse than the baseline fails [default: 0.05, or
+    /// the config's].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// gatekeeper.toml whose `[canary.judge]` table configures the judge; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How to render the report.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// `--method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Anytime-valid sequential tests, checked every interval.
+    Sequential,
+    /// Kayenta's fixed-horizon Mann-Whitney U test, judged at the end.
+    MannWhitney,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Sequential => Method::Sequential,
+            MethodArg::MannWhitney => Method::MannWhitney,
+        }
+    }
+}
+
+pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    let mut config = match &args.config {
+        Some(path) => load_config(path)?,
+        None => JudgeConfig::default(),
+    };
+    if let Some(method) = args.method {
+        config.method = method.into();
+    }
+    if let Some(alpha) = args.alpha {
+        config.alpha = alpha;
+    }
+    config.validate().map_err(|e| match &args.config {
+        Some(path) => anyhow::anyhow!("{}: [canary.judge]: {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    })?;
+
+    let text = std::fs::read_to_string(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let intervals = judge::parse_intervals(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}: {}", args.input.display(), e.line, e.message))?;
+    let report = judge::replay(&config, &intervals)
+        .with_context(|| format!("replaying {}", args.input.display()))?;
+
+    match args.output {
+        Output::Text => write!(out, "{report}")?,
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        Output::Markdown => write!(out, "{}", markdown(&report))?,
+    }
+    Ok(match report.verdict {
+        Some(Verdict::Pass) => ExitStatus::Success,
+        _ => ExitStatus::Changes,
+    })
+}
+
+/// The `[canary.judge]` table of a gatekeeper.toml; the defaults when it has none.
+fn load_config(path: &Path) -> anyhow::Result<JudgeConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let Some(table) = value.get("canary").and_then(|c| c.get("judge")) else {
+        return Ok(JudgeConfig::default());
+    };
+    table
+        .clone()
+        .try_into()
+        .with_context(|| format!("{}: [canary.judge]", path.display()))
+}
+
+fn markdown(report: &Report) -> String {
+    let verdict = report.verdict.map_or("undecided", Verdict::as_str);
+    let at = report
+        .decided_at
+        .map(|t| format!(" at t={t}"))
+        .unwrap_or_default();
+    let mut s = format!(
+        "### Canary judge: **{verdict}**{at}\n\n{}\n\n| metric | status | canary | baseline | ratio | bounds | evidence |\n|---|---|---|---|---|---|---|\n",
+        report.reason
+    );
+    for m in &report.metrics {
+        let value = |v: Option<f64>| match (m.kind, v) {
+            (_, None) => "-".to_string(),
+            (Kind::Count, Some(v)) => format!("{:.3}%", v * 100.0),
+            (Kind::Continuous, Some(v)) => format!("{v:.1} ms"),
+        };
+        let ratio = |v: Option<f64>| v.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        let bounds = m.interval.map_or("-".to_string(), |b| {
+            format!("{} .. {}", ratio(b.lower), ratio(b.upper))
+        });
+        let evidence = match (m.e_value, m.p_value) {
+            (Some(e), _) => format!("e = {e:.3}"),
+            (_, Some(p)) if p < 1e-4 => format!("p = {p:.1e}"),
+            (_, Some(p)) => format!("p = {p:.4}"),
+            _ => "-".to_string(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            m.name,
+            m.status.as_str(),
+            value(m.canary_value),
+            value(m.baseline_value),
+            ratio(m.estimate),
+            bounds,
+            evidence
+        ));
+    }
+    s
+}

@@ -1,0 +1,14 @@
+//! One module per subcommand: each has `Args` (clap) and `run`.
+
+pub mod canary;
+pub mod check_config;
+pub mod common;
+pub mod diff;
+pub mod iam_policy;
+pub mod judge;
+pub mod maintenance;
+pub mod plan;
+pub mod promote;
+pub mod redrive;
+pub mod stack;
+pub mod synth;

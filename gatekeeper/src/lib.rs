@@ -1,0 +1,15 @@
+//! The `gatekeeper` command line: parses, wires the library crates, renders.
+//! Nothing below this crate prints.
+
+mod aws;
+mod cli;
+mod commands;
+mod exit;
+mod progress;
+
+pub use exit::ExitStatus;
+
+/// Entry point of the binary.
+pub fn main() -> std::process::ExitCode {
+    cli::run().into()
+}

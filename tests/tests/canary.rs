@@ -1,0 +1,424 @@
+//! `gatekeeper canary` / `promote` end to end against moto: an ALB with a weighted listener,
+//! production and canary target groups, EC2 instances, the `command` deployer recording
+//! node → revision, and metrics the test puts into moto's CloudWatch.
+
+use gatekeeper_e2e::fleet::Fleet;
+use gatekeeper_e2e::{moto, output};
+
+const HEALTHY: ((f64, f64, f64), (f64, f64, f64)) =
+    ((19_000.0, 19.0, 0.120), (1_000.0, 1.0, 0.121));
+const BAD: ((f64, f64, f64), (f64, f64, f64)) = ((19_000.0, 19.0, 0.120), (1_000.0, 150.0, 0.121));
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn healthy_canary_auto_promotes_the_fleet() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&[
+        "canary",
+        "run",
+        "--revision",
+        "v2",
+        "--auto-promote",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["state"], "promoted");
+    assert_eq!(report["previous"], "v1");
+    assert!(report["approved_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws"));
+    assert!(stderr.contains("set listener weights 95/5"), "{stderr}");
+    rt.block_on(fleet.assert_safe_on("v2"));
+}
+
+#[test]
+fn bad_canary_rolls_back() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
+    rt.block_on(fleet.put_metrics(BAD.0, BAD.1));
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", "v2", "--auto-promote"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stdout.contains("rolled-back: judge: fail"), "{stdout}");
+    assert!(stderr.contains("rolling back"), "{stderr}");
+    rt.block_on(fleet.assert_safe_on("v1"));
+    fleet.assert_canary_redeployed("v2", "v1");
+}
+
+#[test]
+fn no_traffic_is_inconclusive_and_rolls_back() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", "v2", "--auto-promote"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stdout.contains("inconclusive"), "{stdout}");
+    rt.block_on(fleet.assert_safe_on("v1"));
+}
+
+#[test]
+fn passed_canary_waits_for_promote_which_records_the_approver() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("awaiting-approval"), "{stdout}");
+    // Baking state: canary node in the canary group at 5 %, lock held, visible in status.
+    let canary = fleet.nodes[0].clone();
+    assert_eq!(rt.block_on(fleet.weights()), (95, 5));
+    assert!(rt
+        .block_on(fleet.members(&fleet.canary_tg))
+        .contains(&canary));
+    assert!(!rt.block_on(fleet.members(&fleet.prod_tg)).contains(&canary));
+    let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
+    assert_eq!(code, Some(0));
+    assert!(status.contains("held by arn:aws"), "{status}");
+    assert!(status.contains("listener weights: 95/5"), "{status}");
+    assert!(status.contains("awaiting approval"), "{status}");
+    // A second run is refused while this one is unfinished.
+    let (code, _, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v3"]));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("is not finished"), "{stderr}");
+
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("promoted"), "{stdout}");
+    rt.block_on(fleet.assert_safe_on("v2"));
+    let journal = std::fs::read_to_string(
+        fleet
+            .dir
+            .path()
+            .join(format!("journal/{}-e2e.jsonl", fleet.service)),
+    )
+    .unwrap();
+    assert!(
+        journal.contains(r#""event":"approved","who":"arn:aws"#),
+        "{journal}"
+    );
+}
+
+#[test]
+fn abort_after_pass_rolls_back() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let (code, ..) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(0));
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "abort"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("aborted by `gatekeeper canary abort`"),
+        "{stdout}"
+    );
+    rt.block_on(fleet.assert_safe_on("v1"));
+}
+
+#[test]
+fn alarm_in_alarm_refuses_before_changing_anything() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
+    let name = format!("{}-e2e-api-5xx", fleet.service);
+    rt.block_on(async {
+        fleet
+            .cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(10.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .unwrap();
+        // moto never evaluates alarms: drive the state directly.
+        fleet
+            .cloudwatch
+            .set_alarm_state()
+            .alarm_name(&name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("test")
+            .send()
+            .await
+            .unwrap();
+    });
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("refused: alarm {name} is in ALARM")),
+        "{stdout}"
+    );
+    rt.block_on(fleet.assert_safe_on("v1"));
+}
+
+#[test]
+fn held_lock_refuses() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
+    let far = 4_000_000_000u64;
+    rt.block_on(async {
+        fleet
+            .ssm
+            .put_parameter()
+            .name(format!("/gatekeeper/{}-e2e/canary-lock", fleet.service))
+            .value(format!(
+                r#"{{"holder":"ci-runner-7","run_id":"other","acquired_at":1,"expires_at":{far}}}"#
+            ))
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .send()
+            .await
+            .unwrap();
+    });
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stdout.contains("held by ci-runner-7"), "{stdout}");
+    let (_, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
+    assert!(
+        status.contains("held by ci-runner-7 (run other)"),
+        "{status}"
+    );
+    // Nothing changed.
+    let all: std::collections::BTreeSet<String> = fleet.nodes.iter().cloned().collect();
+    assert_eq!(rt.block_on(fleet.members(&fleet.prod_tg)), all);
+    assert_eq!(rt.block_on(fleet.weights()), (100, 0));
+}
+
+#[test]
+fn dry_run_prints_every_action_and_changes_nothing() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", "v2", "--dry-run"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let n = &fleet.nodes;
+    for line in [
+        format!("[canary 3/10] would depool {} from prod", n[0]),
+        format!("[canary 5/10] would deploy v2 to {}", n[0]),
+        "[canary 9/10] would set listener weights 95/5 (prod/canary)".to_string(),
+        format!("[promote 3/10] would deploy v2 to {},{}", n[1], n[2]),
+        "[promote 8/10] would set listener weights 100/0 (prod/canary)".to_string(),
+    ] {
+        assert!(stderr.contains(&line), "missing {line:?} in\n{stderr}");
+    }
+    rt.block_on(fleet.assert_safe_on("v1"));
+    assert!(!fleet.dir.path().join("journal").exists());
+}
+
+#[test]
+fn a_config_change_that_is_not_backward_compatible_refuses_the_run() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    // The fleet runs on a parameter tree; each revision ships its own app-<revision>.yaml.
+    let root = format!("/{}/app", gatekeeper_e2e::unique("cfg"));
+    let configs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        configs.path().join("app-v2.yaml"),
+        "db:\n  host: db-1.internal\n",
+    )
+    .unwrap();
+    std::fs::write(
+        configs.path().join("app-v3.yaml"),
+        "db:\n  host: db-1.internal\nworkers: \"4\"\nthumbnail_size: \"256\"\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "\n[canary.config_check]\nold = \"ssm:{root}\"\nnew = \"{}/app-{{revision}}.yaml\"\n",
+        configs.path().display()
+    );
+    let fleet = rt.block_on(Fleet::new(&moto, 2, &extra));
+    rt.block_on(async {
+        for (name, value) in [("db/host", "db-1.internal"), ("workers", "4")] {
+            fleet
+                .ssm
+                .put_parameter()
+                .name(format!("{root}/{name}"))
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+
+    // v2 drops `workers`, which the running code reads: refused before anything changes.
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("refused: config check") || stdout.contains("refused: the configuration"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not backward compatible"), "{stdout}");
+    assert!(stdout.contains("KEY_REMOVED"), "{stdout}");
+    assert!(stdout.contains("app-v2.yaml"), "{stdout}");
+    rt.block_on(fleet.assert_safe_on("v1"));
+    assert!(!fleet.dir.path().join("state/deploy.log").exists());
+
+    // v3 keeps every key and adds one: the run goes ahead and promotes.
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", "v3", "--auto-promote"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    rt.block_on(fleet.assert_safe_on("v3"));
+}
+
+#[test]
+fn sigterm_during_the_bake_rolls_back_and_exits_non_zero() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(
+        &moto,
+        3,
+        "bake_seconds = 120\ninterval_seconds = 1\n",
+    ));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let child = fleet
+        .gatekeeper(&["canary", "run", "--revision", "v2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the bake has begun (the journal says so), then SIGTERM.
+    let journal = fleet
+        .dir
+        .path()
+        .join(format!("journal/{}-e2e.jsonl", fleet.service));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains("\"bake\"")
+    {
+        assert!(std::time::Instant::now() < deadline, "the bake never began");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("signal received"), "{stderr}");
+    assert!(stdout.contains("rolled-back"), "{stdout}");
+    assert!(stdout.contains("signal"), "{stdout}");
+    rt.block_on(fleet.assert_safe_on("v1"));
+    fleet.assert_canary_redeployed("v2", "v1");
+}
+
+#[test]
+fn a_revision_the_artifact_mirror_does_not_have_yet_refuses_the_run() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let bucket = gatekeeper_e2e::unique("artifacts");
+    let s3 = rt.block_on(gatekeeper_e2e::fleet::s3(&moto));
+    rt.block_on(s3.create_bucket().bucket(&bucket).send())
+        .unwrap();
+    let revision = format!("s3://{bucket}/photos/v2.zip");
+
+    // Not uploaded yet (a lagging mirror): refused before anything changes.
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", &revision]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("refused: revision {revision} is not there")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mirror"), "{stdout}");
+    rt.block_on(fleet.assert_safe_on("v1"));
+    assert!(!fleet.dir.path().join("state/deploy.log").exists());
+
+    // Once it is there, the same command goes ahead.
+    rt.block_on(async {
+        s3.put_object()
+            .bucket(&bucket)
+            .key("photos/v2.zip")
+            .body(b"zip".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", &revision, "--auto-promote"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    rt.block_on(fleet.assert_safe_on(&revision));
+}
+
+#[test]
+fn the_journal_kept_in_s3_lets_another_runner_see_and_promote_the_run() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let bucket = gatekeeper_e2e::unique("journal");
+    let s3 = rt.block_on(gatekeeper_e2e::fleet::s3(&moto));
+    rt.block_on(s3.create_bucket().bucket(&bucket).send())
+        .unwrap();
+    let fleet = rt.block_on(Fleet::new(
+        &moto,
+        3,
+        &format!("journal_s3 = \"s3://{bucket}/gatekeeper\""),
+    ));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("awaiting-approval"), "{stdout}");
+
+    // The journal object is in S3, record for record the local one.
+    let key = format!("gatekeeper/{}-e2e.jsonl", fleet.service);
+    let remote = rt.block_on(async {
+        let out = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+    });
+    let local_path = fleet
+        .dir
+        .path()
+        .join(format!("journal/{}-e2e.jsonl", fleet.service));
+    assert_eq!(remote, std::fs::read_to_string(&local_path).unwrap());
+
+    // Another runner: no local journal. It sees the run and promotes it.
+    std::fs::remove_file(&local_path).unwrap();
+    let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
+    assert_eq!(code, Some(0));
+    assert!(status.contains("awaiting approval"), "{status}");
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    rt.block_on(fleet.assert_safe_on("v2"));
+    // This runner's local journal holds only the promotion; status still tells the whole run.
+    let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
+    assert_eq!(code, Some(0));
+    assert!(status.contains("v1 → v2"), "{status}");
+    assert!(status.contains("promoted"), "{status}");
+}

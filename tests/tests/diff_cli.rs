@@ -1,0 +1,134 @@
+//! `gatekeeper diff`: exit codes like `terraform plan -detailed-exitcode`, the JSON contract,
+//! and located errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use gatekeeper_e2e::{gatekeeper, repo_root};
+
+fn case(name: &str, side: &str) -> PathBuf {
+    let dir = repo_root().join("stacks/tests/diff_corpus").join(name);
+    for ext in ["json", "yaml"] {
+        let p = dir.join(format!("{side}.{ext}"));
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no {side} in {name}");
+}
+
+/// A fresh directory under the system temp dir, unique to this process and test.
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("gatekeeper-diff-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn diff(old: &Path, new: &Path, extra: &[&str]) -> Output {
+    gatekeeper()
+        .arg("diff")
+        .arg(old)
+        .arg(new)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn no_changes_exits_0() {
+    let out = diff(
+        &case("01-no-change", "old"),
+        &case("01-no-change", "new"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes."));
+}
+
+#[test]
+fn yaml_and_json_of_the_same_template_have_no_changes() {
+    let c = "29-json-vs-yaml-same-template";
+    let out = diff(&case(c, "old"), &case(c, "new"), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn changes_exit_2_with_the_json_contract() {
+    let c = "16-dlq-rename-propagates-to-redrive";
+    let out = diff(&case(c, "old"), &case(c, "new"), &["--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    let resources = v["resources"].as_array().unwrap();
+    for r in resources {
+        for key in ["logical_id", "type", "action", "replacement", "changes"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        for c in r["changes"].as_array().unwrap() {
+            assert!(c.get("path").is_some());
+        }
+    }
+    let dlq = resources.iter().find(|r| r["logical_id"] == "Dlq").unwrap();
+    assert_eq!(dlq["replacement"], "always");
+    assert_eq!(dlq["changes"][0]["old"], "orders-dlq");
+    assert_eq!(dlq["changes"][0]["new"], "orders-dead");
+}
+
+#[test]
+fn markdown_output() {
+    let c = "04-queue-rename";
+    let out = diff(&case(c, "old"), &case(c, "new"), &["--output", "markdown"]);
+    assert_eq!(out.status.code(), Some(2));
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains("| [~] | `Q` | `AWS::SQS::Queue` | always |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn ignore_path_silences_a_change() {
+    let c = "03-queue-mutable-property";
+    let out = diff(
+        &case(c, "old"),
+        &case(c, "new"),
+        &["--ignore-path", "Resources.*.Properties.VisibilityTimeout"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn malformed_json_names_file_and_line() {
+    let dir = scratch("json");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\n  \"Resources\": {\n    \"A\": \n  }\n}\n").unwrap();
+    let out = diff(&bad, &case("01-no-change", "new"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json:4"), "{err}");
+}
+
+#[test]
+fn malformed_yaml_and_missing_files_are_errors() {
+    let dir = scratch("yaml");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "Resources:\n  A: [\n").unwrap();
+    let out = diff(&bad, &case("01-no-change", "new"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml"));
+
+    let out = diff(
+        Path::new("/nonexistent.json"),
+        &case("01-no-change", "new"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
+}

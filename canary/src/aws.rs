@@ -293,12 +293,15 @@ impl CloudWatch {
 
 #[async_trait]
 impl Metrics for CloudWatch {
-    async fn window(&self, end: u64, period: u64) -> Result<(Sample, Sample)> {
+    async fn window(&self, start: u64, end: u64) -> Result<(Sample, Sample)> {
+        // One bucket spanning the window: CloudWatch periods are whole minutes, and so are the
+        // bake's windows (executor::next_window).
+        let period = end.saturating_sub(start).max(60);
         let queries = self.queries();
         let mut req = self
             .client
             .get_metric_data()
-            .start_time(DateTime::from_secs((end - period.min(end)) as i64))
+            .start_time(DateTime::from_secs(start as i64))
             .end_time(DateTime::from_secs(end as i64));
         for (_, _, q) in &queries {
             let mut metric = Metric::builder()

@@ -406,7 +406,7 @@ impl Executor<'_> {
         let s = &self.settings;
         let interval = s.interval.as_secs();
         let n = s.bake.as_secs().checked_div(interval).unwrap_or(1).max(1);
-        let period = interval.max(60).div_ceil(60) * 60;
+        let mut from = first_window_start(self.providers.clock.now());
         let mut judge = Judge::new(&s.judge).map_err(|e| ProviderError::new(e.to_string()))?;
         let lock_info = LockInfo {
             holder: s.holder.clone(),
@@ -431,15 +431,27 @@ impl Executor<'_> {
                 )));
             }
             let now = clock.now();
-            let (baseline, canary) = self.providers.metrics.window(now, period).await?;
-            let t = (i * interval.max(1)) as f64;
-            for (group, sample) in [(Group::Baseline, &baseline), (Group::Canary, &canary)] {
-                let mut iv = Interval::counts(t, group, sample.requests, sample.errors);
-                iv.latency_ms = sample.latency_ms.into_iter().collect();
-                judge
-                    .observe(&iv)
-                    .map_err(|e| ProviderError::new(format!("bake metrics: {e}")))?;
-            }
+            // Each minute of CloudWatch data is judged once: a minute read twice would count
+            // its errors twice and void the judge's false-alarm bound.
+            let (baseline, canary) = match next_window(from, now, i == n) {
+                Some((start, end)) => {
+                    let window = self.providers.metrics.window(start, end).await?;
+                    from = end;
+                    let t = (i * interval.max(1)) as f64;
+                    for (group, sample) in
+                        [(Group::Baseline, &window.0), (Group::Canary, &window.1)]
+                    {
+                        let mut iv = Interval::counts(t, group, sample.requests, sample.errors);
+                        iv.latency_ms = sample.latency_ms.into_iter().collect();
+                        judge
+                            .observe(&iv)
+                            .map_err(|e| ProviderError::new(format!("bake metrics: {e}")))?;
+                    }
+                    window
+                }
+                // No minute has completed since the last read: nothing new to judge.
+                None => (Sample::default(), Sample::default()),
+            };
             self.providers
                 .lock
                 .renew(&LockInfo {
@@ -481,4 +493,68 @@ pub fn succeeded(next: &Next) -> bool {
         next,
         Next::AwaitApproval | Next::Finished(Outcome::Promoted)
     )
+}
+
+/// CloudWatch answers in whole-minute buckets.
+const BUCKET_SECONDS: u64 = 60;
+
+/// Where the bake's first window starts: the minute before the one the bake began in, so the
+/// minute in which the canary's weight was set is judged too, and a bake of length zero still
+/// has a minute to read. Before the weight was set the canary group had no traffic, which the
+/// judge's observed traffic share accounts for.
+fn first_window_start(bake_start: u64) -> u64 {
+    (bake_start / BUCKET_SECONDS).saturating_sub(1) * BUCKET_SECONDS
+}
+
+/// The next window `[from, to)` of the bake to read, in whole minutes, or `None` when no minute
+/// has completed since `from`. Windows never overlap, so no datapoint is judged twice. Only
+/// complete minutes are read, except at the bake's last look, which also takes the minute under
+/// way (no later read could judge it).
+fn next_window(from: u64, now: u64, last: bool) -> Option<(u64, u64)> {
+    let to = if last {
+        now.div_ceil(BUCKET_SECONDS) * BUCKET_SECONDS
+    } else {
+        now / BUCKET_SECONDS * BUCKET_SECONDS
+    };
+    (to > from).then_some((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bake_windows_tile_whole_minutes_without_overlap() {
+        // A bake that began at 12:00:50, looked at every 20 s for 4 minutes.
+        let start = 43_250;
+        let mut from = first_window_start(start);
+        assert_eq!(from, 43_140, "the minute before the bake's own");
+        let mut read = Vec::new();
+        let looks: Vec<u64> = (1..=12).map(|k| start + 20 * k).collect();
+        for (k, now) in looks.iter().enumerate() {
+            if let Some((a, b)) = next_window(from, *now, k + 1 == looks.len()) {
+                assert_eq!(a, from);
+                assert!(a % 60 == 0 && b % 60 == 0 && b > a, "[{a}, {b})");
+                assert!(b <= now.div_ceil(60) * 60);
+                read.push((a, b));
+                from = b;
+            }
+        }
+        // Contiguous, each minute once, up to and including the minute under way at the end.
+        for pair in read.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+        }
+        assert_eq!(read.first().unwrap().0, 43_140);
+        assert_eq!(read.last().unwrap().1, (start + 240).div_ceil(60) * 60);
+        // Looks within a minute that is still under way read nothing.
+        assert_eq!(next_window(43_260, 43_290, false), None);
+        assert_eq!(next_window(43_260, 43_290, true), Some((43_260, 43_320)));
+    }
+
+    #[test]
+    fn a_zero_length_bake_reads_the_minute_before_and_the_one_under_way() {
+        let start = 43_205;
+        let from = first_window_start(start);
+        assert_eq!(next_window(from, start, true), Some((43_140, 43_260)));
+    }
 }

@@ -64,8 +64,9 @@ pub struct Sample {
 
 #[async_trait]
 pub trait Metrics: Send + Sync {
-    /// Both groups over `[end - period, end]` (seconds since the epoch): (baseline, canary).
-    async fn window(&self, end: u64, period: u64) -> Result<(Sample, Sample)>;
+    /// Both groups over `[start, end)` (seconds since the epoch, whole minutes): (baseline,
+    /// canary), one aggregate each.
+    async fn window(&self, start: u64, end: u64) -> Result<(Sample, Sample)>;
     /// Alarms of the service (by name prefix) in ALARM now.
     async fn alarms_firing(&self) -> Result<Vec<String>>;
 }

@@ -334,13 +334,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             "canary: missing table: add a [canary] section".to_string(),
         )
     })?;
-    let config = Config {
+    let mut config = Config {
         file: file.to_path_buf(),
         service: view.service,
         environment: view.environment,
         region: view.region,
         canary,
     };
+    config.default_aggregate_min_samples();
     config.validate().map_err(|(key, message)| {
         let offset = find_key(text, key).or(header);
         invalid(offset, format!("canary.{key}: {message}"))
@@ -348,7 +349,31 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// The fewest intervals a continuous metric needs before it may pass, when the configuration
+/// does not say: the bake reads one latency aggregate per interval, not one per request.
+pub const DEFAULT_AGGREGATE_MIN_SAMPLES: u64 = 10;
+
 impl Config {
+    /// How many intervals the bake judges (at least one).
+    pub fn bake_intervals(&self) -> u64 {
+        let c = &self.canary;
+        c.bake_seconds
+            .checked_div(c.interval_seconds)
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// A continuous metric without `min_samples` counts intervals in the bake: at most
+    /// [`DEFAULT_AGGREGATE_MIN_SAMPLES`], and never more than the bake has.
+    fn default_aggregate_min_samples(&mut self) {
+        let intervals = self.bake_intervals();
+        for m in &mut self.canary.judge.metrics {
+            if m.kind == crate::judge::Kind::Continuous && m.min_samples.is_none() {
+                m.min_samples = Some(intervals.min(DEFAULT_AGGREGATE_MIN_SAMPLES));
+            }
+        }
+    }
+
     /// `<service>-<environment>`.
     pub fn prefix(&self) -> String {
         format!("{}-{}", self.service, self.environment)
@@ -478,6 +503,23 @@ impl Config {
             .judge
             .validate()
             .map_err(|e| ("judge", e.to_string()))?;
+        // A bound the bake can never reach would roll back every healthy canary as
+        // "inconclusive: not enough data".
+        let intervals = self.bake_intervals();
+        for m in &self.canary.judge.metrics {
+            if m.kind == crate::judge::Kind::Continuous && m.min_samples() > intervals {
+                return Err((
+                    "min_samples",
+                    format!(
+                        "metric `{}`: the bake reads one aggregate per interval, so its {intervals} \
+                         interval(s) (bake_seconds / interval_seconds) can never reach \
+                         min_samples = {}; lower it or lengthen the bake",
+                        m.name,
+                        m.min_samples()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -566,6 +608,39 @@ command = ["deploy.sh"]
             c.journal_path(),
             Path::new(".gatekeeper/journal/photos-prod.jsonl")
         );
+    }
+
+    #[test]
+    fn latency_without_min_samples_counts_the_bakes_intervals() {
+        // The default judge: 1800 s / 60 s = 30 intervals, one latency aggregate each.
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        let latency = c.canary.judge.metrics.iter().find(|m| m.name == "latency");
+        assert_eq!(
+            latency.unwrap().min_samples(),
+            DEFAULT_AGGREGATE_MIN_SAMPLES
+        );
+        // A short bake lowers it to what the bake has.
+        let short = BASE.replace(
+            "[canary.deployer]",
+            "bake_seconds = 180\ninterval_seconds = 60\n\n[canary.deployer]",
+        );
+        let c = parse(Path::new("g.toml"), &short).unwrap();
+        let latency = c.canary.judge.metrics.iter().find(|m| m.name == "latency");
+        assert_eq!(latency.unwrap().min_samples(), 3);
+    }
+
+    #[test]
+    fn a_min_samples_the_bake_cannot_reach_is_refused() {
+        let text = format!(
+            "{BASE}\n[[canary.judge.metrics]]\nname = \"latency\"\nkind = \"continuous\"\nmin_samples = 50\n"
+        );
+        let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.contains("canary.min_samples: metric `latency`"),
+            "{err}"
+        );
+        assert!(err.contains("30 interval(s)"), "{err}");
+        assert!(err.contains("min_samples = 50"), "{err}");
     }
 
     #[test]

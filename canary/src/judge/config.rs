@@ -141,7 +141,9 @@ pub fn default_metrics() -> Vec<MetricConfig> {
             direction: Direction::IncreaseIsBad,
             tolerance: Some(0.1),
             critical: false,
-            min_samples: Some(50),
+            // The kind's default (50 samples) for replayed samples; the canary's bake, which
+            // reads one aggregate per interval, sets its own (canary::config).
+            min_samples: None,
         },
     ]
 }

@@ -119,3 +119,58 @@ fn mann_whitney_asked_every_interval_exceeds_alpha() {
         "peeked Mann-Whitney false alarms {rate}"
     );
 }
+
+/// Pooled over many runs at the hardest null (the canary exactly as much worse as tolerated),
+/// the false-alarm rate is at most alpha itself, not alpha plus sampling slack: on raw latency
+/// samples, and on one latency aggregate per group and interval, as the canary's bake reads
+/// CloudWatch.
+#[test]
+fn pooled_false_alarms_at_the_tolerance_edge_are_at_most_alpha() {
+    const POOLED: u64 = 1000;
+    let alpha = 0.05;
+    let scenario = Scenario {
+        intervals: 30,
+        requests: 10_000,
+        error_ratio: 1.2,
+        latency_samples: 200,
+        latency_ratio: 1.1,
+        ..Scenario::default()
+    };
+    let mut aggregate_config = JudgeConfig::default();
+    for m in &mut aggregate_config.metrics {
+        if m.kind == canary::judge::Kind::Continuous {
+            m.min_samples = Some(10);
+        }
+    }
+    for (name, config, aggregate) in [
+        ("raw samples", JudgeConfig::default(), false),
+        ("one aggregate per interval", aggregate_config, true),
+    ] {
+        let mut fails = 0;
+        for run in 0..POOLED {
+            let mut judge = Judge::new(&config).expect("valid config");
+            for (i, mut pair) in Stream::new(&scenario, 0xA11CE + run).enumerate() {
+                for iv in &mut pair {
+                    if aggregate && !iv.latency_ms.is_empty() {
+                        let mean = iv.latency_ms.iter().sum::<f64>() / iv.latency_ms.len() as f64;
+                        iv.latency_ms = vec![mean];
+                    }
+                    judge.observe(iv).expect("valid interval");
+                }
+                match judge.verdict(i + 1 == scenario.intervals) {
+                    Some(Verdict::Fail) => {
+                        fails += 1;
+                        break;
+                    }
+                    Some(_) => break,
+                    None => {}
+                }
+            }
+        }
+        let rate = fails as f64 / POOLED as f64;
+        assert!(
+            rate <= alpha,
+            "{name}: {fails} of {POOLED} bakes at the tolerance failed ({rate} > alpha {alpha})"
+        );
+    }
+}

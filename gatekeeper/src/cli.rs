@@ -40,7 +40,23 @@ pub enum Command {
 }
 
 pub fn run() -> ExitStatus {
-    let cli = Cli::parse();
+    // clap's own exit code for a usage error is 2, which here means "changes present" or
+    // "refused": a mistyped flag must be an error (1) that no CI stage can read as a verdict.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let asked = matches!(
+                err.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = err.print();
+            return if asked {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Error
+            };
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {

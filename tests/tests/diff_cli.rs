@@ -37,6 +37,27 @@ fn diff(old: &Path, new: &Path, extra: &[&str]) -> Output {
 }
 
 #[test]
+fn usage_errors_exit_1_never_2() {
+    // 2 means "changes present" to a CI stage: a bad flag or value must not read as that.
+    let old = case("03-queue-mutable-property", "old");
+    let new = case("03-queue-mutable-property", "new");
+    for extra in [&["--output", "xml"][..], &["--no-such-flag"][..]] {
+        let out = diff(&old, &new, extra);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error"), "{extra:?}: {stderr}");
+    }
+    let missing = gatekeeper().arg("diff").output().unwrap();
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    let nothing = gatekeeper().output().unwrap();
+    assert_eq!(nothing.status.code(), Some(1), "{nothing:?}");
+    for asked in ["--help", "--version"] {
+        let out = gatekeeper().arg(asked).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{asked}: {out:?}");
+    }
+}
+
+#[test]
 fn no_changes_exits_0() {
     let out = diff(
         &case("01-no-change", "old"),

@@ -333,6 +333,67 @@ fn sigterm_during_the_bake_rolls_back_and_exits_non_zero() {
 }
 
 #[test]
+fn resume_and_abort_refuse_while_the_run_is_alive_and_change_nothing() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(
+        &moto,
+        3,
+        "bake_seconds = 120\ninterval_seconds = 1\n",
+    ));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let child = fleet
+        .gatekeeper(&["canary", "run", "--revision", "v2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = fleet
+        .dir
+        .path()
+        .join(format!("journal/{}-e2e.jsonl", fleet.service));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains("\"bake\"")
+    {
+        assert!(std::time::Instant::now() < deadline, "the bake never began");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let weights = rt.block_on(fleet.weights());
+    let journal_before = std::fs::read_to_string(&journal).unwrap();
+    for sub in ["resume", "abort"] {
+        let out = fleet.gatekeeper(&["canary", sub]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {stderr}");
+        assert!(
+            stderr.contains(&format!("still being driven by pid {}", child.id())),
+            "{sub}: {stderr}"
+        );
+    }
+    // Neither touched the listener nor wrote to the run's journal.
+    assert_eq!(rt.block_on(fleet.weights()), weights);
+    let journal_after = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        journal_after.starts_with(&journal_before),
+        "the journal was rewritten"
+    );
+    assert!(
+        !journal_after[journal_before.len()..].contains("abort"),
+        "{journal_after}"
+    );
+    // The live run is still in charge: a SIGTERM rolls it back as usual.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    rt.block_on(fleet.assert_safe_on("v1"));
+}
+
+#[test]
 fn a_revision_the_artifact_mirror_does_not_have_yet_refuses_the_run() {
     let Some(moto) = moto() else { return };
     let rt = rt();

@@ -17,7 +17,7 @@ use canary::config::{Config, DeployerConfig, Fleet};
 use canary::executor::{Executor, Progress, Providers, Settings};
 use canary::journal::{self, Journal, Record, RunState};
 use canary::machine::{Machine, Mode, Next, Outcome, Plan, Pool};
-use canary::provider::{Clock, Deployer, LoadBalancer, Lock, SystemClock};
+use canary::provider::{Clock, Deployer, LoadBalancer, Lock, LockInfo, SystemClock};
 use serde::Serialize;
 
 use crate::commands::common::Output;
@@ -36,9 +36,21 @@ pub enum Sub {
     /// Who holds the lock, where the last run stands, the listener's weights.
     Status(Common),
     /// Continue an interrupted run: a canary rolls back, a promotion finishes.
-    Resume(Common),
+    Resume(TakeOver),
     /// Roll back from any point, a promotion included.
-    Abort(Common),
+    Abort(TakeOver),
+}
+
+/// `resume` and `abort` drive a run another process started: they refuse while that process
+/// may still be driving it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TakeOver {
+    #[command(flatten)]
+    pub common: Common,
+    /// Take the run over although its lock, held on another host, has not expired (its holder
+    /// cannot be checked from here): only once that runner is known to be gone.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -77,8 +89,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         match &args.command {
             Sub::Run(a) => start(a, out).await,
             Sub::Status(c) => status(c, out).await,
-            Sub::Resume(c) => resume(c, Action::Resume, out).await,
-            Sub::Abort(c) => resume(c, Action::Abort, out).await,
+            Sub::Resume(t) => resume(&t.common, t.force, Action::Resume, out).await,
+            Sub::Abort(t) => resume(&t.common, t.force, Action::Abort, out).await,
         }
     });
     crate::aws::report_calls();
@@ -257,11 +269,7 @@ impl Session {
         let who = canary::provider::Preflight::caller(&self.preflight)
             .await
             .unwrap_or_else(|_| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| "localhost".into());
-        format!("{who} on {host} (pid {})", std::process::id())
+        format!("{who} on {} (pid {})", local_host(), std::process::id())
     }
 
     /// Drives `m` to its next resting point, rendering progress, and reports.
@@ -491,7 +499,12 @@ enum Action {
     Abort,
 }
 
-async fn resume(c: &Common, action: Action, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+async fn resume(
+    c: &Common,
+    force: bool,
+    action: Action,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
     let s = Session::open(&c.config).await?;
     let Some(run) = s.last_run().await? else {
         writeln!(
@@ -526,6 +539,26 @@ async fn resume(c: &Common, action: Action, out: &mut dyn Write) -> anyhow::Resu
         return Ok(ExitStatus::Success);
     }
     let holder = s.holder().await;
+    let now = SystemClock.now();
+    let ttl = s.config.lock_ttl_seconds();
+    match s.lock.holder().await? {
+        Some(lock) if lock.expires_at > now => {
+            if let Some(refusal) = takeover_refusal(&lock, &plan.run_id, &local_host(), force) {
+                anyhow::bail!("{refusal}");
+            }
+            // From here on this process drives the run: a second `resume` sees it alive.
+            s.lock
+                .renew(&LockInfo {
+                    holder: holder.clone(),
+                    run_id: plan.run_id.clone(),
+                    acquired_at: now,
+                    expires_at: now + ttl,
+                })
+                .await?;
+        }
+        // Free or expired: whoever held it is gone.
+        _ => {}
+    }
     let mut journal = s.journal().await?;
     let settings = s.settings(holder, false, false);
     let abort = match (action, m.mode(), m.next()) {
@@ -554,6 +587,52 @@ async fn resume(c: &Common, action: Action, out: &mut dyn Write) -> anyhow::Resu
         out,
     )
     .await
+}
+
+/// This machine's name, as lock holders record it.
+fn local_host() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The host and process of a lock holder recorded as `<who> on <host> (pid <pid>)`.
+fn holder_process(holder: &str) -> Option<(&str, u32)> {
+    let (rest, pid) = holder.strip_suffix(')')?.rsplit_once(" (pid ")?;
+    let (_, host) = rest.rsplit_once(" on ")?;
+    Some((host, pid.parse().ok()?))
+}
+
+/// Why `resume`/`abort` of `run_id` must not act while `lock` (unexpired) is held, if it must
+/// not: another run holds it, or this run's holder may still be alive.
+fn takeover_refusal(lock: &LockInfo, run_id: &str, host: &str, force: bool) -> Option<String> {
+    if lock.run_id != run_id {
+        return Some(format!(
+            "the deploy lock is held by another run, {} ({}), until {}: run {run_id} in the \
+             journal is not the live one; see `gatekeeper canary status`",
+            lock.run_id, lock.holder, lock.expires_at
+        ));
+    }
+    match holder_process(&lock.holder) {
+        Some((h, pid)) if h == host => {
+            let alive =
+                pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists();
+            alive.then(|| {
+                format!(
+                    "run {run_id} is still being driven by pid {pid} on this host ({}): wait \
+                     for it, or stop it (SIGTERM rolls back at the next safe point)",
+                    lock.holder
+                )
+            })
+        }
+        _ if force => None,
+        _ => Some(format!(
+            "run {run_id} is held by {} until {}, on a host this one cannot check: if that \
+             runner is gone, take the run over with --force",
+            lock.holder, lock.expires_at
+        )),
+    }
 }
 
 fn outcome_text(o: Option<&Outcome>) -> String {
@@ -819,5 +898,74 @@ impl View {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(run_id: &str, holder: &str) -> LockInfo {
+        LockInfo {
+            holder: holder.into(),
+            run_id: run_id.into(),
+            acquired_at: 100,
+            expires_at: 10_000,
+        }
+    }
+
+    #[test]
+    fn holders_name_their_host_and_process() {
+        assert_eq!(
+            holder_process("arn:aws:iam::1:user/ci on runner-7 (pid 4242)"),
+            Some(("runner-7", 4242))
+        );
+        assert_eq!(holder_process("someone"), None);
+        assert_eq!(holder_process("a on b (pid x)"), None);
+    }
+
+    #[test]
+    fn another_runs_lock_is_never_taken_over() {
+        let other = lock("run-2", "ci on here (pid 1)");
+        for force in [false, true] {
+            let why = takeover_refusal(&other, "run-1", "here", force).unwrap();
+            assert!(why.contains("held by another run, run-2"), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_live_holder_on_this_host_is_refused_and_a_dead_one_is_not() {
+        // This test's own parent is alive for as long as the test runs.
+        let parent = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(1u32);
+        let live = lock("run-1", &format!("ci on here (pid {parent})"));
+        let why = takeover_refusal(&live, "run-1", "here", true).unwrap();
+        assert!(
+            why.contains(&format!("still being driven by pid {parent}")),
+            "{why}"
+        );
+        // Pids stop well below this on Linux: nobody can be running as it.
+        let dead = lock("run-1", "ci on here (pid 4194304)");
+        assert_eq!(takeover_refusal(&dead, "run-1", "here", false), None);
+        // A holder that is this very process (a resume of its own run) is no obstacle.
+        let me = lock("run-1", &format!("ci on here (pid {})", std::process::id()));
+        assert_eq!(takeover_refusal(&me, "run-1", "here", false), None);
+    }
+
+    #[test]
+    fn a_holder_on_another_host_needs_force() {
+        let remote = lock("run-1", "ci on runner-7 (pid 12)");
+        let why = takeover_refusal(&remote, "run-1", "here", false).unwrap();
+        assert!(why.contains("--force"), "{why}");
+        assert_eq!(takeover_refusal(&remote, "run-1", "here", true), None);
     }
 }

@@ -115,6 +115,9 @@ impl Executor<'_> {
 
     /// Runs the machine until it finishes, halts, or waits for approval.
     pub async fn drive(&mut self, m: &mut Machine) -> Result<Next, JournalFailed> {
+        // When the lock was last taken or extended by this process (the start of the drive
+        // counts: a resumed run's lock was just taken over in its name).
+        let mut lock_kept_at = self.providers.clock.now();
         loop {
             let next = m.next();
             match next {
@@ -153,7 +156,10 @@ impl Executor<'_> {
                     let result = if self.settings.dry_run {
                         Ok(())
                     } else {
-                        self.perform(m, &action).await
+                        match self.keep_lock(m, &action, &mut lock_kept_at).await {
+                            Ok(()) => self.perform(m, &action).await,
+                            Err(e) => Err(e),
+                        }
                     };
                     let (event, phase) = match result {
                         Ok(()) => (Event::Completed { mode, index }, "completed"),
@@ -246,6 +252,44 @@ impl Executor<'_> {
         Ok(())
     }
 
+    /// Extends the lock once half its time has passed since it was last taken or extended, so
+    /// that a long drain, deploy or promotion never outlives it (the bake extends it at every
+    /// look). A rollback goes on if the lock cannot be extended: putting the fleet back is
+    /// never held up by it.
+    async fn keep_lock(
+        &mut self,
+        m: &Machine,
+        action: &Action,
+        kept_at: &mut u64,
+    ) -> Result<(), ProviderError> {
+        let now = self.providers.clock.now();
+        let ttl = self.settings.lock_ttl.as_secs();
+        if !m.in_flight()
+            || matches!(action, Action::AcquireLock | Action::ReleaseLock)
+            || now.saturating_sub(*kept_at) < ttl / 2
+        {
+            return Ok(());
+        }
+        let renewed = self
+            .providers
+            .lock
+            .renew(&LockInfo {
+                holder: self.settings.holder.clone(),
+                run_id: m.plan().run_id.clone(),
+                acquired_at: now,
+                expires_at: now + ttl,
+            })
+            .await;
+        match renewed {
+            Ok(()) => {
+                *kept_at = now;
+                Ok(())
+            }
+            Err(_) if m.mode() == Mode::Rollback => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn rolling_back(&mut self, m: &Machine) {
         if m.mode() == Mode::Rollback {
             (self.progress)(&Progress::RollingBack {
@@ -277,11 +321,18 @@ impl Executor<'_> {
             Action::WaitDrained { pool, nodes } => {
                 let what = format!("{} to drain from {}", nodes.join(","), pool.as_str());
                 let deadline = self.settings.drain_timeout;
-                self.wait(&what, deadline, *pool, nodes, |members, nodes| {
-                    nodes
-                        .iter()
-                        .all(|n| members.iter().all(|h| h.node != *n || h.state == "unused"))
-                })
+                self.wait(
+                    &what,
+                    m.mode() == Mode::Rollback,
+                    deadline,
+                    *pool,
+                    nodes,
+                    |members, nodes| {
+                        nodes
+                            .iter()
+                            .all(|n| members.iter().all(|h| h.node != *n || h.state == "unused"))
+                    },
+                )
                 .await
                 .map_err(|e| ProviderError::new(format!("{e} (raise drain_timeout_seconds)")))
             }
@@ -290,11 +341,18 @@ impl Executor<'_> {
             Action::WaitHealthy { pool, nodes } => {
                 let what = format!("{} healthy in {}", nodes.join(","), pool.as_str());
                 let deadline = self.settings.health_timeout;
-                self.wait(&what, deadline, *pool, nodes, |members, nodes| {
-                    nodes
-                        .iter()
-                        .all(|n| members.iter().any(|h| h.node == *n && h.state == "healthy"))
-                })
+                self.wait(
+                    &what,
+                    m.mode() == Mode::Rollback,
+                    deadline,
+                    *pool,
+                    nodes,
+                    |members, nodes| {
+                        nodes
+                            .iter()
+                            .all(|n| members.iter().any(|h| h.node == *n && h.state == "healthy"))
+                    },
+                )
                 .await
                 .map_err(|e| ProviderError::new(format!("{e} (raise health_timeout_seconds)")))
             }
@@ -359,6 +417,7 @@ impl Executor<'_> {
     async fn wait(
         &mut self,
         what: &str,
+        in_rollback: bool,
         deadline: Duration,
         pool: Pool,
         nodes: &[String],
@@ -367,6 +426,13 @@ impl Executor<'_> {
         let clock = self.providers.clock;
         let start = clock.now();
         loop {
+            // The first signal stops a wait at once (the run then rolls back); a rollback's
+            // own waits go on, so that the fleet is put back whole.
+            if self.stop.load(Ordering::SeqCst) && !in_rollback {
+                return Err(ProviderError::new(format!(
+                    "interrupted by a signal while waiting for {what}"
+                )));
+            }
             let members = self.providers.lb.members(pool).await?;
             let elapsed = clock.now().saturating_sub(start);
             if done(&members, nodes) {

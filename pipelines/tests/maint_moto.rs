@@ -1,4 +1,5 @@
-//! Maintenance against moto: the flag round trip, draining, the journal's resume.
+//! Maintenance against moto: the flag round trip, draining, the journal's resume, and the
+//! flag TTL waited out on the way in and on the way out.
 //!
 //! Needs a moto server (`scripts/test` starts one): `GATEKEEPER_TEST_MOTO` or
 //! `AWS_ENDPOINT_URL` on loopback. Outside CI the tests skip without it; in CI they fail.
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipelines::maintenance::{self, journal::Journal, DrainOutcome, Event, OnOutcome};
+use pipelines::redrive;
 use stacks::flag::MaintenanceFlag;
 
 struct Moto {
@@ -267,6 +269,7 @@ async fn on_runs_hooks_once_across_a_resume_and_off_clears_the_flag() {
         who: "arn:aws:iam::123456789012:user/alice".into(),
         drain_timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(100),
+        flag_ttl: Duration::ZERO,
     };
     let journal_path = Journal::path_in(dir.path(), &target.service, &target.environment);
 
@@ -322,9 +325,11 @@ async fn on_runs_hooks_once_across_a_resume_and_off_clears_the_flag() {
         &target,
         &mut journal,
         "arn:aws:iam::123456789012:user/bob",
+        Duration::ZERO,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .flag;
     let stored = maintenance::read_flag(&m.ssm, &target.flag_parameter)
         .await
         .unwrap()
@@ -366,6 +371,7 @@ async fn preflight_reports_non_empty_batch_queues_and_refuses_when_asked() {
         who: "me".into(),
         drain_timeout: Duration::from_secs(1),
         poll_interval: Duration::from_millis(100),
+        flag_ttl: Duration::ZERO,
     };
     let outcome = maintenance::on(&clients, &target, &mconfig, &mut journal, &request, &|_| {})
         .await
@@ -383,4 +389,272 @@ async fn preflight_reports_non_empty_batch_queues_and_refuses_when_asked() {
         None,
         "refused before the flag"
     );
+}
+
+/// Events with the moment each was seen.
+type Timed = Arc<Mutex<Vec<(std::time::Instant, Event)>>>;
+
+fn timed(events: &Timed) -> impl Fn(Event) + Send + Sync {
+    let events = events.clone();
+    move |e| events.lock().unwrap().push((std::time::Instant::now(), e))
+}
+
+fn when(events: &Timed, f: impl Fn(&Event) -> bool) -> Option<std::time::Instant> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, e)| f(e))
+        .map(|(t, _)| *t)
+}
+
+#[tokio::test]
+async fn on_runs_no_hook_before_the_flag_ttl_even_when_the_queues_are_already_empty() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let service = unique("ttl");
+    let (stack, mconfig) = config(
+        &service,
+        "[maintenance]\nflag_ttl_seconds = 1\n\
+         [[maintenance.hooks]]\nname = \"backup\"\ncommand = [\"true\"]\n",
+    );
+    assert_eq!(mconfig.flag_ttl(), Duration::from_secs(1));
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    for q in &target.queues {
+        queue(&m, q).await;
+    }
+    let clients = maintenance::Clients {
+        ssm: &m.ssm,
+        sqs: &m.sqs,
+        s3: &m.s3,
+        ingestion_bucket: None,
+    };
+    let request = maintenance::OnRequest {
+        message: "db upgrade".into(),
+        until: None,
+        who: "me".into(),
+        drain_timeout: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(100),
+        flag_ttl: mconfig.flag_ttl(),
+    };
+    let events: Timed = Arc::default();
+    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &mut journal,
+        &request,
+        &timed(&events),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, OnOutcome::Done { .. }), "{outcome:?}");
+    let written = when(&events, |e| matches!(e, Event::FlagWritten(_))).unwrap();
+    let hook = when(&events, |e| matches!(e, Event::HookStarted { .. })).unwrap();
+    assert!(
+        hook - written >= Duration::from_secs(1),
+        "the hook started {:?} after the flag write, before the TTL",
+        hook - written
+    );
+    let all = events.lock().unwrap();
+    assert!(all.iter().any(|(_, e)| matches!(
+        e,
+        Event::WaitingForFlagReaders { left } if *left > Duration::from_millis(800)
+    )));
+    // The queues read empty from the first look, and were looked at again after the TTL.
+    let looks = all
+        .iter()
+        .filter(|(t, e)| {
+            matches!(e, Event::Depths { .. }) && *t >= written + Duration::from_secs(1)
+        })
+        .count();
+    assert!(looks >= 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_resumed_on_waits_only_what_is_left_of_the_flag_ttl() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("backups");
+    let service = unique("res");
+    let (stack, mconfig) = config(
+        &service,
+        &format!(
+            "[maintenance]\nflag_ttl_seconds = 30\n\
+             [[maintenance.hooks]]\nname = \"backup\"\ncommand = [\"sh\", \"-c\", \"echo x >> {}\"]\n",
+            marker.display()
+        ),
+    );
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    for q in &target.queues {
+        queue(&m, q).await;
+    }
+    let clients = maintenance::Clients {
+        ssm: &m.ssm,
+        sqs: &m.sqs,
+        s3: &m.s3,
+        ingestion_bucket: None,
+    };
+    // An earlier run set the flag ten minutes ago and was interrupted before the hooks.
+    let flag = MaintenanceFlag {
+        enabled: true,
+        message: "db upgrade".into(),
+        until: None,
+        who: Some("me".into()),
+        when: Some("2026-01-01T00:00:00Z".into()),
+    };
+    maintenance::write_flag(&m.ssm, &target.flag_parameter, &flag)
+        .await
+        .unwrap();
+    let ten_minutes_ago =
+        aws_smithy_types::DateTime::from(std::time::SystemTime::now() - Duration::from_secs(600))
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap();
+    let journal_path = dir.path().join("j.jsonl");
+    std::fs::write(
+        &journal_path,
+        format!(
+            "{{\"run\":\"r\",\"step\":\"preflight\",\"at\":\"{t}\"}}\n\
+             {{\"run\":\"r\",\"step\":\"flag-on\",\"at\":\"{t}\"}}\n",
+            t = ten_minutes_ago
+        ),
+    )
+    .unwrap();
+    let request = maintenance::OnRequest {
+        message: "db upgrade".into(),
+        until: None,
+        who: "me".into(),
+        drain_timeout: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(100),
+        flag_ttl: mconfig.flag_ttl(),
+    };
+    let events: Timed = Arc::default();
+    let started = std::time::Instant::now();
+    let mut journal = Journal::open(&journal_path).unwrap();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &mut journal,
+        &request,
+        &timed(&events),
+    )
+    .await
+    .unwrap();
+    let OnOutcome::Done { flag: kept, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(kept, flag, "the resumed run keeps its flag");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 30 s TTL had passed long ago: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x\n");
+    assert!(!events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, e)| matches!(e, Event::WaitingForFlagReaders { .. })));
+}
+
+#[tokio::test]
+async fn off_redrives_an_upload_parked_after_the_flag_was_cleared() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let service = unique("off");
+    let (stack, mconfig) = config(&service, "[maintenance]\nflag_ttl_seconds = 1\n");
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    let (parking, ingestion) = (format!("{service}-parking"), format!("{service}-ingestion"));
+    for b in [&parking, &ingestion] {
+        m.s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    async fn put(s3: aws_sdk_s3::Client, bucket: String, key: &'static str) {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(key.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    put(m.s3.clone(), parking.clone(), "before.jpg").await;
+    let on = MaintenanceFlag {
+        enabled: true,
+        ..MaintenanceFlag::default()
+    };
+    maintenance::write_flag(&m.ssm, &target.flag_parameter, &on)
+        .await
+        .unwrap();
+    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let cleared = maintenance::off(&m.ssm, &target, &mut journal, "me", mconfig.flag_ttl())
+        .await
+        .unwrap();
+    let cleared_at = std::time::Instant::now();
+    assert!(!cleared.flag.enabled);
+
+    // A service still answering from its cached flag parks one more upload.
+    let late = tokio::spawn({
+        let (s3, parking) = (m.s3.clone(), parking.clone());
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            put(s3, parking, "late.jpg").await;
+        }
+    });
+    let clients = redrive::Clients {
+        s3: m.s3.clone(),
+        sqs: m.sqs.clone(),
+    };
+    let rules = redrive::BatchRules::from_config(mconfig.batches(), &stack.prefix());
+    let mut request = redrive::Request::new(&parking, &ingestion, rules);
+
+    // A dry run does not wait.
+    request.dry_run = true;
+    request.list_after = Some(tokio::time::Instant::now() + Duration::from_secs(60));
+    let dry = redrive::run(&clients, &request, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert!(cleared_at.elapsed() < Duration::from_millis(900), "no wait");
+    assert!(dry.dry_run);
+
+    request.dry_run = false;
+    request.list_after = Some(cleared.noticed_by);
+    let waited = Arc::new(Mutex::new(None));
+    let seen = waited.clone();
+    let report = redrive::run(
+        &clients,
+        &request,
+        Arc::new(move |e| {
+            if let redrive::Event::WaitingForFlagReaders { left } = e {
+                *seen.lock().unwrap() = Some(left);
+            }
+        }),
+    )
+    .await
+    .unwrap();
+    late.await.unwrap();
+    assert!(cleared_at.elapsed() >= Duration::from_millis(900));
+    assert!(waited.lock().unwrap().is_some(), "the wait is reported");
+    assert_eq!(
+        (report.total, report.moved, report.failures),
+        (2, 2, 0),
+        "{report:#?}"
+    );
+    let listed =
+        m.s3.list_objects_v2()
+            .bucket(&ingestion)
+            .send()
+            .await
+            .unwrap();
+    let mut keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    keys.sort();
+    assert_eq!(keys, ["before.jpg", "late.jpg"]);
+    let left =
+        m.s3.list_objects_v2()
+            .bucket(&parking)
+            .send()
+            .await
+            .unwrap();
+    assert!(left.contents().is_empty(), "nothing left behind");
 }

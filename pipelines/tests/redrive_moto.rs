@@ -528,3 +528,57 @@ async fn objects_claiming_the_same_destination_land_once_and_the_others_are_comp
     let left: Vec<String> = contents(&m, &parking).await.into_keys().collect();
     assert_eq!(left, ["b-3/y.jpg"]);
 }
+
+#[tokio::test]
+async fn with_the_default_config_a_key_in_a_folder_keeps_its_key() {
+    let Some(m) = moto().await else { return };
+    let id = unique("df");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    // No queue named after any folder exists: had folders counted as batches, every one of
+    // them would be dead and its keys rewritten.
+    let parked: Vec<(&str, &[u8])> = vec![
+        ("folder/x.jpg", b"an ordinary upload in a folder"),
+        ("folder/sub/y.jpg", b"deeper"),
+        (
+            "batch-7/z.jpg",
+            b"looks like a batch, but none is configured",
+        ),
+        ("top.jpg", b"no folder"),
+    ];
+    for (k, v) in &parked {
+        put(&m, &parking, k, v.to_vec()).await;
+    }
+    let path = std::path::Path::new("gatekeeper.toml");
+    for text in [
+        format!("service = \"{id}\"\nenvironment = \"test\"\n"),
+        format!("service = \"{id}\"\nenvironment = \"test\"\n[maintenance]\nconcurrency = 2\n"),
+    ] {
+        let stack = stacks::config::parse(path, &text).unwrap();
+        let mconfig = pipelines::maintenance::config::parse(path, &text).unwrap();
+        let rules = BatchRules::from_config(mconfig.batches(), &stack.prefix());
+        let request = redrive::Request::new(&parking, &ingestion, rules);
+        let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+        assert_eq!(report.rewritten, 0, "{text}: {report:#?}");
+        assert!(report.dead_batches.is_empty(), "{report:#?}");
+        let expected: BTreeMap<String, Vec<u8>> = parked
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect();
+        assert_eq!(contents(&m, &ingestion).await, expected, "{text}");
+        assert!(contents(&m, &parking).await.is_empty());
+        // Parked again for the next configuration.
+        for (k, v) in &parked {
+            put(&m, &parking, k, v.to_vec()).await;
+        }
+        for (k, _) in &parked {
+            m.s3.delete_object()
+                .bucket(&ingestion)
+                .key(*k)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}

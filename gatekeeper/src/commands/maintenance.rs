@@ -4,7 +4,9 @@
 //! - `on`: 0 flag set, queues drained, hooks run; 2 refused by the preflight
 //!   (`[maintenance.in_flight] refuse`) or the queues did not drain before the timeout (the
 //!   flag stays on; run `on` again to keep waiting, or `off`); 1 an error (a failed hook, AWS).
-//! - `off`: as `redrive` (0 all moved, 2 conflicts, 1 failures); the flag is cleared first.
+//! - `off`: as `redrive` (0 all moved, 2 conflicts, 1 failures); the flag is cleared first,
+//!   and the parking lot listed `[maintenance] flag_ttl_seconds` later, once every service
+//!   has noticed and stopped parking uploads.
 //! - `status`: 0 off, 2 on, 1 error.
 
 use std::collections::BTreeMap;
@@ -156,6 +158,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                         let d = maintenance::queues::depth(&clients.sqs, q).await?;
                         writeln!(out, "would wait for queue {q} ({} messages now)", d.total())?;
                     }
+                    writeln!(out, "would count the queues as drained no sooner than {}s after setting the flag ([maintenance] flag_ttl_seconds)", mconfig.flag_ttl().as_secs())?;
                     for h in &mconfig.hooks {
                         writeln!(out, "would run hook {}: {}", h.name, h.command.get_ref().join(" "))?;
                     }
@@ -172,6 +175,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                     who,
                     drain_timeout: a.timeout.map(Duration::from_secs).unwrap_or(mconfig.drain_timeout()),
                     poll_interval: mconfig.poll_interval(),
+                    flag_ttl: mconfig.flag_ttl(),
                 };
                 let view = DrainView::new();
                 let on_event = |e: Event| view.event(e);
@@ -212,25 +216,32 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             }
             MaintenanceCommand::Off(a) => {
                 let concurrency = a.concurrency.unwrap_or(*mconfig.concurrency.get_ref()).max(1);
+                let ttl = mconfig.flag_ttl().as_secs();
                 if a.dry_run {
                     writeln!(out, "dry run: would clear {}", target.flag_parameter)?;
                     if a.no_redrive {
                         return Ok(ExitStatus::Success);
                     }
-                    let report = redrive::objects(&loaded.config, &mconfig, &clients, true, concurrency).await?;
+                    if a.common.output != Output::Json {
+                        writeln!(out, "would list the parking lot {ttl}s after clearing it ([maintenance] flag_ttl_seconds); it holds now:")?;
+                    }
+                    let report = redrive::objects(&loaded.config, &mconfig, &clients, true, concurrency, None).await?;
                     redrive::render(&report, a.common.output, out)?;
                     return Ok(redrive::status_of(&report));
                 }
                 let who = caller(&clients).await?;
                 let mut journal = Journal::open(&Journal::path_in(&a.journal_dir, &target.service, &target.environment))?;
-                let flag = maintenance::off(&clients.ssm, &target, &mut journal, &who).await?;
+                let cleared = maintenance::off(&clients.ssm, &target, &mut journal, &who, mconfig.flag_ttl()).await?;
                 if a.common.output != Output::Json {
-                    writeln!(out, "maintenance is off: {}", flag.to_json())?;
+                    writeln!(out, "maintenance is off: {}", cleared.flag.to_json())?;
                 }
                 if a.no_redrive {
+                    if a.common.output != Output::Json {
+                        writeln!(out, "services may park uploads for {ttl}s more ([maintenance] flag_ttl_seconds): run `gatekeeper redrive` after that")?;
+                    }
                     return Ok(ExitStatus::Success);
                 }
-                let report = redrive::objects(&loaded.config, &mconfig, &clients, false, concurrency).await?;
+                let report = redrive::objects(&loaded.config, &mconfig, &clients, false, concurrency, Some(cleared.noticed_by)).await?;
                 redrive::render(&report, a.common.output, out)?;
                 Ok(redrive::status_of(&report))
             }
@@ -314,6 +325,11 @@ impl DrainView {
             )),
             Event::InFlight(_) => {}
             Event::FlagWritten(f) => self.line(format!("maintenance: flag set: {}", f.to_json())),
+            Event::WaitingForFlagReaders { left } => self.line(format!(
+                "maintenance: services cache the flag: the queues count as drained no sooner \
+                 than {}s from now ([maintenance] flag_ttl_seconds)",
+                left.as_secs_f64().ceil()
+            )),
             Event::Depths { depths, waited } => {
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let now: Vec<(String, u64)> = depths

@@ -74,7 +74,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             .concurrency
             .map(usize::from)
             .unwrap_or(*mconfig.concurrency.get_ref());
-        let report = objects(config, &mconfig, &clients, args.dry_run, concurrency).await?;
+        let report = objects(config, &mconfig, &clients, args.dry_run, concurrency, None).await?;
         render(&report, args.output, out)?;
         Ok(status_of(&report))
     })
@@ -135,22 +135,25 @@ pub async fn buckets(
     Ok((parking.unwrap_or_default(), ingestion.unwrap_or_default()))
 }
 
-/// Runs the object redrive with a progress bar on standard error.
+/// Runs the object redrive with a progress bar on standard error; the parking lot is listed
+/// no sooner than `list_after` (a dry run does not wait).
 pub async fn objects(
     config: &Config,
     mconfig: &MaintenanceConfig,
     clients: &Clients,
     dry_run: bool,
     concurrency: usize,
+    list_after: Option<tokio::time::Instant>,
 ) -> anyhow::Result<Report> {
     let (parking, ingestion) = buckets(config, mconfig, clients).await?;
     let mut request = redrive::Request::new(
         &parking,
         &ingestion,
-        BatchRules::from_config(&mconfig.batches, &config.prefix()),
+        BatchRules::from_config(mconfig.batches(), &config.prefix()),
     );
     request.concurrency = concurrency;
     request.dry_run = dry_run;
+    request.list_after = list_after;
     let bar = Bar::new("redrive");
     let kill_after: Option<usize> = std::env::var(KILL_AFTER_ENV)
         .ok()
@@ -159,6 +162,11 @@ pub async fn objects(
     let sink: redrive::Sink = {
         let bar = bar.clone();
         Arc::new(move |event| match event {
+            Event::WaitingForFlagReaders { left } => bar.line(&format!(
+                "listing s3://{parking} in {}s ([maintenance] flag_ttl_seconds): services \
+                 answering from their cached flag may still park uploads",
+                left.as_secs_f64().ceil()
+            )),
             Event::Listed { objects, batches } => {
                 bar.set_length(objects as u64);
                 bar.line(&format!(

@@ -6,6 +6,7 @@
 //! # queue_prefix = "photos-prod-"    # or every queue whose name starts with this
 //! drain_timeout_seconds = 900
 //! poll_interval_seconds = 5
+//! flag_ttl_seconds = 30              # the longest TTL with which a service caches the flag
 //! concurrency = 16                   # redrive copies in flight
 //! # ingestion_bucket = "..."         # default: [buckets] or the stack's outputs
 //! # parking_lot_bucket = "..."
@@ -21,13 +22,24 @@
 //! command = ["./backup.sh", "--label", "maintenance"]
 //! timeout_seconds = 3600
 //!
-//! [maintenance.batches]              # how redrive treats `<batchId>/path` keys
-//! id_prefix = ""                     # first key segment is a batch id when it starts with this
-//! liveness = "queue"                 # "queue" | "command" | "none"
+//! [maintenance.batches]              # how redrive treats `<batchId>/path` keys; without this
+//!                                    # table no key is a batch key and none is rewritten
+//! id_prefix = "batch-"               # required: the first key segment is a batch id when it
+//!                                    # starts with this (`batch-42/a/x.jpg`, not `docs/x.jpg`)
+//! liveness = "queue"                 # "queue" (default) | "command" | "none"
 //! queue = "{prefix}-batch-{batch}"   # liveness = "queue": the batch is alive while this exists
 //! # command = ["./batch-alive", "{batch}"]  # liveness = "command": exit 0 alive, 1 dead
 //! rewrite = "{path}"                 # destination key of a dead batch's object
 //! ```
+//!
+//! `flag_ttl_seconds` is how long a service may keep answering from its cached flag
+//! (`maintenance-flag`'s reader TTL, 10 to 30 seconds by the contract). `maintenance on` runs
+//! no hook before that long has passed since the flag was set, and `maintenance off` lists
+//! the parking lot no sooner than that long after clearing it.
+//!
+//! A `[maintenance.batches]` table whose liveness check is not `"none"` needs a non-empty
+//! `id_prefix`: a batch is recognised by how its id starts, never by a key merely having a
+//! folder, so an ordinary upload such as `docs/x.jpg` keeps its key.
 //!
 //! Dead-letter queues are never drained: their messages already failed and wait for a person
 //! (`redrive --dlq`); `maintenance status` shows their depth.
@@ -60,6 +72,9 @@ pub struct MaintenanceConfig {
     pub drain_timeout_seconds: u64,
     #[serde(default = "default_poll")]
     pub poll_interval_seconds: Spanned<u64>,
+    /// The longest TTL with which a service caches the flag; see the module docs.
+    #[serde(default = "default_flag_ttl")]
+    pub flag_ttl_seconds: Spanned<u64>,
     #[serde(default = "default_concurrency")]
     pub concurrency: Spanned<usize>,
     #[serde(default)]
@@ -70,8 +85,9 @@ pub struct MaintenanceConfig {
     pub in_flight: InFlightConfig,
     #[serde(default)]
     pub hooks: Vec<HookConfig>,
+    /// `None` (no `[maintenance.batches]` table): no key is a batch key.
     #[serde(default)]
-    pub batches: BatchesConfig,
+    pub batches: Option<Spanned<BatchesConfig>>,
 }
 
 fn default_drain_timeout() -> u64 {
@@ -79,6 +95,14 @@ fn default_drain_timeout() -> u64 {
 }
 fn default_poll() -> Spanned<u64> {
     Spanned::new(0..0, 5)
+}
+/// The longest reader TTL the flag contract allows (`maintenance-flag`: 10 to 30 seconds).
+pub const DEFAULT_FLAG_TTL_SECONDS: u64 = 30;
+/// A larger `flag_ttl_seconds` is taken for a mistake (milliseconds, say).
+pub const MAX_FLAG_TTL_SECONDS: u64 = 3600;
+
+fn default_flag_ttl() -> Spanned<u64> {
+    Spanned::new(0..0, DEFAULT_FLAG_TTL_SECONDS)
 }
 fn default_concurrency() -> Spanned<usize> {
     Spanned::new(0..0, 16)
@@ -91,12 +115,13 @@ impl Default for MaintenanceConfig {
             queue_prefix: None,
             drain_timeout_seconds: default_drain_timeout(),
             poll_interval_seconds: default_poll(),
+            flag_ttl_seconds: default_flag_ttl(),
             concurrency: default_concurrency(),
             ingestion_bucket: None,
             parking_lot_bucket: None,
             in_flight: InFlightConfig::default(),
             hooks: Vec::new(),
-            batches: BatchesConfig::default(),
+            batches: None,
         }
     }
 }
@@ -107,6 +132,14 @@ impl MaintenanceConfig {
     }
     pub fn poll_interval(&self) -> Duration {
         Duration::from_secs(*self.poll_interval_seconds.get_ref())
+    }
+    /// How long a service may still answer from the flag it cached before a write.
+    pub fn flag_ttl(&self) -> Duration {
+        Duration::from_secs(*self.flag_ttl_seconds.get_ref())
+    }
+    /// The batch rules, when `[maintenance.batches]` is given.
+    pub fn batches(&self) -> Option<&BatchesConfig> {
+        self.batches.as_ref().map(|b| b.get_ref())
     }
 }
 
@@ -148,8 +181,9 @@ pub enum Liveness {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchesConfig {
+    /// How every batch id starts; required (non-empty) unless `liveness = "none"`.
     #[serde(default)]
-    pub id_prefix: String,
+    pub id_prefix: Option<Spanned<String>>,
     #[serde(default)]
     pub liveness: Liveness,
     #[serde(default = "default_batch_queue")]
@@ -170,7 +204,7 @@ fn default_rewrite() -> Spanned<String> {
 impl Default for BatchesConfig {
     fn default() -> Self {
         BatchesConfig {
-            id_prefix: String::new(),
+            id_prefix: None,
             liveness: Liveness::default(),
             queue: default_batch_queue(),
             command: None,
@@ -234,10 +268,45 @@ pub fn parse(file: &Path, text: &str) -> Result<MaintenanceConfig, ConfigError> 
             ));
         }
     }
-    let b = &config.batches;
+    if *config.flag_ttl_seconds.get_ref() > MAX_FLAG_TTL_SECONDS {
+        return Err(fail(
+            "maintenance.flag_ttl_seconds",
+            config.flag_ttl_seconds.span(),
+            &format!("must be at most {MAX_FLAG_TTL_SECONDS} (seconds)"),
+        ));
+    }
+    let Some(table) = &config.batches else {
+        return Ok(config);
+    };
+    let b = table.get_ref();
+    match &b.id_prefix {
+        None if b.liveness != Liveness::None => {
+            return Err(fail(
+                "maintenance.batches.id_prefix",
+                table.span(),
+                "is required unless liveness = \"none\": how every batch id starts, e.g. \"batch-\"; \
+                 without it the first folder of any key would be taken for a batch",
+            ));
+        }
+        Some(p) if p.get_ref().is_empty() => {
+            return Err(fail(
+                "maintenance.batches.id_prefix",
+                p.span(),
+                "must not be empty: the first folder of any key would be taken for a batch",
+            ));
+        }
+        Some(p) if p.get_ref().contains('/') => {
+            return Err(fail(
+                "maintenance.batches.id_prefix",
+                p.span(),
+                "a batch id is a key's first segment: it cannot contain /",
+            ));
+        }
+        _ => {}
+    }
     if b.liveness == Liveness::Command && b.command.as_ref().is_none_or(|c| c.get_ref().is_empty())
     {
-        let span = b.command.as_ref().map(|c| c.span()).unwrap_or(0..0);
+        let span = b.command.as_ref().map(|c| c.span()).unwrap_or(table.span());
         return Err(fail(
             "maintenance.batches.command",
             span,
@@ -286,7 +355,8 @@ mod tests {
         let c = parse_str("service = \"photos\"\nenvironment = \"prod\"\n").unwrap();
         assert_eq!(c, MaintenanceConfig::default());
         assert_eq!(c.drain_timeout(), Duration::from_secs(900));
-        assert_eq!(c.batches.rewrite.get_ref(), "{path}");
+        assert_eq!(c.batches(), None, "no table: no key is a batch key");
+        assert_eq!(c.flag_ttl(), Duration::from_secs(DEFAULT_FLAG_TTL_SECONDS));
     }
 
     #[test]
@@ -304,17 +374,20 @@ refuse = true
 name = "backup"
 command = ["true"]
 [maintenance.batches]
+id_prefix = "batch-"
 liveness = "command"
 command = ["./alive", "{batch}"]
 rewrite = "orphans/{batch}/{path}"
 "#,
         )
         .unwrap();
-        assert_eq!(c.queues.unwrap()[0].get_ref(), "uploads");
+        assert_eq!(c.queues.as_ref().unwrap()[0].get_ref(), "uploads");
         assert_eq!(*c.concurrency.get_ref(), 4);
         assert!(c.in_flight.refuse);
         assert_eq!(c.hooks[0].timeout_seconds, 3600);
-        assert_eq!(c.batches.liveness, Liveness::Command);
+        let batches = c.batches().unwrap();
+        assert_eq!(batches.liveness, Liveness::Command);
+        assert_eq!(batches.id_prefix.as_ref().unwrap().get_ref(), "batch-");
     }
 
     #[test]
@@ -330,12 +403,48 @@ rewrite = "orphans/{batch}/{path}"
         let e = parse_str("[maintenance]\nconcurrency = 0\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("maintenance.concurrency"));
         assert_eq!((e.line, e.column), (2, 15));
-        let e = parse_str("[maintenance.batches]\nrewrite = \"x/{batch}\"\n").unwrap_err();
+        let e = parse_str("[maintenance.batches]\nid_prefix = \"b-\"\nrewrite = \"x/{batch}\"\n")
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("maintenance.batches.rewrite"));
-        assert_eq!(e.line, 2);
-        let e = parse_str("[maintenance.batches]\nliveness = \"command\"\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = parse_str("[maintenance.batches]\nid_prefix = \"b-\"\nliveness = \"command\"\n")
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("maintenance.batches.command"));
+        let e = parse_str("[maintenance]\nflag_ttl_seconds = 30000\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("maintenance.flag_ttl_seconds"));
+        assert_eq!((e.line, e.column), (2, 20));
         let e = parse_str("[maintenance]\nqueues = [\"a\"]\nqueue_prefix = \"x\"\n").unwrap_err();
         assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn batch_rules_need_an_id_prefix_unless_liveness_is_none() {
+        // Any batch table with a liveness check but no way to tell batch ids from folders.
+        for text in [
+            "service = \"photos\"\n[maintenance.batches]\nrewrite = \"orphans/{path}\"\n",
+            "service = \"photos\"\n[maintenance.batches]\nliveness = \"queue\"\n",
+            "service = \"photos\"\n[maintenance.batches]\nliveness = \"command\"\ncommand = [\"./alive\"]\n",
+        ] {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("maintenance.batches.id_prefix"), "{text}");
+            assert_eq!(e.line, 2, "located at the table: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with("gatekeeper.toml:2:1: maintenance.batches.id_prefix: is required"),
+                "{e}"
+            );
+        }
+        let e = parse_str("[maintenance.batches]\nid_prefix = \"\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("maintenance.batches.id_prefix"));
+        assert_eq!((e.line, e.column), (2, 13));
+        assert!(e.message.contains("must not be empty"), "{e}");
+        let e = parse_str("[maintenance.batches]\nid_prefix = \"b/\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("maintenance.batches.id_prefix"));
+
+        // Without a check nothing is rewritten, so no prefix is needed.
+        let c = parse_str("[maintenance.batches]\nliveness = \"none\"\n").unwrap();
+        assert_eq!(c.batches().unwrap().liveness, Liveness::None);
+        let c = parse_str("[maintenance.batches]\nid_prefix = \"b-\"\n").unwrap();
+        assert_eq!(c.batches().unwrap().liveness, Liveness::Queue);
     }
 }

@@ -121,11 +121,31 @@ impl Journal {
         self.records.iter().any(|r| &r.run == run && r.step == step)
     }
 
-    /// Appends a completed step and syncs it to disk.
+    /// When the current run last completed `step` (the record's `at`, RFC 3339).
+    pub fn completed_at(&self, step: &str) -> Option<&str> {
+        let run = self.run.as_ref()?;
+        self.records
+            .iter()
+            .rev()
+            .find(|r| &r.run == run && r.step == step)
+            .map(|r| r.at.as_str())
+    }
+
+    /// Appends a completed step and syncs it to disk; a step already done is not appended.
     pub fn record(&mut self, step: &str) -> Result<(), MaintenanceError> {
         if self.done(step) {
             return Ok(());
         }
+        self.append(step)
+    }
+
+    /// Appends `step` even when the run already completed it (it was done again, and when
+    /// matters: see [`completed_at`](Self::completed_at)).
+    pub fn record_again(&mut self, step: &str) -> Result<(), MaintenanceError> {
+        self.append(step)
+    }
+
+    fn append(&mut self, step: &str) -> Result<(), MaintenanceError> {
         let record = Record {
             run: self.current(),
             step: step.to_string(),
@@ -196,6 +216,27 @@ mod tests {
         assert!(j.unfinished().is_none());
         assert_eq!(j.resume_or_start().unwrap(), None);
         assert!(!j.done("hook:backup"), "a new run starts clean");
+    }
+
+    #[test]
+    fn a_step_done_again_is_dated_by_its_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        std::fs::write(
+            &path,
+            "{\"run\":\"r\",\"step\":\"flag-on\",\"at\":\"2020-01-01T00:00:00Z\"}\n",
+        )
+        .unwrap();
+        let mut j = Journal::open(&path).unwrap();
+        j.resume_or_start().unwrap();
+        assert_eq!(j.completed_at("flag-on"), Some("2020-01-01T00:00:00Z"));
+        assert_eq!(j.completed_at("drained"), None);
+        j.record("flag-on").unwrap();
+        assert_eq!(j.records().len(), 1, "record keeps the first");
+        j.record_again("flag-on").unwrap();
+        let again = Journal::open(&path).unwrap();
+        assert_eq!(again.records().len(), 2);
+        assert_ne!(j.completed_at("flag-on"), Some("2020-01-01T00:00:00Z"));
     }
 
     #[test]

@@ -5,13 +5,19 @@
 //!
 //! 1. `preflight`: report work in flight that maintenance would strand (see [`preflight`]).
 //! 2. `flag-on`: write the SSM flag (enabled, message, until, who, when) and read it back.
-//! 3. `drained`: wait until every selected queue reads zero, visible and in flight.
+//! 3. `drained`: wait until every selected queue reads zero, visible and in flight, on looks
+//!    taken no sooner than `[maintenance] flag_ttl_seconds` after the flag was read back:
+//!    services cache the flag that long, and until their caches expire they still accept
+//!    work. Empty queues do not end the wait early.
 //! 4. `hook:<name>`: run each hook in order; the first failure stops the run.
 //! 5. `done`.
 //!
 //! A rerun after an interruption resumes the unfinished run: hooks already recorded are not
 //! run again (a database backup is not taken twice); the flag, the preflight and the drain
-//! are cheap and idempotent and are checked again. `off` ends the run in the journal.
+//! are cheap and idempotent and are checked again. The flag TTL is counted from the `at` of
+//! the `flag-on` record, so a resume waits only what is left of it. `off` ends the run in the
+//! journal; after it, services may keep parking uploads for the TTL ([`Cleared::noticed_by`]),
+//! which the redrive waits out before it lists the parking lot.
 //!
 //! Nothing here prints; progress is reported through [`Event`]s.
 
@@ -75,6 +81,11 @@ pub enum Event {
     },
     InFlight(Vec<preflight::InFlight>),
     FlagWritten(MaintenanceFlag),
+    /// No queue counts as drained before this much longer has passed: services may still
+    /// answer from the flag they cached before it was set.
+    WaitingForFlagReaders {
+        left: Duration,
+    },
     Depths {
         depths: Vec<Depth>,
         waited: Duration,
@@ -223,6 +234,8 @@ pub struct OnRequest {
     pub who: String,
     pub drain_timeout: Duration,
     pub poll_interval: Duration,
+    /// `[maintenance] flag_ttl_seconds`: no hook runs before this long after the flag write.
+    pub flag_ttl: Duration,
 }
 
 /// How `maintenance on` ended.
@@ -272,8 +285,11 @@ pub async fn on(
 
     // A resumed run keeps the flag it wrote, so `when` tells when maintenance began.
     let current = read_flag(clients.ssm, &target.flag_parameter).await?;
-    let flag = match current {
-        Some(f) if f.enabled && journal.done("flag-on") => f,
+    let (flag, noticed_by) = match current {
+        Some(f) if f.enabled && journal.done("flag-on") => {
+            let noticed_by = noticed_by(journal.completed_at("flag-on"), request.flag_ttl);
+            (f, noticed_by)
+        }
         _ => {
             let flag = MaintenanceFlag {
                 enabled: true,
@@ -283,17 +299,24 @@ pub async fn on(
                 when: Some(now_rfc3339()),
             };
             write_flag(clients.ssm, &target.flag_parameter, &flag).await?;
-            journal.record("flag-on")?;
-            flag
+            let noticed_by = tokio::time::Instant::now() + request.flag_ttl;
+            // Written again in a resumed run (someone cleared it): the TTL starts again too.
+            journal.record_again("flag-on")?;
+            (flag, noticed_by)
         }
     };
     on_event(Event::FlagWritten(flag.clone()));
+    let left = noticed_by.saturating_duration_since(tokio::time::Instant::now());
+    if !left.is_zero() {
+        on_event(Event::WaitingForFlagReaders { left });
+    }
 
-    let outcome = queues::drain(
+    let outcome = queues::drain_after(
         clients.sqs,
         &target.queues,
         request.drain_timeout,
         request.poll_interval,
+        noticed_by,
         on_event,
     )
     .await?;
@@ -335,13 +358,38 @@ pub async fn on(
     })
 }
 
+/// When every service has noticed a flag read back at `at` (RFC 3339, from the journal):
+/// `ttl` after it, counted from now as far as it has not passed. A time that cannot be read,
+/// or lies in the future (the clock moved back), waits the whole TTL from now.
+fn noticed_by(at: Option<&str>, ttl: Duration) -> tokio::time::Instant {
+    let since = at
+        .and_then(|at| {
+            aws_smithy_types::DateTime::from_str(at, aws_smithy_types::date_time::Format::DateTime)
+                .ok()
+        })
+        .and_then(|at| std::time::SystemTime::try_from(at).ok())
+        .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
+        .unwrap_or(Duration::ZERO);
+    tokio::time::Instant::now() + ttl.saturating_sub(since)
+}
+
+/// The flag `off` wrote, and when services have noticed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleared {
+    pub flag: MaintenanceFlag,
+    /// The flag TTL after the write was read back: until then a service may still answer
+    /// from its cached flag and park uploads (see `redrive::Request::list_after`).
+    pub noticed_by: tokio::time::Instant,
+}
+
 /// `maintenance off`: clears the flag (keeping who turned it off, and when) and reads it back.
 pub async fn off(
     ssm: &aws_sdk_ssm::Client,
     target: &Target,
     journal: &mut journal::Journal,
     who: &str,
-) -> Result<MaintenanceFlag, MaintenanceError> {
+    flag_ttl: Duration,
+) -> Result<Cleared, MaintenanceError> {
     let flag = MaintenanceFlag {
         enabled: false,
         message: String::new(),
@@ -350,8 +398,9 @@ pub async fn off(
         when: Some(now_rfc3339()),
     };
     write_flag(ssm, &target.flag_parameter, &flag).await?;
+    let noticed_by = tokio::time::Instant::now() + flag_ttl;
     journal.end("off")?;
-    Ok(flag)
+    Ok(Cleared { flag, noticed_by })
 }
 
 /// What `maintenance status` shows.
@@ -401,4 +450,34 @@ pub struct Clients<'a> {
     pub s3: &'a aws_sdk_s3::Client,
     /// Where `[maintenance.in_flight] objects_prefix` is looked for.
     pub ingestion_bucket: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_ttl_counts_from_the_journaled_read_back() {
+        let ttl = Duration::from_secs(30);
+        let left = |at: Option<&str>| {
+            noticed_by(at, ttl).saturating_duration_since(tokio::time::Instant::now())
+        };
+        assert!(left(Some("2020-01-01T00:00:00Z")).is_zero(), "long past");
+        assert!(
+            left(None) > Duration::from_secs(29),
+            "unknown: the whole TTL"
+        );
+        assert!(left(Some("garbage")) > Duration::from_secs(29));
+        assert!(left(Some("2999-01-01T00:00:00Z")) > Duration::from_secs(29));
+        let ten_ago = aws_smithy_types::DateTime::from(
+            std::time::SystemTime::now() - Duration::from_secs(10),
+        )
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+        let rest = left(Some(&ten_ago));
+        assert!(
+            rest > Duration::from_secs(19) && rest <= Duration::from_secs(20),
+            "{rest:?}"
+        );
+    }
 }

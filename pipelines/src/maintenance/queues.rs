@@ -132,9 +132,26 @@ pub async fn drain(
     poll: Duration,
     on_event: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<DrainOutcome, MaintenanceError> {
+    let now = tokio::time::Instant::now();
+    drain_after(sqs, queues, timeout, poll, now, on_event).await
+}
+
+/// Like [`drain`], but only looks taken at or after `not_before` count as empty: a queue
+/// that empties before then (while services may still be enqueueing, their cached flag not
+/// yet expired) is looked at again. The timeout applies to queues holding messages; empty
+/// queues are waited on until `not_before` even past it.
+pub async fn drain_after(
+    sqs: &Client,
+    queues: &[String],
+    timeout: Duration,
+    poll: Duration,
+    not_before: tokio::time::Instant,
+    on_event: &(dyn Fn(Event) + Send + Sync),
+) -> Result<DrainOutcome, MaintenanceError> {
     let start = tokio::time::Instant::now();
     let mut zero_looks = 0;
     loop {
+        let looked = tokio::time::Instant::now();
         let mut depths = Vec::with_capacity(queues.len());
         for q in queues {
             depths.push(depth(sqs, q).await?);
@@ -145,8 +162,9 @@ pub async fn drain(
             depths: depths.clone(),
             waited,
         });
-        zero_looks = if empty { zero_looks + 1 } else { 0 };
-        if zero_looks >= 2 || (empty && queues.is_empty()) {
+        let counts = looked >= not_before;
+        zero_looks = if empty && counts { zero_looks + 1 } else { 0 };
+        if zero_looks >= 2 || (empty && counts && queues.is_empty()) {
             return Ok(DrainOutcome::Drained { waited });
         }
         if waited >= timeout && !empty {
@@ -155,7 +173,15 @@ pub async fn drain(
                 remaining: depths.into_iter().filter(|d| d.total() > 0).collect(),
             });
         }
-        let left = timeout.saturating_sub(waited);
-        tokio::time::sleep(poll.min(left).max(Duration::from_millis(10))).await;
+        // The next look: after one poll, at the timeout, or at `not_before`, whichever is first.
+        let now = tokio::time::Instant::now();
+        let mut nap = poll;
+        if waited < timeout {
+            nap = nap.min(timeout - waited);
+        }
+        if now < not_before {
+            nap = nap.min(not_before - now);
+        }
+        tokio::time::sleep(nap.max(Duration::from_millis(10))).await;
     }
 }

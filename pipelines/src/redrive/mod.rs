@@ -31,7 +31,12 @@
 //!
 //! Batch keys (`<batchId>/path/image.jpg`) whose batch is no longer alive are not re-ingested
 //! into the dead batch: their destination key is rewritten (default: the path without the
-//! batch) and reported.
+//! batch) and reported. A key is a batch key only when its first segment starts with the
+//! configured, non-empty `id_prefix`; without batch rules every object keeps its key.
+//!
+//! The parking lot is listed once, no sooner than [`Request::list_after`]: `maintenance off`
+//! sets it to when every service has noticed the cleared flag (its cache TTL after the
+//! write), so an upload parked by a service still answering from its cache is moved too.
 
 pub mod dlq;
 
@@ -70,7 +75,8 @@ where
 /// How batch keys are recognised, checked and rewritten.
 #[derive(Debug, Clone)]
 pub struct BatchRules {
-    /// A key's first segment is a batch id when it starts with this ("" = any first segment).
+    /// A key's first segment is a batch id when it starts with this. Empty: no key is a batch
+    /// key (a folder is not a batch).
     pub id_prefix: String,
     pub liveness: LivenessCheck,
     /// Destination of a dead batch's object: `{batch}`, `{path}` and `{key}` are replaced.
@@ -88,8 +94,21 @@ pub enum LivenessCheck {
 }
 
 impl BatchRules {
-    /// From `[maintenance.batches]`; `prefix` is the service's `<service>-<environment>`.
-    pub fn from_config(config: &BatchesConfig, prefix: &str) -> Self {
+    /// No batch keys: every object keeps its key.
+    pub fn none() -> Self {
+        BatchRules {
+            id_prefix: String::new(),
+            liveness: LivenessCheck::None,
+            rewrite: "{path}".into(),
+        }
+    }
+
+    /// From `[maintenance.batches]` (`None`: no table, no batch keys); `prefix` is the
+    /// service's `<service>-<environment>`.
+    pub fn from_config(config: Option<&BatchesConfig>, prefix: &str) -> Self {
+        let Some(config) = config else {
+            return BatchRules::none();
+        };
         let liveness = match config.liveness {
             Liveness::Queue => LivenessCheck::Queue(config.queue.replace("{prefix}", prefix)),
             Liveness::Command => LivenessCheck::Command(
@@ -102,15 +121,20 @@ impl BatchRules {
             Liveness::None => LivenessCheck::None,
         };
         BatchRules {
-            id_prefix: config.id_prefix.clone(),
+            id_prefix: config
+                .id_prefix
+                .as_ref()
+                .map(|p| p.get_ref().clone())
+                .unwrap_or_default(),
             liveness,
             rewrite: config.rewrite.get_ref().clone(),
         }
     }
 
-    /// The batch id and the path inside the batch, for a batch key.
+    /// The batch id and the path inside the batch, for a batch key: one whose first segment
+    /// starts with the (non-empty) `id_prefix`.
     pub fn split<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
-        if matches!(self.liveness, LivenessCheck::None) {
+        if matches!(self.liveness, LivenessCheck::None) || self.id_prefix.is_empty() {
             return None;
         }
         let (batch, path) = key.split_once('/')?;
@@ -141,6 +165,9 @@ pub struct Request {
     pub delete_batch: usize,
     /// Objects whose destinations one `ListObjectsV2` page reads (at most 1000).
     pub page: usize,
+    /// The parking lot is listed no sooner than this (a dry run does not wait): when every
+    /// service has noticed that maintenance is off and stopped parking uploads.
+    pub list_after: Option<tokio::time::Instant>,
 }
 
 impl Request {
@@ -155,6 +182,7 @@ impl Request {
             part_size: 512 * 1024 * 1024,
             delete_batch: 1000,
             page: 1000,
+            list_after: None,
         }
     }
 }
@@ -193,6 +221,10 @@ pub struct ObjectReport {
 /// Progress, reported from concurrent tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// Waiting this long before listing the parking lot (see [`Request::list_after`]).
+    WaitingForFlagReaders {
+        left: std::time::Duration,
+    },
     Listed {
         objects: usize,
         batches: usize,
@@ -279,6 +311,13 @@ pub struct Clients {
 /// Moves (or, dry, plans to move) every object of the parking lot. Failures of single
 /// objects are in the report; an error means nothing more could be done safely.
 pub async fn run(clients: &Clients, request: &Request, sink: Sink) -> Result<Report, RedriveError> {
+    if let Some(after) = request.list_after.filter(|_| !request.dry_run) {
+        let left = after.saturating_duration_since(tokio::time::Instant::now());
+        if !left.is_zero() {
+            sink(Event::WaitingForFlagReaders { left });
+            tokio::time::sleep_until(after).await;
+        }
+    }
     let objects = list(&clients.s3, &request.parking_lot).await?;
     let mut alive: BTreeMap<String, bool> = BTreeMap::new();
     for (key, _) in &objects {
@@ -1216,6 +1255,20 @@ mod tests {
             "orphans/b-1/a/x.jpg"
         );
         assert_eq!(rules(LivenessCheck::None).split("b-1/a/x.jpg"), None);
+        let any_folder = BatchRules {
+            id_prefix: String::new(),
+            ..rules(LivenessCheck::Queue("q-{batch}".into()))
+        };
+        assert_eq!(
+            any_folder.split("folder/x.jpg"),
+            None,
+            "a folder is no batch"
+        );
+        assert_eq!(BatchRules::none().split("b-1/a/x.jpg"), None);
+        assert_eq!(
+            BatchRules::from_config(None, "photos-prod").split("b-1/x.jpg"),
+            None
+        );
     }
 
     #[test]

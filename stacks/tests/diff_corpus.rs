@@ -129,6 +129,7 @@ fn json_and_markdown_reports() {
         "21-named-resource-replacement",
         "25-export-removed",
         "27-parameters-mappings-conditions",
+        "34-transform-added",
     ] {
         let case = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/diff_corpus")

@@ -43,7 +43,9 @@
 //! }
 //! ```
 //!
-//! `old`/`new` are absent where a side has no value. Fields may be added in a later
+//! `old`/`new` are absent where a side has no value. A parameter, mapping, condition, output or
+//! top-level key (`Transform`, `Description`, `Metadata`, ...) that is added or removed has one
+//! change, at its name, with its whole value. Fields may be added in a later
 //! `schema_version`; none is removed or renamed without bumping it.
 
 mod load;
@@ -171,10 +173,13 @@ impl TemplateDiff {
 /// What to leave out of the comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiffOptions {
-    /// Metadata keys (of resources and of the template) starting with one of these are noise.
+    /// Metadata keys (of resources and of the template) starting with one of these are noise,
+    /// also inside a `Metadata` block added or removed as a whole: a block holding nothing else
+    /// is no change.
     pub ignore_metadata_prefixes: Vec<String>,
     /// Dotted paths to ignore; `*` matches one segment (`Resources.*.Metadata.checkov`). A
-    /// change at or below a matching path is dropped.
+    /// change at or below a matching path is dropped, and a value added or removed as a whole
+    /// is compared without what lies at a matching path inside it.
     pub ignore_paths: Vec<String>,
 }
 
@@ -349,23 +354,20 @@ pub fn diff_templates(old: &Value, new: &Value, options: &DiffOptions) -> Templa
         "Conditions",
         "Outputs",
     ];
+    // `AWSTemplateFormatVersion` has one value, assumed where it is left out.
+    let implied =
+        |k: &str, v: &Value| k == "AWSTemplateFormatVersion" && v.as_str() == Some("2010-09-09");
     let others = |t: &Value| -> Map<String, Value> {
         t.as_object()
             .map(|m| {
                 m.iter()
-                    .filter(|(k, _)| !known.contains(&k.as_str()))
+                    .filter(|(k, v)| !known.contains(&k.as_str()) && !implied(k, v))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect()
             })
             .unwrap_or_default()
     };
-    let mut other = entries(&others(old), &others(new), "", options);
-    for e in &mut other {
-        if e.name == "Metadata" {
-            e.changes.retain(|c| !metadata_noise(&c.path, options));
-        }
-    }
-    other.retain(|e| !e.changes.is_empty());
+    let other = entries(&others(old), &others(new), "", options);
 
     let parameters = entries(
         section(old, "Parameters"),
@@ -421,20 +423,71 @@ pub fn diff_templates(old: &Value, new: &Value, options: &DiffOptions) -> Templa
     }
 }
 
-fn metadata_noise(path: &str, options: &DiffOptions) -> bool {
-    // `Metadata.<key>...` of the template or `Metadata.<key>` of a resource.
-    let mut segs = path.split('.');
-    while let Some(s) = segs.next() {
-        if s == "Metadata" {
-            if let Some(key) = segs.next() {
-                return options
-                    .ignore_metadata_prefixes
-                    .iter()
-                    .any(|p| key.starts_with(p.as_str()));
-            }
-        }
+/// Whether a full path (`Metadata.<key>...` of the template, `Resources.<id>.Metadata.<key>...`
+/// of a resource) is under a metadata key that is noise.
+fn metadata_noise(full_path: &str, options: &DiffOptions) -> bool {
+    let segs: Vec<&str> = full_path.split('.').collect();
+    let key = match segs.as_slice() {
+        ["Metadata", key, ..] => key,
+        ["Resources", _, "Metadata", key, ..] => key,
+        _ => return false,
+    };
+    options
+        .ignore_metadata_prefixes
+        .iter()
+        .any(|p| key.starts_with(p.as_str()))
+}
+
+/// Whether a change at this full path is left out: an ignored path or metadata noise.
+fn dropped(full_path: &str, options: &DiffOptions) -> bool {
+    options.ignored(full_path) || metadata_noise(full_path, options)
+}
+
+/// A value at `full_path` without its dropped parts, or `None` when nothing else is in it. A
+/// block that appears or disappears as a whole (a resource's `Metadata`, a template's
+/// `Metadata`) is compared without what would be dropped key by key.
+fn prune(v: &Value, full_path: &str, options: &DiffOptions) -> Option<Value> {
+    if dropped(full_path, options) {
+        return None;
     }
-    false
+    match v {
+        Value::Object(m) if !m.is_empty() && !is_intrinsic(m) => {
+            let kept: Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, x)| {
+                    prune(x, &format!("{full_path}.{k}"), options).map(|x| (k.clone(), x))
+                })
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+type RawChange = (String, Option<Value>, Option<Value>);
+
+/// The changes `walk` found that are not dropped, whole values pruned; `full` turns a change's
+/// path into the full path that ignore paths and metadata noise match.
+fn kept(
+    raw: Vec<RawChange>,
+    full: impl Fn(&str) -> String,
+    options: &DiffOptions,
+) -> Vec<RawChange> {
+    raw.into_iter()
+        .filter_map(|(path, old, new)| {
+            let at = full(&path);
+            if dropped(&at, options) {
+                return None;
+            }
+            let old = old.and_then(|v| prune(&v, &at, options));
+            let new = new.and_then(|v| prune(&v, &at, options));
+            match (&old, &new) {
+                (None, None) => None,
+                (Some(a), Some(b)) if loosely_equal(a, b) => None,
+                _ => Some((path, old, new)),
+            }
+        })
+        .collect()
 }
 
 fn str_field(v: &Value, key: &str) -> Option<String> {
@@ -505,10 +558,8 @@ fn modified(id: &str, old: &Value, new: &Value, options: &DiffOptions) -> Resour
     let new_props = new.get("Properties").unwrap_or(&empty);
     let mut prop_changes = Vec::new();
     walk(old_props, new_props, "Properties", &mut prop_changes);
-    for (path, o, n) in prop_changes {
-        if options.ignored(&format!("Resources.{id}.{path}")) {
-            continue;
-        }
+    let full = |path: &str| format!("Resources.{id}.{path}");
+    for (path, o, n) in kept(prop_changes, full, options) {
         let top = strip_index(path.split('.').nth(1).unwrap_or(""));
         let (replacement, reason) = classify(rules, &new_type, top, o.as_ref(), n.as_ref());
         changes.push(Change {
@@ -535,12 +586,7 @@ fn modified(id: &str, old: &Value, new: &Value, options: &DiffOptions) -> Resour
             attr,
             &mut attr_changes,
         );
-        for (path, o, n) in attr_changes {
-            if (attr == "Metadata" && metadata_noise(&path, options))
-                || options.ignored(&format!("Resources.{id}.{path}"))
-            {
-                continue;
-            }
+        for (path, o, n) in kept(attr_changes, full, options) {
             changes.push(Change {
                 path,
                 old: o,
@@ -843,37 +889,44 @@ fn entries(
     let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     let mut out = Vec::new();
     for name in names {
-        let prefix = if section.is_empty() {
-            name.clone()
-        } else {
-            format!("{section}.{name}")
+        let full = |path: &str| {
+            if section.is_empty() {
+                path.to_string()
+            } else {
+                format!("{section}.{path}")
+            }
         };
+        let prefix = full(name);
         if options.ignored(&prefix) {
             continue;
         }
+        // An entry that appears or disappears is one change: its whole value, at its name.
+        let whole = |action: Action, v: &Value| {
+            let v = prune(v, &prefix, options)?;
+            let (old, new) = match action {
+                Action::Add => (None, Some(v)),
+                _ => (Some(v), None),
+            };
+            Some(EntryDiff {
+                name: name.clone(),
+                action,
+                changes: vec![Change {
+                    path: name.clone(),
+                    old,
+                    new,
+                    replacement: Replacement::Never,
+                    reason: None,
+                }],
+            })
+        };
         match (old.get(name), new.get(name)) {
-            (None, Some(_)) => out.push(EntryDiff {
-                name: name.clone(),
-                action: Action::Add,
-                changes: Vec::new(),
-            }),
-            (Some(_), None) => out.push(EntryDiff {
-                name: name.clone(),
-                action: Action::Remove,
-                changes: Vec::new(),
-            }),
+            (None, Some(n)) => out.extend(whole(Action::Add, n)),
+            (Some(o), None) => out.extend(whole(Action::Remove, o)),
             (Some(o), Some(n)) => {
                 let mut raw = Vec::new();
                 walk(o, n, name, &mut raw);
-                let changes: Vec<Change> = raw
+                let changes: Vec<Change> = kept(raw, full, options)
                     .into_iter()
-                    .filter(|(p, _, _)| {
-                        !options.ignored(&if section.is_empty() {
-                            p.clone()
-                        } else {
-                            format!("{section}.{p}")
-                        })
-                    })
                     .map(|(path, old, new)| Change {
                         path,
                         old,
@@ -1002,6 +1055,89 @@ mod tests {
         };
         assert!(o.ignored("Resources.Bucket.Metadata.checkov.skip[0]"));
         assert!(!o.ignored("Resources.Bucket.Properties.BucketName"));
+    }
+
+    fn queue(metadata: Option<Value>) -> Value {
+        let mut q = json!({"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "orders"}});
+        if let Some(m) = metadata {
+            q["Metadata"] = m;
+        }
+        json!({"Resources": {"Q": q}})
+    }
+
+    #[test]
+    fn a_whole_metadata_block_is_compared_without_its_noise() {
+        let options = DiffOptions::default();
+        let with = queue(Some(json!({
+            "aws:cdk:path": "Stack/Q/Resource",
+            "checkov": {"skip": [{"id": "CKV_AWS_27"}]}
+        })));
+        for (old, new, action) in [
+            (queue(None), with.clone(), "new"),
+            (with, queue(None), "old"),
+        ] {
+            let d = diff_templates(&old, &new, &options);
+            assert_eq!(d.resources.len(), 1, "{d:?}");
+            let c = &d.resources[0].changes;
+            assert_eq!(c.len(), 1, "{c:?}");
+            assert_eq!(c[0].path, "Metadata");
+            let value = if action == "new" {
+                &c[0].new
+            } else {
+                &c[0].old
+            };
+            assert_eq!(
+                value.as_ref(),
+                Some(&json!({"checkov": {"skip": [{"id": "CKV_AWS_27"}]}})),
+                "noise keys are cut out of the {action} value"
+            );
+            let ignoring = DiffOptions {
+                ignore_paths: vec!["Resources.*.Metadata.checkov".into()],
+                ..DiffOptions::default()
+            };
+            assert!(!diff_templates(&old, &new, &ignoring).has_changes);
+        }
+        let noise = queue(Some(json!({"aws:cdk:path": "Stack/Q/Resource"})));
+        assert!(!diff_templates(&queue(None), &noise, &options).has_changes);
+        assert!(!diff_templates(&noise, &queue(None), &options).has_changes);
+        let counted = DiffOptions {
+            ignore_metadata_prefixes: vec![],
+            ..DiffOptions::default()
+        };
+        assert!(diff_templates(&queue(None), &noise, &counted).has_changes);
+    }
+
+    #[test]
+    fn top_level_keys_added_or_removed_are_changes() {
+        let options = DiffOptions::default();
+        let mut described = queue(None);
+        described["Description"] = json!("orders");
+        let d = diff_templates(&described, &queue(None), &options);
+        assert!(d.has_changes);
+        assert_eq!(d.other.len(), 1);
+        assert_eq!(d.other[0].action, Action::Remove);
+        assert_eq!(d.other[0].changes[0].old, Some(json!("orders")));
+        assert_eq!(d.other[0].changes[0].new, None);
+
+        let mut meta = queue(None);
+        meta["Metadata"] = json!({"aws:cdk:version": "2", "Owner": {"Team": "photos"}});
+        let d = diff_templates(&queue(None), &meta, &options);
+        assert_eq!(d.other.len(), 1);
+        assert_eq!(d.other[0].action, Action::Add);
+        assert_eq!(
+            d.other[0].changes[0].new,
+            Some(json!({"Owner": {"Team": "photos"}}))
+        );
+        let mut noise = queue(None);
+        noise["Metadata"] = json!({"aws:cdk:version": "2"});
+        assert!(!diff_templates(&queue(None), &noise, &options).has_changes);
+
+        let mut versioned = queue(None);
+        versioned["AWSTemplateFormatVersion"] = json!("2010-09-09");
+        assert!(
+            !diff_templates(&queue(None), &versioned, &options).has_changes,
+            "the one format version is implied where it is left out"
+        );
     }
 
     #[test]

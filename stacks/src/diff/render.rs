@@ -105,6 +105,11 @@ fn change_lines(style: &Style, c: &Change, indent: &str, out: &mut String) {
     if let Some(reason) = &c.reason {
         let _ = writeln!(out, "{indent}    ({reason})");
     }
+    value_lines(style, c, &format!("{indent}    "), out);
+}
+
+/// A change's old and new values: a line diff for long ones.
+fn value_lines(style: &Style, c: &Change, indent: &str, out: &mut String) {
     let long = c.old.as_ref().is_some_and(is_long) || c.new.as_ref().is_some_and(is_long);
     if long && c.old != c.new {
         let old = c.old.as_ref().map(pretty).unwrap_or_default();
@@ -117,7 +122,7 @@ fn change_lines(style: &Style, c: &Change, indent: &str, out: &mut String) {
                 ChangeTag::Insert => style.add(&format!("+ {text}")),
                 ChangeTag::Equal => format!("  {text}"),
             };
-            let _ = writeln!(out, "{indent}    {line}");
+            let _ = writeln!(out, "{indent}{line}");
         }
         return;
     }
@@ -127,16 +132,12 @@ fn change_lines(style: &Style, c: &Change, indent: &str, out: &mut String) {
     if let Some(o) = &c.old {
         let _ = writeln!(
             out,
-            "{indent}    {}",
+            "{indent}{}",
             style.remove(&format!("- {}", display(o)))
         );
     }
     if let Some(n) = &c.new {
-        let _ = writeln!(
-            out,
-            "{indent}    {}",
-            style.add(&format!("+ {}", display(n)))
-        );
+        let _ = writeln!(out, "{indent}{}", style.add(&format!("+ {}", display(n))));
     }
 }
 
@@ -148,7 +149,12 @@ fn entry_section(style: &Style, title: &str, entries: &[EntryDiff], out: &mut St
     for e in entries {
         let _ = writeln!(out, "{} {}", painted_marker(style, e.action), e.name);
         for c in &e.changes {
-            change_lines(style, c, "    ", out);
+            if e.action != Action::Modify && c.path == e.name {
+                // Added or removed as a whole: its value, right under its name.
+                value_lines(style, c, "    ", out);
+            } else {
+                change_lines(style, c, "    ", out);
+            }
         }
     }
     out.push('\n');
@@ -289,7 +295,13 @@ pub fn render_markdown(diff: &TemplateDiff, title: Option<&str>) -> String {
         }
         let _ = writeln!(out, "**{name}**\n");
         for e in entries.iter() {
-            let paths: Vec<String> = e.changes.iter().map(|c| format!("`{}`", c.path)).collect();
+            // An entry added or removed is its one change: no path to list.
+            let paths: Vec<String> = e
+                .changes
+                .iter()
+                .filter(|c| e.action == Action::Modify || c.path != e.name)
+                .map(|c| format!("`{}`", c.path))
+                .collect();
             let _ = writeln!(
                 out,
                 "- {} `{}` {}",

@@ -102,14 +102,10 @@ fn templates_pass_checkov_with_every_suppression_explained() {
     for config in examples() {
         assert!(synth(&config, dir.path(), "json").status.success());
     }
+    // Without `--quiet`: with it the report holds only failed checks, and the suppressions
+    // below could not be checked at all.
     let out = std::process::Command::new(checkov)
-        .args([
-            "--framework",
-            "cloudformation",
-            "--output",
-            "json",
-            "--quiet",
-        ])
+        .args(["--framework", "cloudformation", "--output", "json"])
         .args(["--skip-download", "--compact", "-d"])
         .arg(dir.path())
         .env("BC_SKIP_MAPPING", "TRUE")
@@ -127,6 +123,7 @@ fn templates_pass_checkov_with_every_suppression_explained() {
         one => vec![one],
     };
     let mut passed = 0;
+    let mut skipped = Vec::new();
     for r in &reports {
         let failed = r["results"]["failed_checks"]
             .as_array()
@@ -137,17 +134,69 @@ fn templates_pass_checkov_with_every_suppression_explained() {
             .map(|f| format!("{} on {}", f["check_id"], f["resource"]))
             .collect();
         assert!(failed.is_empty(), "checkov failed checks: {names:?}");
-        passed += r["summary"]["passed"].as_u64().unwrap_or(0);
-        for s in r["results"]["skipped_checks"]
+        let parsing_errors = r["results"]["parsing_errors"]
             .as_array()
             .cloned()
-            .unwrap_or_default()
-        {
-            let why = s["check_result"]["suppress_comment"].as_str().unwrap_or("");
-            assert!(why.len() > 20, "suppression without a reason: {s}");
-        }
+            .unwrap_or_default();
+        assert!(
+            parsing_errors.is_empty(),
+            "checkov could not parse: {parsing_errors:?}"
+        );
+        assert_eq!(
+            r["summary"]["parsing_errors"].as_u64(),
+            Some(0),
+            "checkov parsing errors: {}",
+            r["summary"]
+        );
+        passed += r["summary"]["passed"].as_u64().unwrap_or(0);
+        skipped.extend(
+            r["results"]["skipped_checks"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
     }
     assert!(passed > 10, "checkov ran no checks: {reports:?}");
+    // The templates suppress checks on purpose (SSE-SQS queues, bucket access logging): each
+    // suppression must reach checkov and carry its written reason.
+    assert!(
+        !skipped.is_empty(),
+        "checkov reported no suppressed checks: {reports:?}"
+    );
+    let declared: usize = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| {
+            let t: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+            t["Resources"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|r| {
+                    r["Metadata"]["checkov"]["skip"]
+                        .as_array()
+                        .map_or(0, Vec::len)
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(
+        skipped.len(),
+        declared,
+        "every suppression written in the templates is one skipped check"
+    );
+    for s in &skipped {
+        let why = s["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("")
+            .trim();
+        assert!(
+            why.len() > 20,
+            "suppression of {} on {} without a reason: {s}",
+            s["check_id"],
+            s["resource"]
+        );
+    }
 }
 
 fn bad_config(body: &str) -> (Output, tempfile::TempDir) {

@@ -6,7 +6,9 @@
 //!    can only say "add everything", and an abandoned one leaves a `REVIEW_IN_PROGRESS` husk.
 //! 3. An existing stack is updated through a change set (`CreateChangeSet`, wait): it gives
 //!    CloudFormation's own view of replacements; "no changes" ends here, the change set deleted.
-//!    Then `ExecuteChangeSet`.
+//!    Then `ExecuteChangeSet`. A change set that fails, is not ready in time, cannot be described
+//!    or cannot be executed is deleted before the error is returned; when that delete fails too,
+//!    the error says so.
 //! 4. Poll `DescribeStacks` and stream new `DescribeStackEvents` until the stack settles, with a
 //!    deadline. A rollback is an error carrying every failed event's reason.
 
@@ -114,6 +116,19 @@ pub enum DeployError {
         stack: String,
         status: String,
         waited: Duration,
+    },
+    #[error("change set {name} of stack {stack} was not ready after {}s", .waited.as_secs())]
+    ChangeSetTimeout {
+        stack: String,
+        name: String,
+        waited: Duration,
+    },
+    /// `error` ended the deploy, and deleting its change set afterwards failed as well.
+    #[error("{error}; deleting the change set failed too: {cleanup}")]
+    ChangeSetLeft {
+        name: String,
+        error: Box<DeployError>,
+        cleanup: Box<DeployError>,
     },
     #[error("{operation} on stack {stack}: {message}")]
     Aws {
@@ -228,7 +243,9 @@ fn change_set_name() -> String {
 }
 
 /// Creates a change set and waits until it is ready. `Ok(None)` means it holds no changes (and
-/// has been deleted).
+/// has been deleted). A ready change set is the caller's to execute or delete; on any error after
+/// it was created it is deleted here, and a failed delete is part of the error
+/// ([`DeployError::ChangeSetLeft`]).
 pub async fn create_change_set(
     client: &Client,
     request: &Request,
@@ -276,12 +293,35 @@ pub async fn create_change_set(
         .await
         .map_err(aws_error(stack, "CreateChangeSet"))?;
 
+    match wait_for_change_set(client, stack, &name, timing).await {
+        Ok(Some(changes)) => {
+            on_event(Event::ChangeSetReady {
+                changes: changes.clone(),
+            });
+            Ok(Some((name, changes)))
+        }
+        Ok(None) => {
+            delete_change_set(client, stack, &name).await?;
+            Ok(None)
+        }
+        Err(e) => Err(deleting_change_set(client, stack, &name, e).await),
+    }
+}
+
+/// Waits for a created change set: its changes when it is ready, `None` when CloudFormation
+/// found nothing to change. The caller deletes it on every path but the ready one.
+async fn wait_for_change_set(
+    client: &Client,
+    stack: &str,
+    name: &str,
+    timing: Timing,
+) -> Result<Option<Vec<PlannedChange>>, DeployError> {
     let started = tokio::time::Instant::now();
     loop {
         let out = client
             .describe_change_set()
             .stack_name(stack)
-            .change_set_name(&name)
+            .change_set_name(name)
             .send()
             .await
             .map_err(aws_error(stack, "DescribeChangeSet"))?;
@@ -294,7 +334,7 @@ pub async fn create_change_set(
                     let page = client
                         .describe_change_set()
                         .stack_name(stack)
-                        .change_set_name(&name)
+                        .change_set_name(name)
                         .next_token(t)
                         .send()
                         .await
@@ -302,14 +342,10 @@ pub async fn create_change_set(
                     changes.extend(page.changes().iter().filter_map(planned));
                     token = page.next_token().map(str::to_string);
                 }
-                on_event(Event::ChangeSetReady {
-                    changes: changes.clone(),
-                });
-                return Ok(Some((name, changes)));
+                return Ok(Some(changes));
             }
             Some(ChangeSetStatus::Failed) => {
                 let reason = out.status_reason().unwrap_or_default().to_string();
-                let _ = delete_change_set(client, stack, &name).await;
                 if reason.contains("didn't contain changes")
                     || reason.contains("No updates are to be performed")
                 {
@@ -317,20 +353,38 @@ pub async fn create_change_set(
                 }
                 return Err(DeployError::ChangeSetFailed {
                     stack: stack.into(),
-                    name,
+                    name: name.into(),
                     reason,
                 });
             }
             _ => {}
         }
         if started.elapsed() > timing.timeout {
-            return Err(DeployError::Timeout {
+            return Err(DeployError::ChangeSetTimeout {
                 stack: stack.into(),
-                status: format!("change set {name} not ready"),
+                name: name.into(),
                 waited: started.elapsed(),
             });
         }
         tokio::time::sleep(timing.poll_interval).await;
+    }
+}
+
+/// Deletes the change set `error` left unused, and returns `error`, carrying the delete's own
+/// failure when there is one.
+async fn deleting_change_set(
+    client: &Client,
+    stack: &str,
+    name: &str,
+    error: DeployError,
+) -> DeployError {
+    match delete_change_set(client, stack, name).await {
+        Ok(()) => error,
+        Err(cleanup) => DeployError::ChangeSetLeft {
+            name: name.into(),
+            error: Box::new(error),
+            cleanup: Box::new(cleanup),
+        },
     }
 }
 
@@ -347,7 +401,14 @@ pub async fn delete_change_set(
         .change_set_name(name)
         .send()
         .await
-        .map_err(aws_error(stack, "DeleteChangeSet"))?;
+        .map_err(|e| DeployError::Aws {
+            stack: stack.into(),
+            operation: "DeleteChangeSet",
+            message: format!(
+                "change set {name} is left behind: {}",
+                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+            ),
+        })?;
     Ok(())
 }
 
@@ -393,13 +454,16 @@ pub async fn deploy(
                     .filter_map(|e| e.event_id().map(str::to_string)),
             );
         }
-        client
+        if let Err(e) = client
             .execute_change_set()
             .stack_name(stack)
             .change_set_name(&name)
             .send()
             .await
-            .map_err(aws_error(stack, "ExecuteChangeSet"))?;
+        {
+            let error = aws_error(stack, "ExecuteChangeSet")(e);
+            return Err(deleting_change_set(client, stack, &name, error).await);
+        }
         on_event(Event::Executing);
         changes
     };
@@ -496,4 +560,269 @@ pub async fn live_template(client: &Client, stack: &str) -> Result<Option<String
         .await
         .map_err(aws_error(stack, "GetTemplate"))?;
     Ok(out.template_body().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    //! What happens to a created change set on each way out, with CloudFormation's answers
+    //! replayed (aws-smithy-mocks): moto's change sets are ready at once and never fail to be
+    //! described or deleted.
+
+    use super::*;
+    use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+    use aws_sdk_cloudformation::operation::delete_change_set::{
+        DeleteChangeSetError, DeleteChangeSetOutput,
+    };
+    use aws_sdk_cloudformation::operation::describe_change_set::{
+        DescribeChangeSetError, DescribeChangeSetOutput,
+    };
+    use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetError;
+    use aws_sdk_cloudformation::types::{ChangeAction, ResourceChange};
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn existing() -> Rule {
+        mock!(Client::describe_stacks).then_output(|| {
+            DescribeStacksOutput::builder()
+                .stacks(
+                    Stack::builder()
+                        .stack_name("s")
+                        .stack_status(StackStatus::UpdateComplete)
+                        .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    fn created() -> Rule {
+        mock!(Client::create_change_set).then_output(|| CreateChangeSetOutput::builder().build())
+    }
+
+    fn deleted() -> Rule {
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build())
+    }
+
+    fn delete_refused() -> Rule {
+        mock!(Client::delete_change_set).then_error(|| {
+            DeleteChangeSetError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("not allowed to delete change sets")
+                    .build(),
+            )
+        })
+    }
+
+    fn describe_refused() -> Rule {
+        mock!(Client::describe_change_set).then_error(|| {
+            DescribeChangeSetError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("not allowed to describe change sets")
+                    .build(),
+            )
+        })
+    }
+
+    fn never_ready() -> Rule {
+        mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::CreateInProgress)
+                .build()
+        })
+    }
+
+    fn ready() -> Rule {
+        mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::CreateComplete)
+                .changes(
+                    Change::builder()
+                        .resource_change(
+                            ResourceChange::builder()
+                                .action(ChangeAction::Modify)
+                                .logical_resource_id("QueueUploads")
+                                .resource_type("AWS::SQS::Queue")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    fn request() -> Request {
+        Request {
+            stack_name: "s".into(),
+            template_body: "{}".into(),
+            tags: vec![],
+        }
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            poll_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    async fn plan(client: &Client) -> Result<Option<(String, Vec<PlannedChange>)>, DeployError> {
+        create_change_set(client, &request(), timing(), &mut |_| {}).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_set_never_ready_is_deleted_when_the_wait_times_out() {
+        let (describe, create, waiting, delete) = (existing(), created(), never_ready(), deleted());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &waiting, &delete]
+        );
+        let err = plan(&client).await.unwrap_err();
+        match &err {
+            DeployError::ChangeSetTimeout { waited, .. } => {
+                assert!(*waited >= Duration::from_secs(60))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(delete.num_calls(), 1, "the change set is deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_set_that_cannot_be_described_is_deleted() {
+        let (describe, create, refused, delete) =
+            (existing(), created(), describe_refused(), deleted());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &refused, &delete]
+        );
+        let err = plan(&client).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                DeployError::Aws {
+                    operation: "DescribeChangeSet",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(delete.num_calls(), 1, "the change set is deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_delete_is_reported_with_the_error_that_needed_it() {
+        let (describe, create, waiting, delete) =
+            (existing(), created(), never_ready(), delete_refused());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &waiting, &delete]
+        );
+        let err = plan(&client).await.unwrap_err();
+        let text = err.to_string();
+        match &err {
+            DeployError::ChangeSetLeft { error, cleanup, .. } => {
+                assert!(matches!(**error, DeployError::ChangeSetTimeout { .. }));
+                assert!(matches!(
+                    **cleanup,
+                    DeployError::Aws {
+                        operation: "DeleteChangeSet",
+                        ..
+                    }
+                ));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(text.contains("was not ready after"), "{text}");
+        assert!(
+            text.contains("deleting the change set failed too"),
+            "{text}"
+        );
+        assert!(text.contains("is left behind"), "{text}");
+        assert!(text.contains("not allowed to delete change sets"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_delete_of_an_empty_change_set_is_an_error() {
+        let empty = mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::Failed)
+                .status_reason("The submitted information didn't contain changes.")
+                .build()
+        });
+        let (describe, create, delete) = (existing(), created(), delete_refused());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &empty, &delete]
+        );
+        let err = plan(&client).await.unwrap_err();
+        assert!(
+            err.to_string().contains("DeleteChangeSet"),
+            "the delete's failure is not hidden: {err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_change_set_is_deleted_and_a_failed_delete_reported() {
+        let failed = mock!(Client::describe_change_set).then_output(|| {
+            DescribeChangeSetOutput::builder()
+                .status(ChangeSetStatus::Failed)
+                .status_reason("Template format error: Unresolved resource dependencies [Ghost]")
+                .build()
+        });
+        let (describe, create, delete) = (existing(), created(), delete_refused());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &failed, &delete]
+        );
+        let text = plan(&client).await.unwrap_err().to_string();
+        assert!(text.contains("Unresolved resource dependencies"), "{text}");
+        assert!(text.contains("not allowed to delete change sets"), "{text}");
+        assert_eq!(delete.num_calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_set_that_cannot_be_executed_is_deleted() {
+        let refused = mock!(Client::execute_change_set).then_error(|| {
+            ExecuteChangeSetError::generic(
+                ErrorMetadata::builder()
+                    .code("InsufficientCapabilities")
+                    .message("Requires capabilities : [CAPABILITY_IAM]")
+                    .build(),
+            )
+        });
+        let events = mock!(Client::describe_stack_events)
+            .then_output(|| DescribeStackEventsOutput::builder().build());
+        let (describe, create, waiting, delete) = (existing(), created(), ready(), deleted());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &waiting, &events, &refused, &delete]
+        );
+        let err = deploy(&client, &request(), timing(), &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("CAPABILITY_IAM"), "{err}");
+        assert_eq!(delete.num_calls(), 1, "the change set is deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_change_set_is_left_to_the_caller() {
+        let (describe, create, waiting, delete) = (existing(), created(), ready(), deleted());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &waiting, &delete]
+        );
+        let (_, changes) = plan(&client).await.unwrap().expect("changes");
+        assert_eq!(changes[0].logical_id, "QueueUploads");
+        assert_eq!(delete.num_calls(), 0);
+    }
 }

@@ -74,6 +74,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                 let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
                     && std::env::var_os("NO_COLOR").is_none();
                 out.write_all(stacks::diff::render_text(&diff, Some(&title), color).as_bytes())?;
+                if args.change_set && old.is_none() {
+                    writeln!(
+                        out,
+                        "\nNo change set: the stack is not deployed yet, so it would only add everything."
+                    )?;
+                }
                 if let Some(view) = &cfn_view {
                     writeln!(out, "\nCloudFormation's change set:")?;
                     for c in view {
@@ -133,6 +139,8 @@ async fn fetch_live(
 ) -> anyhow::Result<(Option<Value>, Option<Vec<CloudFormationChange>>)> {
     let clients = crate::aws::clients(loaded.config.region.as_deref()).await;
     let cfn = &clients.cloudformation;
+    // A stack not deployed yet gets no change set: it could only say "add everything", and
+    // creating one would leave a `REVIEW_IN_PROGRESS` stack behind.
     let Some(body) = stack_deploy::live_template(cfn, stack).await? else {
         return Ok((None, None));
     };
@@ -152,7 +160,8 @@ async fn fetch_live(
     let view = match stack_deploy::create_change_set(cfn, &request, timing, &mut |_| {}).await? {
         None => Vec::new(),
         Some((name, changes)) => {
-            // The change set is only for looking: it never outlives the plan.
+            // The change set is only for looking: it never outlives the plan, and a failed
+            // delete is the plan's error (create_change_set deletes it on its own errors).
             stack_deploy::delete_change_set(cfn, stack, &name).await?;
             changes
                 .into_iter()

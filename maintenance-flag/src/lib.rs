@@ -22,8 +22,10 @@
 //! ```
 //!
 //! The contract:
-//! - **Read interval**: a TTL of 10 to 30 seconds. `maintenance on` waits for the queues to
-//!   drain after setting the flag, so readers only need to notice within that window.
+//! - **Read interval**: a TTL of 10 to 30 seconds. `maintenance on` counts the queues as
+//!   drained, and runs its hooks, only once `[maintenance] flag_ttl_seconds` (default 30) has
+//!   passed since the flag was written; `maintenance off` waits as long before it redrives.
+//!   A reader's TTL must not exceed that setting.
 //! - **Only `enabled` decides.** `message` and `until` are for people; unknown fields are
 //!   ignored, so the document can grow.
 //! - **Errors keep the last known state.** A failed or unreadable read never flips the flag;

@@ -18,7 +18,7 @@ fn service(extra: &str) -> Service {
         "service = \"{name}\"\nenvironment = \"prod\"\nregion = \"us-east-1\"\n\
          [[queues]]\nname = \"uploads\"\n\
          [maintenance]\ningestion_bucket = \"{name}-ingestion\"\nparking_lot_bucket = \"{name}-parking\"\n\
-         drain_timeout_seconds = 2\npoll_interval_seconds = 1\n{extra}"
+         drain_timeout_seconds = 2\npoll_interval_seconds = 1\nflag_ttl_seconds = 1\n{extra}"
     );
     let config = dir.path().join("gatekeeper.toml");
     std::fs::write(&config, text).unwrap();

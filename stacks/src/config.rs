@@ -280,8 +280,22 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        let key = e.span().and_then(|s| key_at(text, s.start));
         let message = e.message().trim();
+        let key = match missing_field(message) {
+            // The error's span is the table that lacks the field (the whole document for a
+            // top-level one): the key is that table's path and the field.
+            Some(field) => Some(
+                match e
+                    .span()
+                    .filter(|s| s.end > 0)
+                    .and_then(|s| table_at(text, s.start))
+                {
+                    Some(table) => format!("{table}.{field}"),
+                    None => field.to_string(),
+                },
+            ),
+            None => e.span().and_then(|s| key_at(text, s.start)),
+        };
         ConfigError {
             file: file.to_path_buf(),
             line,
@@ -304,6 +318,26 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     })?;
     Ok(config)
+}
+
+/// The field a deserializer reports missing (`missing field `name``).
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+}
+
+/// The path of the table header at or above `offset` (`queues` for `[[queues]]`).
+fn table_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    text[..line_end]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
 }
 
 /// The dotted key written on the line of `offset` (`queues.max_receive_count`), from the
@@ -418,5 +452,26 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with("g.toml:6:21: queues.max_receive_count: invalid type"));
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_table() {
+        let text = "# photos\nservice = \"photos\"\n\n[[queues]]\nname = \"q\"\n";
+        let err = parse(Path::new("g.toml"), text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("environment"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("g.toml:1:1: environment: missing field `environment`"),
+            "{err}"
+        );
+        let text = "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"a\"\n\n[[queues]]\nmax_receive_count = 3\n";
+        let err = parse(Path::new("g.toml"), text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("queues.name"), "{err}");
+        assert_eq!(err.line, 7, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("g.toml:7:1: queues.name: missing field `name`"),
+            "{err}"
+        );
     }
 }

@@ -226,7 +226,15 @@ fn assert_rejected(body: &str, expect: &[&str]) {
 
 #[test]
 fn missing_field_is_named() {
-    assert_rejected("service = \"photos\"\n", &["missing field `environment`"]);
+    assert_rejected(
+        "service = \"photos\"\n",
+        &[":1:1: environment: missing field `environment`"],
+    );
+    // In the second of two queues: the table, the field and the line of its header.
+    assert_rejected(
+        "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"a\"\n\n[[queues]]\nmax_receive_count = 3\n",
+        &[":7:1: queues.name: missing field `name`"],
+    );
 }
 
 #[test]

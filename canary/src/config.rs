@@ -374,6 +374,28 @@ impl Config {
         }
     }
 
+    /// The preflight checks this configuration cannot make for `revision`, each with the key
+    /// that would enable it: the run goes on without them, but says so.
+    pub fn unchecked_preflight(&self, revision: &str) -> Vec<String> {
+        let c = &self.canary;
+        let mut notes = Vec::new();
+        if c.config_check.is_none() {
+            notes.push(
+                "configuration compatibility is not checked: add [canary.config_check] (old, new) \
+                 so that a change that is not backward compatible refuses the run"
+                    .to_string(),
+            );
+        }
+        if !revision.starts_with("s3://") && c.preflight.revision_check_command.is_empty() {
+            notes.push(format!(
+                "revision {revision} is not checked for availability: set \
+                 canary.preflight.revision_check_command, so that a lagging mirror stops the run \
+                 before it changes anything"
+            ));
+        }
+        notes
+    }
+
     /// `<service>-<environment>`.
     pub fn prefix(&self) -> String {
         format!("{}-{}", self.service, self.environment)
@@ -641,6 +663,23 @@ command = ["deploy.sh"]
         );
         assert!(err.contains("30 interval(s)"), "{err}");
         assert!(err.contains("min_samples = 50"), "{err}");
+    }
+
+    #[test]
+    fn preflight_checks_it_cannot_make_are_named() {
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        let notes = c.unchecked_preflight("v2");
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("[canary.config_check]"), "{notes:?}");
+        assert!(notes[1].contains("revision_check_command"), "{notes:?}");
+        // An S3 revision is checked with HeadObject; a configured command checks the rest.
+        assert_eq!(c.unchecked_preflight("s3://b/k.zip").len(), 1);
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "[canary.preflight]\nrevision_check_command = [\"true\"]\n\n[canary.config_check]\nold = \"a.yaml\"\nnew = \"b.yaml\"\n\n[canary.deployer]",
+        );
+        let c = parse(Path::new("g.toml"), &text).unwrap();
+        assert!(c.unchecked_preflight("v2").is_empty());
     }
 
     #[test]

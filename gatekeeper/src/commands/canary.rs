@@ -406,6 +406,9 @@ async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             );
         }
     }
+    for note in s.config.unchecked_preflight(&a.revision) {
+        eprintln!("preflight: {note}");
+    }
     let c = &s.config.canary;
     let mut nodes = c.nodes.clone();
     if nodes.is_empty() {

@@ -853,26 +853,46 @@ impl CodeDeploy {
 #[async_trait]
 impl Deployer for CodeDeploy {
     async fn deploy(&self, nodes: &[String], revision: &str) -> Result<()> {
-        use aws_sdk_codedeploy::types::{
-            DeploymentStatus, Ec2TagFilter, Ec2TagFilterType, TargetInstances,
-        };
-        let mut targets = TargetInstances::builder();
-        for n in nodes {
-            targets = targets.tag_filters(
+        use aws_sdk_codedeploy::types::{DeploymentStatus, Ec2TagFilter, Ec2TagFilterType};
+        let location = Self::revision(revision)?;
+        // An in-place deployment goes to the instances its group selects (CodeDeploy takes
+        // `targetInstances` only for blue/green): the group is the gate's own, and before each
+        // deployment its EC2 tag filters are set to exactly these nodes (filters in one set
+        // match any of them). The lock keeps other runs of the service off the group meanwhile.
+        let filters = nodes
+            .iter()
+            .map(|n| {
                 Ec2TagFilter::builder()
                     .key(&self.node_tag)
                     .value(n)
                     .r#type(Ec2TagFilterType::KeyAndValue)
-                    .build(),
-            );
-        }
+                    .build()
+            })
+            .collect();
+        self.client
+            .update_deployment_group()
+            .application_name(&self.application)
+            .current_deployment_group_name(&self.deployment_group)
+            .set_ec2_tag_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_err(
+                    &format!(
+                        "UpdateDeploymentGroup {}/{} (to target {})",
+                        self.application,
+                        self.deployment_group,
+                        nodes.join(",")
+                    ),
+                    e,
+                )
+            })?;
         let created = self
             .client
             .create_deployment()
             .application_name(&self.application)
             .deployment_group_name(&self.deployment_group)
-            .revision(Self::revision(revision)?)
-            .target_instances(targets.build())
+            .revision(location)
             .description(format!("gatekeeper: {revision} to {}", nodes.join(",")))
             .send()
             .await

@@ -216,6 +216,7 @@ pub fn policy(config: &Config, options: &Options) -> (Value, Vec<String>) {
                     "codedeploy:GetDeployment",
                     "codedeploy:GetDeploymentGroup",
                     "codedeploy:StopDeployment",
+                    "codedeploy:UpdateDeploymentGroup",
                 ],
                 vec![s.arn(
                     "codedeploy",

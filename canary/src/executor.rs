@@ -99,6 +99,9 @@ pub struct Executor<'a> {
     pub progress: &'a mut dyn FnMut(&Progress),
     /// Set by the first SIGTERM/SIGINT: stop at the next safe point and roll back.
     pub stop: Arc<AtomicBool>,
+    /// When this process last took or extended the lock (seconds since the epoch); 0 has it
+    /// extended at the first step of the run that holds it.
+    pub lock_kept_at: u64,
 }
 
 impl Executor<'_> {
@@ -115,9 +118,6 @@ impl Executor<'_> {
 
     /// Runs the machine until it finishes, halts, or waits for approval.
     pub async fn drive(&mut self, m: &mut Machine) -> Result<Next, JournalFailed> {
-        // When the lock was last taken or extended by this process (the start of the drive
-        // counts: a resumed run's lock was just taken over in its name).
-        let mut lock_kept_at = self.providers.clock.now();
         loop {
             let next = m.next();
             match next {
@@ -156,7 +156,7 @@ impl Executor<'_> {
                     let result = if self.settings.dry_run {
                         Ok(())
                     } else {
-                        match self.keep_lock(m, &action, &mut lock_kept_at).await {
+                        match self.keep_lock(m, &action).await {
                             Ok(()) => self.perform(m, &action).await,
                             Err(e) => Err(e),
                         }
@@ -252,22 +252,22 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Extends the lock once half its time has passed since it was last taken or extended, so
-    /// that a long drain, deploy or promotion never outlives it (the bake extends it at every
-    /// look). A rollback goes on if the lock cannot be extended: putting the fleet back is
-    /// never held up by it.
-    async fn keep_lock(
-        &mut self,
-        m: &Machine,
-        action: &Action,
-        kept_at: &mut u64,
-    ) -> Result<(), ProviderError> {
+    /// Before a step: extends the lock if it is due (see [`Executor::renew_if_due`]).
+    async fn keep_lock(&mut self, m: &Machine, action: &Action) -> Result<(), ProviderError> {
+        if !m.in_flight() || matches!(action, Action::AcquireLock | Action::ReleaseLock) {
+            return Ok(());
+        }
+        self.renew_if_due(m).await
+    }
+
+    /// Extends the lock once half its time has passed since it was last taken or extended:
+    /// before every step, and at every look of a wait, so that no drain, deploy, wait or
+    /// promotion outlives it (the bake extends it at every look). A rollback goes on if the
+    /// lock cannot be extended: putting the fleet back is never held up by it.
+    async fn renew_if_due(&mut self, m: &Machine) -> Result<(), ProviderError> {
         let now = self.providers.clock.now();
         let ttl = self.settings.lock_ttl.as_secs();
-        if !m.in_flight()
-            || matches!(action, Action::AcquireLock | Action::ReleaseLock)
-            || now.saturating_sub(*kept_at) < ttl / 2
-        {
+        if self.settings.dry_run || now.saturating_sub(self.lock_kept_at) < ttl / 2 {
             return Ok(());
         }
         let renewed = self
@@ -282,7 +282,7 @@ impl Executor<'_> {
             .await;
         match renewed {
             Ok(()) => {
-                *kept_at = now;
+                self.lock_kept_at = now;
                 Ok(())
             }
             Err(_) if m.mode() == Mode::Rollback => Ok(()),
@@ -315,46 +315,34 @@ impl Executor<'_> {
                         },
                         now,
                     )
-                    .await
+                    .await?;
+                self.lock_kept_at = now;
+                Ok(())
             }
             Action::Depool { pool, nodes } => p.lb.depool(*pool, nodes).await,
             Action::WaitDrained { pool, nodes } => {
                 let what = format!("{} to drain from {}", nodes.join(","), pool.as_str());
                 let deadline = self.settings.drain_timeout;
-                self.wait(
-                    &what,
-                    m.mode() == Mode::Rollback,
-                    deadline,
-                    *pool,
-                    nodes,
-                    |members, nodes| {
-                        nodes
-                            .iter()
-                            .all(|n| members.iter().all(|h| h.node != *n || h.state == "unused"))
-                    },
-                )
+                self.wait(m, &what, deadline, *pool, nodes, |members, nodes| {
+                    nodes
+                        .iter()
+                        .all(|n| members.iter().all(|h| h.node != *n || h.state == "unused"))
+                })
                 .await
-                .map_err(|e| ProviderError::new(format!("{e} (raise drain_timeout_seconds)")))
+                .map_err(|e| timed_out_hint(e, "drain_timeout_seconds"))
             }
             Action::Deploy { nodes, revision } => p.deployer.deploy(nodes, revision).await,
             Action::Repool { pool, nodes } => p.lb.repool(*pool, nodes).await,
             Action::WaitHealthy { pool, nodes } => {
                 let what = format!("{} healthy in {}", nodes.join(","), pool.as_str());
                 let deadline = self.settings.health_timeout;
-                self.wait(
-                    &what,
-                    m.mode() == Mode::Rollback,
-                    deadline,
-                    *pool,
-                    nodes,
-                    |members, nodes| {
-                        nodes
-                            .iter()
-                            .all(|n| members.iter().any(|h| h.node == *n && h.state == "healthy"))
-                    },
-                )
+                self.wait(m, &what, deadline, *pool, nodes, |members, nodes| {
+                    nodes
+                        .iter()
+                        .all(|n| members.iter().any(|h| h.node == *n && h.state == "healthy"))
+                })
                 .await
-                .map_err(|e| ProviderError::new(format!("{e} (raise health_timeout_seconds)")))
+                .map_err(|e| timed_out_hint(e, "health_timeout_seconds"))
             }
             Action::Smoke { node, revision } => p.deployer.smoke(node, revision).await,
             Action::SetWeight { canary } => p.lb.set_weight(*canary).await,
@@ -416,8 +404,8 @@ impl Executor<'_> {
 
     async fn wait(
         &mut self,
+        m: &Machine,
         what: &str,
-        in_rollback: bool,
         deadline: Duration,
         pool: Pool,
         nodes: &[String],
@@ -428,11 +416,12 @@ impl Executor<'_> {
         loop {
             // The first signal stops a wait at once (the run then rolls back); a rollback's
             // own waits go on, so that the fleet is put back whole.
-            if self.stop.load(Ordering::SeqCst) && !in_rollback {
+            if self.stop.load(Ordering::SeqCst) && m.mode() != Mode::Rollback {
                 return Err(ProviderError::new(format!(
                     "interrupted by a signal while waiting for {what}"
                 )));
             }
+            self.renew_if_due(m).await?;
             let members = self.providers.lb.members(pool).await?;
             let elapsed = clock.now().saturating_sub(start);
             if done(&members, nodes) {
@@ -526,6 +515,7 @@ impl Executor<'_> {
                     ..lock_info.clone()
                 })
                 .await?;
+            self.lock_kept_at = now;
             let verdict = judge.verdict(i == n);
             (self.progress)(&Progress::Bake {
                 interval: i,
@@ -559,6 +549,16 @@ pub fn succeeded(next: &Next) -> bool {
         next,
         Next::AwaitApproval | Next::Finished(Outcome::Promoted)
     )
+}
+
+/// A wait that ran out of time names the setting that bounds it; any other failure (a
+/// signal, an AWS error) is left as it is.
+fn timed_out_hint(e: ProviderError, key: &str) -> ProviderError {
+    if e.0.starts_with("waited ") {
+        ProviderError::new(format!("{e} (raise {key})"))
+    } else {
+        e
+    }
 }
 
 /// CloudWatch answers in whole-minute buckets.

@@ -328,6 +328,7 @@ impl Session {
             settings,
             progress: &mut on_progress,
             stop: stop.clone(),
+            lock_kept_at: 0,
         };
         if let Some(who) = approve {
             ex.approve(m, &who).await?;

@@ -582,3 +582,62 @@ async fn with_the_default_config_a_key_in_a_folder_keeps_its_key() {
         }
     }
 }
+
+/// A parking lot that keeps versions (as the rails make it): the delete removes exactly the
+/// version that was copied and verified, for single-request and multipart copies alike, so
+/// neither a noncurrent copy nor a delete marker is left behind; an upload written to the
+/// same key after its copy would survive as the current version.
+#[tokio::test]
+async fn in_a_versioned_parking_lot_exactly_the_copied_version_is_deleted() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let Some(m) = moto().await else { return };
+    let id = unique("ver");
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    m.s3.put_bucket_versioning()
+        .bucket(&parking)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 241) as u8).collect();
+    put(&m, &parking, "big.bin", big.clone()).await;
+    put(&m, &parking, "a/small.jpg", b"small".to_vec()).await;
+    let mut request = redrive::Request::new(&parking, &ingestion, no_batches());
+    request.multipart_threshold = 5 * 1024 * 1024;
+    request.part_size = 5 * 1024 * 1024;
+    let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!((report.moved, report.failures), (2, 0), "{report:#?}");
+    let landed = contents(&m, &ingestion).await;
+    assert_eq!(landed["big.bin"], big);
+    assert_eq!(landed["a/small.jpg"], b"small");
+    let versions =
+        m.s3.list_object_versions()
+            .bucket(&parking)
+            .send()
+            .await
+            .unwrap();
+    let left: Vec<_> = versions
+        .versions()
+        .iter()
+        .map(|v| (v.key().unwrap_or(""), v.version_id().unwrap_or("")))
+        .collect();
+    let markers: Vec<_> = versions
+        .delete_markers()
+        .iter()
+        .map(|d| d.key().unwrap_or(""))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "versions left in the parking lot: {left:?}"
+    );
+    assert!(
+        markers.is_empty(),
+        "delete markers instead of deletes: {markers:?}"
+    );
+}

@@ -216,6 +216,11 @@ pub struct ObjectReport {
     pub dead_batch: Option<String>,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The version of the source the verified copy was made from, when the parking lot keeps
+    /// versions: the delete removes exactly that version, so an upload written to the same
+    /// key since stays where it is.
+    #[serde(skip)]
+    pub source_version: Option<String>,
 }
 
 /// Progress, reported from concurrent tasks.
@@ -462,20 +467,22 @@ async fn one(
     dest: Dest,
     sink: Sink,
 ) -> ObjectReport {
-    let outcome = if item.key.ends_with('/') {
-        Outcome::Skipped {
+    let (outcome, source_version) = if item.key.ends_with('/') {
+        let skipped = Outcome::Skipped {
             reason: "folder marker".into(),
-        }
+        };
+        (skipped, None)
     } else {
         move_one(&s3, &request, &item, dest, &sink)
             .await
-            .unwrap_or_else(|error| Outcome::Failed { error })
+            .unwrap_or_else(|error| (Outcome::Failed { error }, None))
     };
     ObjectReport {
         key: item.key,
         destination: item.destination,
         dead_batch: item.dead_batch,
         outcome,
+        source_version,
     }
 }
 
@@ -637,6 +644,7 @@ fn settle(
                 key: String::new(),
                 destination: String::new(),
                 dead_batch: None,
+                source_version: None,
                 outcome: Outcome::Failed {
                     error: format!("task failed: {e}"),
                 },
@@ -737,6 +745,8 @@ struct Head {
     metadata: Option<std::collections::HashMap<String, String>>,
     /// From `HEAD` (checksums, content type and metadata known), not from a listing.
     full: bool,
+    /// The version `HEAD` saw, when the bucket keeps versions.
+    version: Option<String>,
 }
 
 async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Head>, String> {
@@ -769,6 +779,7 @@ async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option
                 content_type: h.content_type().map(str::to_string),
                 metadata: h.metadata().cloned(),
                 full: true,
+                version: h.version_id().map(str::to_string),
             }))
         }
         Err(e) => {
@@ -865,6 +876,18 @@ async fn crc32_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(u
 }
 
 /// `bucket/key` for `x-amz-copy-source`, the key percent-encoded.
+/// A copy source naming one version of the object, when it is known.
+fn versioned_source(bucket: &str, key: &str, version: Option<&str>) -> String {
+    let source = copy_source(bucket, key);
+    match version {
+        Some(v) => format!(
+            "{source}?versionId={}",
+            copy_source("", v).trim_start_matches('/')
+        ),
+        None => source,
+    }
+}
+
 fn copy_source(bucket: &str, key: &str) -> String {
     let mut s = format!("{bucket}/");
     for b in key.bytes() {
@@ -885,7 +908,7 @@ async fn move_one(
     item: &Item,
     dest: Dest,
     sink: &Sink,
-) -> Result<Outcome, String> {
+) -> Result<(Outcome, Option<String>), String> {
     let (src_bucket, dst_bucket) = (request.parking_lot.as_str(), request.ingestion.as_str());
     let (key, destination) = (item.key.as_str(), item.destination.as_str());
     let gone = || Outcome::Skipped {
@@ -900,7 +923,7 @@ async fn move_one(
                 head_src = h;
                 &head_src
             }
-            None => return Ok(gone()),
+            None => return Ok((gone(), None)),
         }
     } else {
         &item.listed
@@ -916,19 +939,18 @@ async fn move_one(
         Some(dst) => Some(dst),
         None if request.dry_run => None,
         None => match copy_verified(s3, request, item, src, multipart).await? {
-            Copied::Ended(outcome) => {
-                if outcome == Outcome::Moved {
-                    sink(Event::Copied {
-                        key: key.to_string(),
-                        destination: destination.to_string(),
-                    });
-                }
-                return Ok(outcome);
+            Copied::Moved { source_version } => {
+                sink(Event::Copied {
+                    key: key.to_string(),
+                    destination: destination.to_string(),
+                });
+                return Ok((Outcome::Moved, source_version));
             }
+            Copied::Ended(outcome) => return Ok((outcome, None)),
             Copied::Refused => head(s3, dst_bucket, destination).await?,
         },
     };
-    match existing {
+    let outcome = match existing {
         None if request.dry_run => Ok(Outcome::Planned),
         None => Ok(Outcome::Failed {
             error: format!(
@@ -947,12 +969,17 @@ async fn move_one(
                 })
             }
         }
-    }
+    };
+    // What was compared here is the source as listed or read, not a version: its delete is
+    // by key.
+    outcome.map(|o| (o, None))
 }
 
 /// How a conditional copy ended.
 enum Copied {
-    /// Copied and verified (`Moved`), or given up (the source is kept).
+    /// Copied and verified, from this version of the source (when the bucket keeps versions).
+    Moved { source_version: Option<String> },
+    /// Given up: the source is kept.
     Ended(Outcome),
     /// The destination exists after all (`412`).
     Refused,
@@ -970,7 +997,7 @@ async fn copy_verified(
     let (src_bucket, dst_bucket) = (request.parking_lot.as_str(), request.ingestion.as_str());
     let (key, destination) = (item.key.as_str(), item.destination.as_str());
     let mut attempts = 0;
-    let etag = loop {
+    let (etag, source_version) = loop {
         attempts += 1;
         let copied = if multipart {
             copy_multipart(s3, request, key, destination, src).await
@@ -978,7 +1005,7 @@ async fn copy_verified(
             copy_whole(s3, request, key, destination, src).await
         };
         match copied {
-            Ok(etag) => break etag,
+            Ok(copied) => break copied,
             Err(CopyError::Exists) => return Ok(Copied::Refused),
             Err(CopyError::Busy) if attempts < 3 => continue,
             Err(CopyError::Busy) => {
@@ -1024,7 +1051,7 @@ async fn copy_verified(
             }));
         }
     }
-    Ok(Copied::Ended(Outcome::Moved))
+    Ok(Copied::Moved { source_version })
 }
 
 /// Why a conditional copy did not happen.
@@ -1064,14 +1091,15 @@ fn checksum_for(src: &Head) -> ChecksumAlgorithm {
         .unwrap_or(ChecksumAlgorithm::Crc32)
 }
 
-/// Copies in one request; the copy's ETag, as S3 answers it.
+/// Copies in one request; the copy's ETag, as S3 answers it, and the version of the source it
+/// copied (when the bucket keeps versions).
 async fn copy_whole(
     s3: &aws_sdk_s3::Client,
     request: &Request,
     key: &str,
     destination: &str,
     src: &Head,
-) -> Result<Option<String>, CopyError> {
+) -> Result<(Option<String>, Option<String>), CopyError> {
     s3.copy_object()
         .copy_source(copy_source(&request.parking_lot, key))
         .bucket(&request.ingestion)
@@ -1080,7 +1108,10 @@ async fn copy_whole(
         .checksum_algorithm(checksum_for(src))
         .send()
         .await
-        .map(|out| out.copy_object_result.and_then(|r| r.e_tag))
+        .map(|out| {
+            let version = out.copy_source_version_id;
+            (out.copy_object_result.and_then(|r| r.e_tag), version)
+        })
         .map_err(|e| {
             copy_error(
                 "CopyObject",
@@ -1102,7 +1133,13 @@ async fn delete_sources(
     for chunk in std::mem::take(pending).chunks(batch.clamp(1, 1000)) {
         let ids: Vec<ObjectIdentifier> = chunk
             .iter()
-            .filter_map(|r| ObjectIdentifier::builder().key(&r.key).build().ok())
+            .filter_map(|r| {
+                ObjectIdentifier::builder()
+                    .key(&r.key)
+                    .set_version_id(r.source_version.clone())
+                    .build()
+                    .ok()
+            })
             .collect();
         let result = match Delete::builder().set_objects(Some(ids)).quiet(true).build() {
             Ok(delete) => s3
@@ -1150,14 +1187,16 @@ async fn delete_sources(
     settled
 }
 
-/// Copies in parts, completed with `If-None-Match: *`; the copy's (multipart) ETag.
+/// Copies in parts, completed with `If-None-Match: *`; the copy's (multipart) ETag and the
+/// source version every part was copied from: the one `src` was read at, when the bucket
+/// keeps versions, so that an overwrite during the copy cannot mix two uploads.
 async fn copy_multipart(
     s3: &aws_sdk_s3::Client,
     request: &Request,
     key: &str,
     destination: &str,
     src: &Head,
-) -> Result<Option<String>, CopyError> {
+) -> Result<(Option<String>, Option<String>), CopyError> {
     let dst_bucket = request.ingestion.as_str();
     let target = format!("s3://{dst_bucket}/{destination}");
     let fail = |op: &str, e: String| CopyError::Other(format!("{op} {target}: {e}"));
@@ -1185,7 +1224,11 @@ async fn copy_multipart(
                 .key(destination)
                 .upload_id(&upload_id)
                 .part_number(number)
-                .copy_source(copy_source(&request.parking_lot, key))
+                .copy_source(versioned_source(
+                    &request.parking_lot,
+                    key,
+                    src.version.as_deref(),
+                ))
                 .copy_source_range(format!("bytes={start}-{end}"))
                 .send()
                 .await
@@ -1215,7 +1258,7 @@ async fn copy_multipart(
             )
             .send()
             .await
-            .map(|out| out.e_tag)
+            .map(|out| (out.e_tag, src.version.clone()))
             .map_err(|e| copy_error("CompleteMultipartUpload", &target, e))
     }
     .await;
@@ -1320,6 +1363,7 @@ mod tests {
             key: key.into(),
             destination: key.into(),
             dead_batch: dead.map(str::to_string),
+            source_version: None,
             outcome,
         };
         r.add(o("a", None, Outcome::Moved));

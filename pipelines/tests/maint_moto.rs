@@ -658,3 +658,348 @@ async fn off_redrives_an_upload_parked_after_the_flag_was_cleared() {
             .unwrap();
     assert!(left.contents().is_empty(), "nothing left behind");
 }
+
+/// The `maintenance on` request of the preflight and drain tests; `flag_ttl` from the config.
+fn on_request(mconfig: &maintenance::MaintenanceConfig) -> maintenance::OnRequest {
+    maintenance::OnRequest {
+        message: "db upgrade".into(),
+        until: None,
+        who: "me".into(),
+        drain_timeout: mconfig.drain_timeout(),
+        poll_interval: Duration::from_millis(200),
+        flag_ttl: mconfig.flag_ttl(),
+    }
+}
+
+fn objects(name: &str, detail: &str) -> maintenance::preflight::InFlight {
+    maintenance::preflight::InFlight {
+        source: "objects".into(),
+        name: name.into(),
+        detail: detail.into(),
+    }
+}
+
+#[tokio::test]
+async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let service = unique("obj");
+    let in_flight = |refuse: bool| {
+        format!(
+            "[maintenance]\nflag_ttl_seconds = 0\ndrain_timeout_seconds = 5\n\
+             [maintenance.in_flight]\nobjects_prefix = \"batches/\"\nrefuse = {refuse}\n"
+        )
+    };
+    let (stack, refusing) = config(&service, &in_flight(true));
+    let target = maintenance::target(&stack, &refusing, &m.sqs)
+        .await
+        .unwrap();
+    for q in &target.queues {
+        queue(&m, q).await;
+    }
+    let bucket = format!("{service}-ingestion");
+    m.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    for key in [
+        "batches/batch-1/a.jpg",
+        "batches/batch-1/deep/b.jpg",
+        "batches/batch-2/c.jpg",
+        // Not under a batch folder, or not under the prefix: not in flight.
+        "batches/loose.jpg",
+        "batches/batch-4/",
+        "batches/batch-1/",
+        "uploads/batch-3/d.jpg",
+    ] {
+        m.s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(key.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let expected = vec![
+        objects("batches/batch-1/", &format!("2 objects in s3://{bucket}")),
+        objects("batches/batch-2/", &format!("1 objects in s3://{bucket}")),
+    ];
+    let mut clients = maintenance::Clients {
+        ssm: &m.ssm,
+        sqs: &m.sqs,
+        s3: &m.s3,
+        ingestion_bucket: None,
+    };
+
+    // Without the bucket's name the prefix cannot be looked at: an error, before the flag.
+    let mut journal = Journal::open(&dir.path().join("none.jsonl")).unwrap();
+    let e = maintenance::on(
+        &clients,
+        &target,
+        &refusing,
+        &mut journal,
+        &on_request(&refusing),
+        &|_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("objects_prefix needs the ingestion bucket"),
+        "{e}"
+    );
+
+    // refuse = true: reported, and nothing written.
+    clients.ingestion_bucket = Some(&bucket);
+    let mut journal = Journal::open(&dir.path().join("refused.jsonl")).unwrap();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &refusing,
+        &mut journal,
+        &on_request(&refusing),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        OnOutcome::Refused {
+            in_flight: expected.clone()
+        }
+    );
+    assert_eq!(
+        maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap(),
+        None,
+        "refused before the flag"
+    );
+    assert!(journal.unfinished().is_none(), "a refusal ends the run");
+
+    // refuse = false: the same report, and maintenance goes on.
+    let (_, going_on) = config(&service, &in_flight(false));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let mut journal = Journal::open(&dir.path().join("on.jsonl")).unwrap();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &going_on,
+        &mut journal,
+        &on_request(&going_on),
+        &move |e| seen.lock().unwrap().push(e),
+    )
+    .await
+    .unwrap();
+    let OnOutcome::Done { in_flight, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(in_flight, expected);
+    assert!(events
+        .lock()
+        .unwrap()
+        .contains(&Event::InFlight(expected.clone())));
+    assert!(
+        maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+}
+
+#[tokio::test]
+async fn preflight_reports_what_the_in_flight_command_prints() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("in-flight.sh");
+    let service = unique("cmd");
+    let (stack, mconfig) = config(
+        &service,
+        &format!(
+            "[maintenance]\nflag_ttl_seconds = 0\ndrain_timeout_seconds = 5\n\
+             [maintenance.in_flight]\ncommand = [\"sh\", \"{}\", \"--json\"]\nrefuse = true\n",
+            script.display()
+        ),
+    );
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    for q in &target.queues {
+        queue(&m, q).await;
+    }
+    let clients = maintenance::Clients {
+        ssm: &m.ssm,
+        sqs: &m.sqs,
+        s3: &m.s3,
+        ingestion_bucket: None,
+    };
+    let flag = || maintenance::read_flag(&m.ssm, &target.flag_parameter);
+    let on = |script_text: &str, journal: &str| {
+        std::fs::write(&script, script_text).unwrap();
+        let path = dir.path().join(journal);
+        let (clients, target, mconfig) = (&clients, &target, &mconfig);
+        async move {
+            let mut journal = Journal::open(&path).unwrap();
+            maintenance::on(
+                clients,
+                target,
+                mconfig,
+                &mut journal,
+                &on_request(mconfig),
+                &|_| {},
+            )
+            .await
+        }
+    };
+    let command = |name: &str, detail: &str| maintenance::preflight::InFlight {
+        source: "command".into(),
+        name: name.into(),
+        detail: detail.into(),
+    };
+
+    // Strings, objects with `id` or `name` and a `detail`, anything else shown as JSON; the
+    // arguments reach the command.
+    let outcome = on(
+        r#"test "$1" = --json || exit 9
+echo '["job-7", {"id": "job-8", "detail": "resizing 40 photos"}, {"name": "job-9"}, 42]'
+"#,
+        "refused.jsonl",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        OnOutcome::Refused {
+            in_flight: vec![
+                command("job-7", ""),
+                command("job-8", "resizing 40 photos"),
+                command("job-9", ""),
+                command("42", ""),
+            ]
+        }
+    );
+    assert_eq!(flag().await.unwrap(), None, "refused before the flag");
+
+    // A command that fails, or prints something else than a JSON array, stops the run before
+    // the flag, naming the command.
+    let shown = format!("sh {} --json", script.display());
+    for (text, says) in [
+        ("echo 'queue db down' >&2; exit 3\n", "queue db down"),
+        ("echo 'job-7 job-8'\n", "stdout is not JSON"),
+        ("echo '{\"jobs\": []}'\n", "stdout must be a JSON array"),
+    ] {
+        let e = on(text, "error.jsonl").await.unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with(&format!("in-flight command {shown}: ")) && e.contains(says),
+            "{e}"
+        );
+        assert_eq!(
+            flag().await.unwrap(),
+            None,
+            "{text}: stopped before the flag"
+        );
+    }
+
+    // Nothing in flight: refuse has nothing to refuse.
+    let outcome = on("echo '[]'\n", "on.jsonl").await.unwrap();
+    assert!(
+        matches!(&outcome, OnOutcome::Done { in_flight, .. } if in_flight.is_empty()),
+        "{outcome:?}"
+    );
+    assert!(flag().await.unwrap().unwrap().enabled);
+}
+
+#[tokio::test]
+async fn a_message_received_but_not_deleted_keeps_the_drain_waiting_until_its_timeout() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("backups");
+    let service = unique("inf");
+    let (stack, mconfig) = config(
+        &service,
+        &format!(
+            "[maintenance]\nflag_ttl_seconds = 0\ndrain_timeout_seconds = 2\n\
+             [[maintenance.hooks]]\nname = \"backup\"\ncommand = [\"sh\", \"-c\", \"echo x >> {}\"]\n",
+            marker.display()
+        ),
+    );
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    let work = queue(&m, &target.queues[0]).await;
+    queue(&m, &target.queues[1]).await;
+    send(&m, &work, 1).await;
+    // A worker took the message and is still on it (or died holding it): hidden for ten
+    // minutes, not deleted.
+    let got = m
+        .sqs
+        .receive_message()
+        .queue_url(&work)
+        .visibility_timeout(600)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.messages().len(), 1);
+    let clients = maintenance::Clients {
+        ssm: &m.ssm,
+        sqs: &m.sqs,
+        s3: &m.s3,
+        ingestion_bucket: None,
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let started = std::time::Instant::now();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &mut journal,
+        &on_request(&mconfig),
+        &move |e| seen.lock().unwrap().push(e),
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15), "no hang");
+    let in_flight_only = maintenance::Depth {
+        queue: target.queues[0].clone(),
+        visible: 0,
+        in_flight: 1,
+        delayed: 0,
+    };
+    match &outcome {
+        OnOutcome::NotDrained {
+            flag,
+            waited,
+            remaining,
+        } => {
+            assert!(flag.enabled);
+            assert!(*waited >= Duration::from_secs(2), "{waited:?}");
+            assert_eq!(remaining, &vec![in_flight_only.clone()]);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Looked at again and again, the message in flight each time.
+    let looks: Vec<Vec<maintenance::Depth>> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Depths { depths, .. } => Some(depths.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(looks.len() >= 3, "{looks:?}");
+    assert!(
+        looks.iter().all(|l| l.contains(&in_flight_only)),
+        "{looks:?}"
+    );
+    assert!(!marker.exists(), "no hook ran");
+    assert!(
+        maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled,
+        "the flag stays on"
+    );
+    let journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let (_, done) = journal.unfinished().expect("the run is left to resume");
+    assert!(!done.contains(&"drained".to_string()), "{done:?}");
+}

@@ -100,3 +100,319 @@ async fn dlq_messages_go_back_to_the_source_queue_named_by_the_config() {
     assert_eq!(attrs(urls[0].clone()).await, "12");
     assert_eq!(attrs(urls[1].clone()).await, "0");
 }
+
+async fn sqs_client(moto: &gatekeeper_e2e::Moto) -> aws_sdk_sqs::Client {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::for_tests())
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&sdk)
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    redrive_to: Option<&str>,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut create = sqs.create_queue().queue_name(name);
+    if let Some(dlq_arn) = redrive_to {
+        create = create.attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!("{{\"deadLetterTargetArn\":\"{dlq_arn}\",\"maxReceiveCount\":\"1\"}}"),
+        );
+    }
+    let url = create
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    (url, arn)
+}
+
+/// Visible plus in flight plus delayed.
+async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()
+        .values()
+        .map(|v| v.parse::<u64>().unwrap())
+        .sum()
+}
+
+/// Runs the binary without blocking the test's runtime (a consumer may be running beside
+/// it); a run still going after `deadline` is killed and fails the test.
+async fn run_bounded(
+    cmd: std::process::Command,
+    deadline: std::time::Duration,
+) -> (serde_json::Value, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let out = tokio::time::timeout(deadline, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("redrive --dlq still running after {deadline:?}: unbounded"))
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        serde_json::from_slice(&out.stdout).unwrap(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn message_attributes_arrive_intact_and_verified() {
+    use aws_sdk_sqs::primitives::Blob;
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    use std::collections::HashMap;
+    let Some(moto) = moto() else { return };
+    let sqs = sqs_client(&moto).await;
+    let id = unique("dlqattr");
+    let (source, _) = create_queue(&sqs, &format!("{id}-work"), None).await;
+    let (dlq, _) = create_queue(&sqs, &format!("{id}-work-dlq"), None).await;
+    let value = |data_type: &str, text: Option<&str>, binary: Option<&[u8]>| {
+        MessageAttributeValue::builder()
+            .data_type(data_type)
+            .set_string_value(text.map(str::to_string))
+            .set_binary_value(binary.map(Blob::new))
+            .build()
+            .unwrap()
+    };
+    // Message i carries i % 4 kinds of attribute: none; a string; and a number; and a
+    // binary one and a custom type.
+    let mut expected: HashMap<String, (HashMap<String, MessageAttributeValue>, Option<String>)> =
+        HashMap::new();
+    for i in 0..14usize {
+        let mut attrs = HashMap::new();
+        if i % 4 >= 1 {
+            attrs.insert(
+                "batch".to_string(),
+                value("String", Some(&format!("batch-{i}")), None),
+            );
+        }
+        if i % 4 >= 2 {
+            attrs.insert("attempt".to_string(), value("Number", Some("3"), None));
+        }
+        if i % 4 >= 3 {
+            attrs.insert(
+                "thumbnail".to_string(),
+                value("Binary", None, Some(&[0, 159, 146, 150, i as u8])),
+            );
+            attrs.insert(
+                "origin".to_string(),
+                value("String.url", Some("s3://photos/in/ü.jpg"), None),
+            );
+        }
+        let body = format!("failed upload {i}");
+        let sent = sqs
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(&body)
+            .set_message_attributes((!attrs.is_empty()).then(|| attrs.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            sent.md5_of_message_attributes().is_some(),
+            !attrs.is_empty(),
+            "SQS answers an attribute digest exactly when there are attributes"
+        );
+        expected.insert(
+            body,
+            (attrs, sent.md5_of_message_attributes().map(str::to_string)),
+        );
+    }
+
+    let mut cmd = moto.gatekeeper();
+    cmd.args(["redrive", "--dlq", &format!("{id}-work-dlq")])
+        .args(["--to", &format!("{id}-work"), "--output", "json"]);
+    let (report, _) = run_bounded(cmd, std::time::Duration::from_secs(60)).await;
+    assert_eq!(
+        (&report["found"], &report["moved"], &report["failures"]),
+        (&14.into(), &14.into(), &0.into()),
+        "{report:#}"
+    );
+    assert_eq!(depth(&sqs, &dlq).await, 0);
+
+    let mut seen = HashMap::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&source)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            break;
+        }
+        for m in got.messages() {
+            let attrs = m.message_attributes().cloned().unwrap_or_default();
+            let md5 = m.md5_of_message_attributes().map(str::to_string);
+            assert!(
+                seen.insert(m.body().unwrap().to_string(), (attrs, md5))
+                    .is_none(),
+                "moved once"
+            );
+            sqs.delete_message()
+                .queue_url(&source)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        seen, expected,
+        "every body with its attributes and their digest"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_message_whose_consumer_keeps_failing_does_not_keep_the_run_going() {
+    let Some(moto) = moto() else { return };
+    let sqs = sqs_client(&moto).await;
+    let id = unique("dlqloop");
+    let (dlq, dlq_arn) = create_queue(&sqs, &format!("{id}-work-dlq"), None).await;
+    // After one failed receive, SQS puts a source message back in the DLQ.
+    let (source, _) = create_queue(&sqs, &format!("{id}-work"), Some(&dlq_arn)).await;
+    for i in 0..25 {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(format!("poison {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // A consumer that fails every message: receives, never deletes, lets it go at once; its
+    // next receive hands the message back to the DLQ.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = tokio::spawn({
+        let (sqs, source, stop) = (sqs.clone(), source.clone(), stop.clone());
+        async move {
+            let mut received = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let got = sqs
+                    .receive_message()
+                    .queue_url(&source)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+                received += got.messages().len();
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            received
+        }
+    });
+
+    // The source comes from SQS's redrive policy (no --to, no --config).
+    let mut cmd = moto.gatekeeper();
+    cmd.args([
+        "redrive",
+        "--dlq",
+        &format!("{id}-work-dlq"),
+        "--output",
+        "json",
+    ]);
+    let (report, _) = run_bounded(cmd, std::time::Duration::from_secs(60)).await;
+    assert_eq!(report["source"], format!("{id}-work"));
+    assert_eq!(
+        (&report["found"], &report["moved"], &report["failures"]),
+        (&25.into(), &25.into(), &0.into()),
+        "{report:#}"
+    );
+    // The messages do come back (a run that ended only on an empty DLQ would go on with
+    // them); whether some already had before the run ended depends on timing, which the
+    // `--to` itself test below takes out.
+    let back = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let n = depth(&sqs, &dlq).await;
+            if n > 0 {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the failing consumer hands messages back to the DLQ");
+    assert!(back > 0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let consumed = consumer.await.unwrap();
+    assert!(
+        consumed >= 25,
+        "the consumer saw the moved messages: {consumed}"
+    );
+    // None lost, none doubled: every message is in one of the two queues.
+    assert_eq!(depth(&sqs, &dlq).await + depth(&sqs, &source).await, 25);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_run_moves_at_most_what_the_dlq_held_at_its_start_or_the_limit() {
+    let Some(moto) = moto() else { return };
+    let sqs = sqs_client(&moto).await;
+    let id = unique("dlqself");
+    // The worst case of a message that comes back: `--to` the DLQ itself, where every
+    // message sent is back, visible, at once. A run bounded only by "until the DLQ reads
+    // empty" would never end.
+    let name = format!("{id}-loop-dlq");
+    let (dlq, _) = create_queue(&sqs, &name, None).await;
+    for i in 0..12 {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(format!("m{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let redrive = |limit: Option<&str>| {
+        let mut cmd = moto.gatekeeper();
+        cmd.args(["redrive", "--dlq", &name, "--to", &name, "--output", "json"]);
+        if let Some(n) = limit {
+            cmd.args(["--limit", n]);
+        }
+        cmd
+    };
+    let (report, _) = run_bounded(redrive(Some("5")), std::time::Duration::from_secs(60)).await;
+    assert_eq!(
+        (&report["found"], &report["moved"], &report["failures"]),
+        (&12.into(), &5.into(), &0.into()),
+        "{report:#}"
+    );
+    let (report, _) = run_bounded(redrive(None), std::time::Duration::from_secs(60)).await;
+    assert_eq!(
+        (&report["found"], &report["moved"], &report["failures"]),
+        (&12.into(), &12.into(), &0.into()),
+        "{report:#}"
+    );
+    assert_eq!(depth(&sqs, &dlq).await, 12, "each message still there once");
+}

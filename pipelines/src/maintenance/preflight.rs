@@ -52,8 +52,12 @@ pub async fn in_flight(
         let mut batches: BTreeMap<String, u64> = BTreeMap::new();
         for key in list_keys(clients.s3, bucket, prefix).await? {
             let rest = &key[prefix.len()..];
-            if let Some((batch, _)) = rest.split_once('/') {
-                *batches.entry(batch.to_string()).or_default() += 1;
+            // `<prefix><batch>/` itself (the empty "folder" object consoles create) is not
+            // under the batch's folder and holds no work; a batch left with only that is over.
+            if let Some((batch, path)) = rest.split_once('/') {
+                if !path.is_empty() {
+                    *batches.entry(batch.to_string()).or_default() += 1;
+                }
             }
         }
         for (batch, n) in batches {

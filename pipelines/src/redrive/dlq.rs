@@ -1,11 +1,20 @@
 //! Moves the messages of a dead-letter queue back to its source queue.
 //!
 //! SQS's own `StartMessageMoveTask` is not used: it cannot be verified message by message
-//! (and emulators do not offer it). Instead, in batches of ten: receive from the DLQ, send
-//! each body and its attributes to the source queue, check that SQS's MD5 of the sent body
-//! equals the MD5 of the received one, and only then delete it from the DLQ. A message whose
-//! send failed or did not verify stays in the DLQ (it becomes visible again after the
-//! visibility timeout) and is counted as a failure.
+//! (and emulators do not offer it). Instead, in batches of ten: receive from the DLQ (with all
+//! its message attributes), send each body and its attributes to the source queue, check that
+//! the copy is the original (see [`verify`]: SQS's MD5 of the body and of the message
+//! attributes, as it answered the send, equal those it answered the receive with), and only
+//! then delete it from the DLQ. A message whose send failed or did not verify stays in the DLQ
+//! (it becomes visible again after the visibility timeout) and is counted as a failure.
+//!
+//! A run receives at most as many messages as the DLQ held when it began (visible and in
+//! flight), or `limit` when that is lower. A message whose consumer keeps failing comes back
+//! to the DLQ while the run goes on; without that bound it would be moved again and again for
+//! as long as the run lasted. Receiving it again counts toward the bound like any other
+//! message (`moved` counts moves, not distinct messages), so the run ends after a number of
+//! moves fixed at its start; a message that arrives after the count was taken, or that SQS's
+//! approximate count missed, waits for the next run.
 //!
 //! Delivery is at least once, like SQS itself: a run killed between a send and its delete
 //! leaves that message in both queues (FIFO queues drop it by deduplication id within five
@@ -14,7 +23,8 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    Message, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    SendMessageBatchResultEntry,
 };
 use aws_sdk_sqs::Client;
 use serde::Serialize;
@@ -26,7 +36,8 @@ pub struct Request {
     pub dlq: String,
     pub source: String,
     pub dry_run: bool,
-    /// Stop after this many messages (`None`: until the DLQ reads empty).
+    /// Stop after this many messages (`None`: after as many as the DLQ held at the start, or
+    /// sooner when it reads empty). Either way no more than the DLQ held at the start.
     pub limit: Option<u64>,
     /// How long a received message stays hidden from others while it is moved.
     pub visibility_timeout: Duration,
@@ -100,7 +111,43 @@ async fn count(sqs: &Client, url: &str, queue: &str) -> Result<u64, RedriveError
         .unwrap_or(0))
 }
 
-/// Moves (or, dry, counts) the DLQ's messages; `progress` is called with the moved count.
+/// Whether the copy SQS accepted is the message received from the DLQ, by the digests SQS
+/// answered with: `Err` says what differs.
+///
+/// The attributes are verified by comparing SQS's `MD5OfMessageAttributes` of the send with
+/// the one it answered the receive with, not with a digest computed here. The receive's digest
+/// is SQS's own over the original's attributes (all of them: they are received with `All`),
+/// the send's is SQS's over what it stored for the copy, by the same algorithm; equal digests
+/// mean the copy carries the original's attributes, end to end. A digest computed here from
+/// the attributes as the SDK decoded them would only prove that SQS stored what this process
+/// sent: an attribute lost or altered on the way in (a decoding fault, say) would be sent
+/// that way, digested that way, and pass. The body is verified the
+/// same way. A message without attributes has no digest on either side; any other absence
+/// cannot be verified and fails.
+pub fn verify(received: &Message, sent: &SendMessageBatchResultEntry) -> Result<(), String> {
+    if received.md5_of_body() != Some(sent.md5_of_message_body()) {
+        return Err("the MD5 of the sent body does not match the received one".into());
+    }
+    let has_attributes = received.message_attributes().is_some_and(|a| !a.is_empty());
+    match (
+        received.md5_of_message_attributes(),
+        sent.md5_of_message_attributes(),
+    ) {
+        (None, None) if !has_attributes => Ok(()),
+        (Some(got), Some(put)) if got == put => Ok(()),
+        (Some(_), Some(_)) => {
+            Err("the MD5 of the sent message attributes does not match the received one".into())
+        }
+        (got, put) => Err(format!(
+            "SQS answered {} MD5 of the message attributes on receive and {} on send; cannot verify them",
+            if got.is_some() { "an" } else { "no" },
+            if put.is_some() { "an" } else { "no" },
+        )),
+    }
+}
+
+/// Moves (or, dry, counts) the DLQ's messages; `progress` is called with the moved count and
+/// the most this run will move (the DLQ's count at the start, or `limit` when lower).
 pub async fn run(
     sqs: &Client,
     request: &Request,
@@ -120,13 +167,12 @@ pub async fn run(
         return Ok(report);
     }
     let fifo = request.source.ends_with(".fifo");
+    // See the module docs: every message received counts, moved or not, returned or not.
+    let cap = request.limit.map_or(found, |limit| limit.min(found));
+    let mut received_so_far = 0u64;
     let mut empty_receives = 0;
     loop {
-        let budget = request
-            .limit
-            .map(|l| l.saturating_sub(report.moved + report.failures))
-            .unwrap_or(10)
-            .min(10);
+        let budget = cap.saturating_sub(received_so_far).min(10);
         if budget == 0 {
             break;
         }
@@ -155,6 +201,7 @@ pub async fn run(
             continue;
         }
         empty_receives = 0;
+        received_so_far += messages.len() as u64;
         let mut entries = Vec::new();
         for (i, m) in messages.iter().enumerate() {
             let attrs = m.attributes();
@@ -192,20 +239,22 @@ pub async fn run(
             let Some(m) = ok.id().parse::<usize>().ok().and_then(|i| messages.get(i)) else {
                 continue;
             };
-            if m.md5_of_body() == Some(ok.md5_of_message_body()) {
-                to_delete.push(
+            match verify(m, ok) {
+                Ok(()) => to_delete.push(
                     aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                         .id(ok.id())
                         .receipt_handle(m.receipt_handle().unwrap_or_default())
                         .build()
                         .map_err(|e| aws("DeleteMessageBatch", &request.dlq, e.to_string()))?,
-                );
-            } else {
-                report.failures += 1;
-                report.errors.push(format!(
-                    "message {}: MD5 of the sent body does not match; left in the DLQ",
-                    m.message_id().unwrap_or("?")
-                ));
+                ),
+                Err(why) => {
+                    report.failures += 1;
+                    report.errors.push(format!(
+                        "message {}: {why}; left in the DLQ (the copy sent as {} is in the source queue)",
+                        m.message_id().unwrap_or("?"),
+                        ok.message_id()
+                    ));
+                }
             }
         }
         for f in sent.failed() {
@@ -235,7 +284,173 @@ pub async fn run(
                 ));
             }
         }
-        progress(report.moved, found);
+        progress(report.moved, cap);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The verification failure, which moto cannot produce: it answers a send and a receive
+    //! with one function of one stored message, so a copy that differs from its original never
+    //! comes out of it. These tests replay SQS's answers with aws-smithy-mocks instead; the
+    //! round trip itself is tested against moto in `tests/tests/redrive_dlq.rs`.
+
+    use super::*;
+    use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
+    use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesOutput;
+    use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::{DeleteMessageBatchResultEntry, MessageAttributeValue};
+    use aws_smithy_mocks::{
+        create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode,
+    };
+
+    fn client(rules: &[&Rule]) -> Client {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }
+
+    /// A received message: `attributes` gives it one attribute and SQS's digest of them.
+    fn received(n: usize, attributes: Option<&str>) -> Message {
+        let mut m = Message::builder()
+            .message_id(format!("old-{n}"))
+            .receipt_handle(format!("r-{n}"))
+            .body(format!("body {n}"))
+            .md5_of_body(format!("body-md5-{n}"));
+        if let Some(md5) = attributes {
+            m = m
+                .message_attributes(
+                    "kind",
+                    MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value("upload")
+                        .build()
+                        .unwrap(),
+                )
+                .md5_of_message_attributes(md5);
+        }
+        m.build()
+    }
+
+    fn sent(n: usize, body_md5: &str, attributes_md5: Option<&str>) -> SendMessageBatchResultEntry {
+        SendMessageBatchResultEntry::builder()
+            .id(n.to_string())
+            .message_id(format!("new-{n}"))
+            .md5_of_message_body(body_md5)
+            .set_md5_of_message_attributes(attributes_md5.map(str::to_string))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn verify_compares_both_digests_of_the_copy_with_the_original() {
+        assert_eq!(
+            verify(&received(0, None), &sent(0, "body-md5-0", None)),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&received(0, Some("a")), &sent(0, "body-md5-0", Some("a"))),
+            Ok(())
+        );
+        let body = verify(&received(0, Some("a")), &sent(0, "other", Some("a"))).unwrap_err();
+        assert!(body.contains("body"), "{body}");
+        let attributes =
+            verify(&received(0, Some("a")), &sent(0, "body-md5-0", Some("b"))).unwrap_err();
+        assert!(attributes.contains("message attributes do"), "{attributes}");
+        // Attributes sent but no digest answered (or one answered for none): not verified.
+        assert!(verify(&received(0, Some("a")), &sent(0, "body-md5-0", None)).is_err());
+        assert!(verify(&received(0, None), &sent(0, "body-md5-0", Some("a"))).is_err());
+        let mut bare = received(0, Some("a"));
+        bare.md5_of_message_attributes = None;
+        assert!(verify(&bare, &sent(0, "body-md5-0", None)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_does_not_verify_leaves_its_original_in_the_dlq() {
+        let count = mock!(Client::get_queue_attributes).then_output(|| {
+            GetQueueAttributesOutput::builder()
+                .attributes(QueueAttributeName::ApproximateNumberOfMessages, "3")
+                .attributes(
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                    "0",
+                )
+                .build()
+        });
+        let receive = mock!(Client::receive_message).then_output(|| {
+            ReceiveMessageOutput::builder()
+                .messages(received(0, Some("attrs-0")))
+                .messages(received(1, Some("attrs-1")))
+                .messages(received(2, None))
+                .build()
+        });
+        // SQS accepts all three; the copy of 1 lost an attribute on the way (another digest),
+        // the copy of 2 another body.
+        let send = mock!(Client::send_message_batch).then_output(|| {
+            SendMessageBatchOutput::builder()
+                .successful(sent(0, "body-md5-0", Some("attrs-0")))
+                .successful(sent(1, "body-md5-1", Some("attrs-1-changed")))
+                .successful(sent(2, "body-md5-2-changed", None))
+                .set_failed(Some(Vec::new()))
+                .build()
+                .unwrap()
+        });
+        // Only the verified original may be deleted: any other delete matches no rule, fails.
+        let delete = mock!(Client::delete_message_batch)
+            .match_requests(|r| r.entries().len() == 1 && r.entries()[0].receipt_handle() == "r-0")
+            .then_output(|| {
+                DeleteMessageBatchOutput::builder()
+                    .successful(
+                        DeleteMessageBatchResultEntry::builder()
+                            .id("0")
+                            .build()
+                            .unwrap(),
+                    )
+                    .set_failed(Some(Vec::new()))
+                    .build()
+                    .unwrap()
+            });
+        let sqs = client(&[&count, &receive, &send, &delete]);
+        let request = Request {
+            dlq: "http://sqs.test/123/work-dlq".into(),
+            source: "http://sqs.test/123/work".into(),
+            dry_run: false,
+            limit: None,
+            visibility_timeout: Duration::from_secs(30),
+        };
+        let report = run(&sqs, &request, &|_, _| {}).await.unwrap();
+        assert_eq!((report.found, report.moved, report.failures), (3, 1, 2));
+        assert_eq!(delete.num_calls(), 1);
+        assert_eq!(
+            receive.num_calls(),
+            1,
+            "three received of three found: the run ends there"
+        );
+        assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+        assert!(
+            report.errors[0].starts_with(
+                "message old-1: the MD5 of the sent message attributes does not match"
+            ) && report.errors[0].contains("new-1"),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            report.errors[1].starts_with("message old-2: the MD5 of the sent body does not match"),
+            "{:?}",
+            report.errors
+        );
+    }
 }

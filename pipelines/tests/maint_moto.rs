@@ -17,6 +17,16 @@ struct Moto {
     s3: aws_sdk_s3::Client,
 }
 
+/// The maintenance workflow's clients, on moto, with no ingestion bucket to look in.
+fn clients(m: &Moto) -> maintenance::Clients<'_> {
+    maintenance::Clients {
+        ssm: &m.ssm,
+        sqs: &m.sqs,
+        s3: &m.s3,
+        ingestion_bucket: None,
+    }
+}
+
 async fn moto() -> Option<Moto> {
     let endpoint = std::env::var("GATEKEEPER_TEST_MOTO")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
@@ -257,12 +267,7 @@ async fn on_runs_hooks_once_across_a_resume_and_off_clears_the_flag() {
     for q in &target.queues {
         queue(&m, q).await;
     }
-    let clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let clients = clients(&m);
     let request = maintenance::OnRequest {
         message: "db upgrade".into(),
         until: None,
@@ -357,12 +362,7 @@ async fn preflight_reports_non_empty_batch_queues_and_refuses_when_asked() {
     let busy = queue(&m, &format!("{service}-test-batch-42")).await;
     queue(&m, &format!("{service}-test-batch-43")).await;
     send(&m, &busy, 2).await;
-    let clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let clients = clients(&m);
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
     let request = maintenance::OnRequest {
@@ -423,12 +423,7 @@ async fn on_runs_no_hook_before_the_flag_ttl_even_when_the_queues_are_already_em
     for q in &target.queues {
         queue(&m, q).await;
     }
-    let clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let clients = clients(&m);
     let request = maintenance::OnRequest {
         message: "db upgrade".into(),
         until: None,
@@ -490,12 +485,7 @@ async fn a_resumed_on_waits_only_what_is_left_of_the_flag_ttl() {
     for q in &target.queues {
         queue(&m, q).await;
     }
-    let clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let clients = clients(&m);
     // An earlier run set the flag ten minutes ago and was interrupted before the hooks.
     let flag = MaintenanceFlag {
         enabled: true,
@@ -721,12 +711,7 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
         objects("batches/batch-1/", &format!("2 objects in s3://{bucket}")),
         objects("batches/batch-2/", &format!("1 objects in s3://{bucket}")),
     ];
-    let mut clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let mut clients = clients(&m);
 
     // Without the bucket's name the prefix cannot be looked at: an error, before the flag.
     let mut journal = Journal::open(&dir.path().join("none.jsonl")).unwrap();
@@ -824,12 +809,7 @@ async fn preflight_reports_what_the_in_flight_command_prints() {
     for q in &target.queues {
         queue(&m, q).await;
     }
-    let clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let clients = clients(&m);
     let flag = || maintenance::read_flag(&m.ssm, &target.flag_parameter);
     let on = |script_text: &str, journal: &str| {
         std::fs::write(&script, script_text).unwrap();
@@ -936,12 +916,7 @@ async fn a_message_received_but_not_deleted_keeps_the_drain_waiting_until_its_ti
         .await
         .unwrap();
     assert_eq!(got.messages().len(), 1);
-    let clients = maintenance::Clients {
-        ssm: &m.ssm,
-        sqs: &m.sqs,
-        s3: &m.s3,
-        ingestion_bucket: None,
-    };
+    let clients = clients(&m);
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
     let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();

@@ -295,25 +295,8 @@ fn sigterm_during_the_bake_rolls_back_and_exits_non_zero() {
         "bake_seconds = 120\ninterval_seconds = 1\n",
     ));
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
-    let child = fleet
-        .gatekeeper(&["canary", "run", "--revision", "v2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the bake has begun (the journal says so), then SIGTERM.
-    let journal = fleet
-        .dir
-        .path()
-        .join(format!("journal/{}-e2e.jsonl", fleet.service));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !std::fs::read_to_string(&journal)
-        .unwrap_or_default()
-        .contains("\"bake\"")
-    {
-        assert!(std::time::Instant::now() < deadline, "the bake never began");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Wait until the bake has begun, then SIGTERM.
+    let (child, _) = spawn_baking(&fleet);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -342,24 +325,7 @@ fn resume_and_abort_refuse_while_the_run_is_alive_and_change_nothing() {
         "bake_seconds = 120\ninterval_seconds = 1\n",
     ));
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
-    let child = fleet
-        .gatekeeper(&["canary", "run", "--revision", "v2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let journal = fleet
-        .dir
-        .path()
-        .join(format!("journal/{}-e2e.jsonl", fleet.service));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !std::fs::read_to_string(&journal)
-        .unwrap_or_default()
-        .contains("\"bake\"")
-    {
-        assert!(std::time::Instant::now() < deadline, "the bake never began");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (child, journal) = spawn_baking(&fleet);
     let weights = rt.block_on(fleet.weights());
     let journal_before = std::fs::read_to_string(&journal).unwrap();
     for sub in ["resume", "abort"] {
@@ -482,4 +448,28 @@ fn the_journal_kept_in_s3_lets_another_runner_see_and_promote_the_run() {
     assert_eq!(code, Some(0));
     assert!(status.contains("v1 → v2"), "{status}");
     assert!(status.contains("promoted"), "{status}");
+}
+
+/// Starts `canary run --revision v2` and returns once its journal says the bake has begun:
+/// the process, and the journal's path.
+fn spawn_baking(fleet: &Fleet) -> (std::process::Child, std::path::PathBuf) {
+    let child = fleet
+        .gatekeeper(&["canary", "run", "--revision", "v2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = fleet
+        .dir
+        .path()
+        .join(format!("journal/{}-e2e.jsonl", fleet.service));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains("\"bake\"")
+    {
+        assert!(std::time::Instant::now() < deadline, "the bake never began");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, journal)
 }

@@ -368,10 +368,8 @@ async fn a_message_whose_consumer_keeps_failing_does_not_keep_the_run_going() {
     assert!(back > 0);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let consumed = consumer.await.unwrap();
-    assert!(
-        consumed >= 25,
-        "the consumer saw the moved messages: {consumed}"
-    );
+    // It is stopped as soon as the first message is back, so it may not have seen all 25.
+    assert!(consumed > 0, "the consumer saw none of the moved messages");
     // None lost, none doubled: every message is in one of the two queues.
     assert_eq!(depth(&sqs, &dlq).await + depth(&sqs, &source).await, 25);
 }

@@ -332,8 +332,12 @@ fn missing_field(message: &str) -> Option<&str> {
 fn table_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    text[..line_end]
-        .lines()
+    last_header(&text[..line_end])
+}
+
+/// The path of the last table header in `text`.
+fn last_header(text: &str) -> Option<String> {
+    text.lines()
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
@@ -346,12 +350,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("");
-    let table = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let table = last_header(&text[..line_start]);
     let key = line
         .split_once('=')
         .map(|(k, _)| k.trim().trim_matches('"').to_string())

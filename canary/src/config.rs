@@ -24,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
+use config_error::line_col;
 use serde::{Deserialize, Serialize};
 
 use crate::judge::JudgeConfig;
@@ -319,13 +320,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
     let view: View = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start);
-        let message = e.message().trim().to_string();
-        let message = match offset.and_then(|o| key_at(text, o)) {
-            Some(key) => format!("{key}: {message}"),
-            None => message,
-        };
-        invalid(offset, message)
+        let located = config_error::locate(text, &e);
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line: located.line,
+            column: located.column,
+            message: located.keyed_message(),
+        }
     })?;
     let header = text.find("[canary]");
     let canary = view.canary.ok_or_else(|| {
@@ -564,39 +565,6 @@ fn find_key(text: &str, key: &str) -> Option<usize> {
     None
 }
 
-/// The dotted key written on the line of `offset`, from the nearest table header above it.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let table = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string())
-        .filter(|k| !k.is_empty() && !k.starts_with('['));
-    match (table, key) {
-        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
-        (None, Some(k)) => Some(k),
-        (Some(t), None) => Some(t),
-        _ => None,
-    }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
-        before[nl + 1..].chars().count()
-    }) + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,6 +659,37 @@ command = ["deploy.sh"]
         let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
         assert!(
             err.starts_with("g.toml:13:1: canary.canary_wieght: unknown field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_table() {
+        // A table inside [canary] that lacks a field: located at its header.
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "[canary.config_check]\nold = \"a.yaml\"\n\n[canary.deployer]",
+        );
+        let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.toml:13:1: canary.config_check.new: missing field `new`"),
+            "{err}"
+        );
+        // [canary] itself without its deployer.
+        let text = BASE.replace(
+            "[canary.deployer]\nkind = \"command\"\ncommand = [\"deploy.sh\"]\n",
+            "",
+        );
+        let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.toml:8:1: canary.deployer: missing field `deployer`"),
+            "{err}"
+        );
+        // A top-level field the canary view needs: named alone, at the start of the file.
+        let text = BASE.replace("environment = \"prod\"\n", "");
+        let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("g.toml:1:1: environment: missing field `environment`"),
             "{err}"
         );
     }

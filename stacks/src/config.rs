@@ -279,32 +279,13 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 /// Parses and validates the text of `gatekeeper.toml`; `file` is only used in errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        let message = e.message().trim();
-        let key = match missing_field(message) {
-            // The error's span is the table that lacks the field (the whole document for a
-            // top-level one): the key is that table's path and the field.
-            Some(field) => Some(
-                match e
-                    .span()
-                    .filter(|s| s.end > 0)
-                    .and_then(|s| table_at(text, s.start))
-                {
-                    Some(table) => format!("{table}.{field}"),
-                    None => field.to_string(),
-                },
-            ),
-            None => e.span().and_then(|s| key_at(text, s.start)),
-        };
+        let located = config_error::locate(text, &e);
         ConfigError {
             file: file.to_path_buf(),
-            line,
-            column,
-            message: match &key {
-                Some(k) => format!("{k}: {message}"),
-                None => message.to_string(),
-            },
-            key,
+            line: located.line,
+            column: located.column,
+            message: located.keyed_message(),
+            key: located.key,
         }
     })?;
     crate::validate::config(&config).map_err(|v| {
@@ -320,59 +301,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// The field a deserializer reports missing (`missing field `name``).
-fn missing_field(message: &str) -> Option<&str> {
-    message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, _)| field)
-}
-
-/// The path of the table header at or above `offset` (`queues` for `[[queues]]`).
-fn table_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    last_header(&text[..line_end])
-}
-
-/// The path of the last table header in `text`.
-fn last_header(text: &str) -> Option<String> {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-}
-
-/// The dotted key written on the line of `offset` (`queues.max_receive_count`), from the
-/// nearest table header above it and the key before `=`.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let table = last_header(&text[..line_start]);
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string())
-        .filter(|k| !k.is_empty() && !k.starts_with('['));
-    match (table, key) {
-        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
-        (None, Some(k)) => Some(k),
-        (Some(t), None) if line.trim_start().starts_with('[') => Some(t),
-        _ => None,
-    }
-}
-
 /// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
-        before[nl + 1..].chars().count()
-    }) + 1;
-    (line, column)
-}
+pub use config_error::line_col;
 
 impl Config {
     pub fn service(&self) -> &str {

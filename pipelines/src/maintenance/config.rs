@@ -47,8 +47,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use config_error::line_col;
 use serde::Deserialize;
-use stacks::config::{line_col, ConfigError, LoadError};
+use stacks::config::{ConfigError, LoadError};
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -225,8 +226,8 @@ pub fn load(path: &Path) -> Result<MaintenanceConfig, LoadError> {
 /// Parses the `[maintenance]` table of the text of `gatekeeper.toml`.
 pub fn parse(file: &Path, text: &str) -> Result<MaintenanceConfig, ConfigError> {
     let view: View = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        located(file, line, column, None, e.message().trim())
+        let at = config_error::locate(text, &e);
+        located(file, at.line, at.column, at.key.as_deref(), &at.message)
     })?;
     let config = view.maintenance.unwrap_or_default();
     let fail = |key: &str, span: std::ops::Range<usize>, message: &str| {
@@ -388,6 +389,23 @@ rewrite = "orphans/{batch}/{path}"
         let batches = c.batches().unwrap();
         assert_eq!(batches.liveness, Liveness::Command);
         assert_eq!(batches.id_prefix.as_ref().unwrap().get_ref(), "batch-");
+    }
+
+    #[test]
+    fn deserialization_errors_name_the_key() {
+        let e = parse_str("service = \"x\"\n[maintenance]\ndrain_timeout = 5\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("maintenance.drain_timeout"), "{e}");
+        let e = parse_str(
+            "service = \"x\"\n[maintenance]\nconcurrency = 2\n\n[[maintenance.hooks]]\nname = \"backup\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("maintenance.hooks.command"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "gatekeeper.toml:5:1: maintenance.hooks.command: missing field `command`"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

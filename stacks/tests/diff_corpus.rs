@@ -29,10 +29,25 @@ fn side(case: &Path, name: &str) -> PathBuf {
     panic!("{} has no {name}.json|yaml", case.display());
 }
 
+/// The case's diff as `gatekeeper diff` makes it.
 fn run(case: &Path) -> diff::TemplateDiff {
-    let old = diff::load_template(&side(case, "old")).unwrap();
-    let new = diff::load_template(&side(case, "new")).unwrap();
-    diff::diff_templates(&old, &new, &DiffOptions::default())
+    diff::diff_files(
+        &side(case, "old"),
+        &side(case, "new"),
+        &DiffOptions::default(),
+    )
+    .unwrap()
+    .diff
+}
+
+#[test]
+fn reading_only_changed_resources_gives_the_whole_diff() {
+    for case in corpus() {
+        let old = diff::load_template(&side(&case, "old")).unwrap();
+        let new = diff::load_template(&side(&case, "new")).unwrap();
+        let whole = diff::diff_templates(&old, &new, &DiffOptions::default());
+        assert_eq!(run(&case), whole, "{}", case.display());
+    }
 }
 
 #[test]

@@ -24,8 +24,6 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let old = diff::load_template(&args.old)?;
-    let new = diff::load_template(&args.new)?;
     let mut options = DiffOptions {
         ignore_paths: args.ignore_paths.clone(),
         ..DiffOptions::default()
@@ -33,14 +31,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     if args.include_cdk_metadata {
         options.ignore_metadata_prefixes.clear();
     }
-    let d = diff::diff_templates(&old, &new, &options);
+    let compared = diff::diff_files(&args.old, &args.new, &options)?;
+    let d = &compared.diff;
     let text = match args.output {
         Output::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            diff::render_text(&d, None, color)
+            diff::render_text(d, None, color)
         }
-        Output::Json => diff::render_json(&d),
-        Output::Markdown => diff::render_markdown(&d, None),
+        Output::Json => diff::render_json(d),
+        Output::Markdown => diff::render_markdown(d, None),
     };
     out.write_all(text.as_bytes())?;
     let status = if d.has_changes() {
@@ -48,8 +47,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::Success
     };
-    // The process ends right after: freeing two parsed templates node by node costs more than
-    // the comparison itself (bench/diff), and the OS takes the memory back at once.
-    std::mem::forget((old, new, d, text));
+    // The process ends right after: freeing the parsed templates node by node costs more than
+    // comparing them (bench/diff), and the OS takes the memory back at once.
+    std::mem::forget((compared, text));
     Ok(status)
 }

@@ -1,6 +1,7 @@
 //! Reading any CloudFormation template, JSON or YAML (short intrinsic tags included), into
 //! CloudFormation's JSON form.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use serde_norway::value::{Tag, TaggedValue};
 
@@ -55,6 +56,12 @@ pub fn parse_template(text: &str, origin: &str) -> Result<Value, LoadError> {
 
 /// Reads a template file.
 pub fn load_template(path: &std::path::Path) -> Result<Value, LoadError> {
+    let (text, origin) = read_text(path)?;
+    parse_template(&text, &origin)
+}
+
+/// A template file's text and the name errors give it.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<(String, String), LoadError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| LoadError {
         origin: origin.clone(),
@@ -66,7 +73,166 @@ pub fn load_template(path: &std::path::Path) -> Result<Value, LoadError> {
         line: None,
         message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
     })?;
-    parse_template(&text, &origin)
+    Ok((text, origin))
+}
+
+/// A JSON template read only as far as its sections and resources: each kept as its raw text,
+/// so that a comparison parses just the resources whose text differs.
+pub(crate) struct RawTemplate<'a> {
+    /// The top-level keys in document order, each with its raw value (`None` for `Resources`).
+    top: Vec<(String, Option<&'a RawValue>)>,
+    /// The resources in document order.
+    pub(crate) resources: Vec<(String, &'a RawValue)>,
+}
+
+/// The top level of a template, `Resources` read entry by entry, in the one pass over the text.
+struct RawTop<'a> {
+    top: Vec<(String, Option<&'a RawValue>)>,
+    resources: Option<Vec<(String, &'a RawValue)>>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawTop<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = RawTop<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = RawTop {
+                    top: Vec::new(),
+                    resources: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "Resources" {
+                        let RawEntries(entries) = map.next_value()?;
+                        out.resources = Some(entries);
+                        out.top.push((key, None));
+                    } else {
+                        out.top.push((key, Some(map.next_value()?)));
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Top)
+    }
+}
+
+/// The entries of a JSON object, in document order, values left as raw text.
+struct RawEntries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = RawEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    out.push(entry);
+                }
+                Ok(RawEntries(out))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// Whether every name is there once.
+fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    names.into_iter().all(|n| seen.insert(n))
+}
+
+impl<'a> RawTemplate<'a> {
+    /// Reads JSON template text this far. `Ok(None)` when the text is not JSON, or is JSON this
+    /// reading leaves to [`parse_template`] (no `Resources` mapping, a key twice): the caller
+    /// then parses it whole. Syntax errors are reported as [`parse_template`] reports them.
+    pub(crate) fn read(text: &'a str, origin: &str) -> Result<Option<Self>, LoadError> {
+        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+        if !trimmed.starts_with('{') {
+            return Ok(None);
+        }
+        let RawTop { top, resources } = match serde_json::from_str(trimmed) {
+            Ok(top) => top,
+            // `Resources` is not a mapping.
+            Err(e) if e.classify() == serde_json::error::Category::Data => return Ok(None),
+            Err(e) => {
+                return Err(LoadError {
+                    origin: origin.to_string(),
+                    line: Some(e.line()),
+                    message: e.to_string(),
+                })
+            }
+        };
+        let Some(resources) = resources else {
+            return Ok(None);
+        };
+        if !distinct(top.iter().map(|(k, _)| k.as_str()))
+            || !distinct(resources.iter().map(|(k, _)| k.as_str()))
+        {
+            return Ok(None);
+        }
+        Ok(Some(RawTemplate { top, resources }))
+    }
+
+    /// The template in CloudFormation's JSON form with only the resources `keep` names, exactly
+    /// as [`parse_template`] would give them; `parsed` holds resources already read.
+    pub(crate) fn assemble(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        parsed: &mut std::collections::BTreeMap<String, Value>,
+    ) -> Value {
+        let mut out = Map::new();
+        for (key, raw) in &self.top {
+            let value = match raw {
+                Some(raw) => parse_raw(raw),
+                None => {
+                    let mut resources = Map::new();
+                    for (id, raw) in self.resources.iter().filter(|(id, _)| keep(id)) {
+                        let value = parsed.remove(id).unwrap_or_else(|| parse_raw(raw));
+                        resources.insert(id.clone(), value);
+                    }
+                    normalize_keys(&mut resources);
+                    Value::Object(resources)
+                }
+            };
+            out.insert(key.clone(), value);
+        }
+        normalize_keys(&mut out);
+        Value::Object(out)
+    }
+}
+
+/// One value of a template whose text has been read once already, normalized.
+pub(crate) fn parse_raw(raw: &RawValue) -> Value {
+    // The text was read as JSON a first time: it parses.
+    normalize(serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+}
+
+/// What [`normalize`] does at the top level of an object whose values are normalized already.
+fn normalize_keys(map: &mut Map<String, Value>) {
+    for (k, v) in map.iter_mut() {
+        match (k.as_str(), &mut *v) {
+            ("Fn::GetAtt", Value::String(s)) => *v = split_get_att(s),
+            ("DependsOn", Value::String(s)) => {
+                *v = Value::Array(vec![Value::String(std::mem::take(s))])
+            }
+            ("DependsOn", Value::Array(items)) => items.sort_by_key(|i| i.to_string()),
+            _ => {}
+        }
+    }
 }
 
 fn from_yaml(v: serde_norway::Value) -> Result<Value, String> {
@@ -166,7 +332,7 @@ fn split_get_att(s: &str) -> Value {
 
 /// One spelling for the same meaning: string `Fn::GetAtt` as an array, `DependsOn` as a sorted
 /// list. In place: a template is rewritten only where a spelling differs.
-fn normalize(mut v: Value) -> Value {
+pub(crate) fn normalize(mut v: Value) -> Value {
     normalize_in_place(&mut v);
     v
 }
@@ -174,17 +340,8 @@ fn normalize(mut v: Value) -> Value {
 fn normalize_in_place(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                normalize_in_place(v);
-                match (k.as_str(), &mut *v) {
-                    ("Fn::GetAtt", Value::String(s)) => *v = split_get_att(s),
-                    ("DependsOn", Value::String(s)) => {
-                        *v = Value::Array(vec![Value::String(std::mem::take(s))])
-                    }
-                    ("DependsOn", Value::Array(items)) => items.sort_by_key(|i| i.to_string()),
-                    _ => {}
-                }
-            }
+            map.values_mut().for_each(normalize_in_place);
+            normalize_keys(map);
         }
         Value::Array(items) => items.iter_mut().for_each(normalize_in_place),
         _ => {}

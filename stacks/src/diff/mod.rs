@@ -284,8 +284,207 @@ fn is_security_property(name: &str) -> bool {
     )
 }
 
+/// A comparison, with the two templates as far as it read them (in CloudFormation's JSON form;
+/// the resources it did not need to compare are left out).
+#[derive(Debug)]
+pub struct Compared {
+    pub diff: TemplateDiff,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// Reads and compares two template files: [`compare_texts`] on their contents.
+pub fn diff_files(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    options: &DiffOptions,
+) -> Result<Compared, LoadError> {
+    let (old_text, old_origin) = load::read_text(old)?;
+    let (new_text, new_origin) = load::read_text(new)?;
+    compare_texts((&old_text, &old_origin), (&new_text, &new_origin), options)
+}
+
+/// Compares two templates given as text, each with the name it is reported under: the same
+/// result as [`parse_template`] on both and [`diff_templates`], reached faster.
+pub fn diff_texts(
+    old: (&str, &str),
+    new: (&str, &str),
+    options: &DiffOptions,
+) -> Result<TemplateDiff, LoadError> {
+    compare_texts(old, new, options).map(|c| c.diff)
+}
+
+/// [`diff_texts`], keeping what it read.
+///
+/// When both are JSON, resources whose text is the same on both sides are not parsed at all,
+/// with one exception: a resource that refers to one that may be replaced (its `Ref`,
+/// `Fn::GetAtt` or `${...}` may change at deploy time) is compared, and then so is every
+/// resource that refers to it in turn. A large template with a few changes costs little more
+/// than reading its text once.
+pub fn compare_texts(
+    (old_text, old_origin): (&str, &str),
+    (new_text, new_origin): (&str, &str),
+    options: &DiffOptions,
+) -> Result<Compared, LoadError> {
+    let old_raw = load::RawTemplate::read(old_text, old_origin)?;
+    let new_raw = load::RawTemplate::read(new_text, new_origin)?;
+    let (Some(old_raw), Some(new_raw)) = (old_raw, new_raw) else {
+        let old = parse_template(old_text, old_origin)?;
+        let new = parse_template(new_text, new_origin)?;
+        let diff = diff_templates(&old, &new, options);
+        return Ok(Compared { diff, old, new });
+    };
+    let old_by_id: BTreeMap<&str, &str> = old_raw
+        .resources
+        .iter()
+        .map(|(id, raw)| (id.as_str(), raw.get()))
+        .collect();
+    // The resources on both sides, in the new template's order: (id, new text, same text).
+    let mut both: Vec<(&str, &str, bool)> = Vec::new();
+    let mut old_parsed = BTreeMap::new();
+    let mut new_parsed = BTreeMap::new();
+    let mut made = BTreeMap::new();
+    // Resources that may be replaced (indexes into `both`): the changed ones found to be.
+    let mut replaceable: Vec<usize> = Vec::new();
+    for (id, raw) in &new_raw.resources {
+        let Some(old) = old_by_id.get(id.as_str()) else {
+            continue;
+        };
+        let same = *old == raw.get();
+        if !same {
+            let o: Value = serde_json::from_str(old)
+                .map(load::normalize)
+                .unwrap_or_default();
+            let n = load::parse_raw(raw);
+            let r = modified(id, &o, &n, options);
+            if r.replacement != Replacement::Never {
+                replaceable.push(both.len());
+            }
+            made.insert(id.as_str(), r);
+            old_parsed.insert(id.clone(), o);
+            new_parsed.insert(id.clone(), n);
+        }
+        both.push((id, raw.get(), same));
+    }
+    let reached = spread(&both, replaceable);
+    let skip: BTreeSet<&str> = both
+        .iter()
+        .zip(&reached)
+        .filter(|((_, _, same), reached)| *same && !**reached)
+        .map(|((id, _, _), _)| *id)
+        .collect();
+    let keep = |id: &str| !skip.contains(id);
+    let old = old_raw.assemble(keep, &mut old_parsed);
+    let new = new_raw.assemble(keep, &mut new_parsed);
+    let diff = compare(&old, &new, options, made);
+    Ok(Compared { diff, old, new })
+}
+
+/// Which resources replacement may reach from the resources in `from` (indexes into
+/// `resources`: id, JSON text, whether that text is the same on both sides): those that may
+/// refer to one of them, and so on.
+///
+/// A superset: a `Ref` or `Fn::GetAtt` to an id is the string `"id"` (or `"id.Attr"`), a
+/// `Fn::Sub` names it as `${id}` or `${id.Attr}`; any string spelled so counts, wherever it is
+/// in the resource's text. A resource whose text holds a `\u` escape, which may spell any id,
+/// is reached from anything.
+fn spread(resources: &[(&str, &str, bool)], mut from: Vec<usize>) -> Vec<bool> {
+    let mut reached = vec![false; resources.len()];
+    if from.is_empty() {
+        return reached;
+    }
+    for &i in &from {
+        reached[i] = true;
+    }
+    type Fast = foldhash::fast::RandomState;
+    let index: std::collections::HashMap<&str, usize, Fast> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _, _))| (*id, i))
+        .collect();
+    // referrers[j]: the resources that may refer to resource j.
+    let mut referrers: Vec<Vec<usize>> = vec![Vec::new(); resources.len()];
+    let mut to_anything = Vec::new();
+    for (i, (_, text, _)) in resources.iter().enumerate() {
+        let found = strings(text, |name| {
+            if let Some(&j) = index.get(name) {
+                if referrers[j].last() != Some(&i) {
+                    referrers[j].push(i);
+                }
+            }
+        });
+        if !found {
+            to_anything.push(i);
+        }
+    }
+    while let Some(target) = from.pop() {
+        for &i in referrers[target].iter().chain(&to_anything) {
+            if !reached[i] {
+                reached[i] = true;
+                from.push(i);
+            }
+        }
+    }
+    reached
+}
+
+/// Calls `name` with what each JSON string in `text` may name: the string up to its first `.`,
+/// and each `${...}` in it up to its first `.`. `false` (and stops) at a string with a `\u`
+/// escape.
+fn strings<'t>(text: &'t str, mut name: impl FnMut(&'t str)) -> bool {
+    let bytes = text.as_bytes();
+    let root = |s: &'t str| s.split('.').next().unwrap_or(s);
+    let mut at = 0;
+    while let Some(open) = memchr::memchr(b'"', &bytes[at..]) {
+        let start = at + open + 1;
+        let mut end = start;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &bytes[end..]) {
+                None => {
+                    end = bytes.len();
+                    break;
+                }
+                Some(k) if bytes[end + k] == b'"' => {
+                    end += k;
+                    break;
+                }
+                Some(k) => {
+                    if bytes.get(end + k + 1) == Some(&b'u') {
+                        return false;
+                    }
+                    end += k + 2;
+                }
+            }
+        }
+        let content = &text[start..end.min(text.len())];
+        name(root(content));
+        let mut rest = content;
+        while let Some(open) = memchr::memmem::find(rest.as_bytes(), b"${") {
+            let after = &rest[open + 2..];
+            let Some(close) = after.find('}') else { break };
+            name(root(&after[..close]));
+            rest = &after[close + 1..];
+        }
+        at = end + 1;
+        if at >= bytes.len() {
+            break;
+        }
+    }
+    true
+}
+
 /// Compares two templates (both in CloudFormation's JSON form).
 pub fn diff_templates(old: &Value, new: &Value, options: &DiffOptions) -> TemplateDiff {
+    compare(old, new, options, BTreeMap::new())
+}
+
+/// [`diff_templates`], with the diffs of some resources on both sides already made.
+fn compare(
+    old: &Value,
+    new: &Value,
+    options: &DiffOptions,
+    mut made: BTreeMap<&str, ResourceDiff>,
+) -> TemplateDiff {
     let empty = Map::new();
     fn section_of<'a>(
         t: &'a Value,
@@ -304,10 +503,10 @@ pub fn diff_templates(old: &Value, new: &Value, options: &DiffOptions) -> Templa
         match (old_res.get(id), new_res.get(id)) {
             (None, Some(n)) => resources.push(added_or_removed(id, n, Action::Add)),
             (Some(o), None) => resources.push(added_or_removed(id, o, Action::Remove)),
-            (Some(o), Some(n)) => {
-                let r = modified(id, o, n, options);
-                resources.push(r);
-            }
+            (Some(o), Some(n)) => match made.remove(id.as_str()) {
+                Some(r) => resources.push(r),
+                None => resources.push(modified(id, o, n, options)),
+            },
             (None, None) => unreachable!(),
         }
     }

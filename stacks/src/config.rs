@@ -365,14 +365,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn line_col_counts_from_one() {
-        let text = "a = 1\nbb = 2\n";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 6), (2, 1));
-        assert_eq!(line_col(text, 8), (2, 3));
-    }
-
-    #[test]
     fn type_errors_name_the_key() {
         let text = "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"q\"\nmax_receive_count = \"five\"\n";
         let err = parse(Path::new("g.toml"), text).unwrap_err();

@@ -85,67 +85,40 @@ pub(crate) struct RawTemplate<'a> {
     pub(crate) resources: Vec<(String, &'a RawValue)>,
 }
 
-/// The top level of a template, `Resources` read entry by entry, in the one pass over the text.
-struct RawTop<'a> {
-    top: Vec<(String, Option<&'a RawValue>)>,
-    resources: Option<Vec<(String, &'a RawValue)>>,
+/// Raw entries of a JSON object, in document order.
+type Entries<'a> = Vec<(String, Option<&'a RawValue>)>;
+
+/// Reads a JSON object's entries, in document order, each value left as raw text. With
+/// `split`, the value of `Resources` is read entry by entry in the same pass (its own value is
+/// then `None`).
+struct RawMap {
+    split: bool,
 }
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawTop<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Top;
-        impl<'de> serde::de::Visitor<'de> for Top {
-            type Value = RawTop<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut out = RawTop {
-                    top: Vec::new(),
-                    resources: None,
-                };
-                while let Some(key) = map.next_key::<String>()? {
-                    if key == "Resources" {
-                        let RawEntries(entries) = map.next_value()?;
-                        out.resources = Some(entries);
-                        out.top.push((key, None));
-                    } else {
-                        out.top.push((key, Some(map.next_value()?)));
-                    }
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(Top)
+impl<'de> serde::de::DeserializeSeed<'de> for RawMap {
+    /// The entries, and those of `Resources` when split.
+    type Value = (Entries<'de>, Option<Entries<'de>>);
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-/// The entries of a JSON object, in document order, values left as raw text.
-struct RawEntries<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawEntries<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = RawEntries<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
-                    out.push(entry);
-                }
-                Ok(RawEntries(out))
+impl<'de> serde::de::Visitor<'de> for RawMap {
+    type Value = (Entries<'de>, Option<Entries<'de>>);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a mapping")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut entries, mut resources) = (Vec::new(), None);
+        while let Some(key) = map.next_key::<String>()? {
+            if self.split && key == "Resources" {
+                resources = Some(map.next_value_seed(RawMap { split: false })?.0);
+                entries.push((key, None));
+            } else {
+                entries.push((key, Some(map.next_value()?)));
             }
         }
-        d.deserialize_map(Entries)
+        Ok((entries, resources))
     }
 }
 
@@ -164,8 +137,14 @@ impl<'a> RawTemplate<'a> {
         if !trimmed.starts_with('{') {
             return Ok(None);
         }
-        let RawTop { top, resources } = match serde_json::from_str(trimmed) {
-            Ok(top) => top,
+        let read = |text| -> serde_json::Result<_> {
+            let mut d = serde_json::Deserializer::from_str(text);
+            let read = serde::de::DeserializeSeed::deserialize(RawMap { split: true }, &mut d)?;
+            d.end()?;
+            Ok(read)
+        };
+        let (top, resources) = match read(trimmed) {
+            Ok(read) => read,
             // `Resources` is not a mapping.
             Err(e) if e.classify() == serde_json::error::Category::Data => return Ok(None),
             Err(e) => {
@@ -184,6 +163,10 @@ impl<'a> RawTemplate<'a> {
         {
             return Ok(None);
         }
+        let resources = resources
+            .into_iter()
+            .filter_map(|(id, raw)| Some((id, raw?)))
+            .collect();
         Ok(Some(RawTemplate { top, resources }))
     }
 

@@ -554,8 +554,11 @@ fn compare(
         "Outputs",
     ];
     // `AWSTemplateFormatVersion` has one value, assumed where it is left out.
-    let implied =
-        |k: &str, v: &Value| k == "AWSTemplateFormatVersion" && v.as_str() == Some("2010-09-09");
+    // An empty `Metadata` is none at all.
+    let implied = |k: &str, v: &Value| {
+        (k == "AWSTemplateFormatVersion" && v.as_str() == Some("2010-09-09"))
+            || (k == "Metadata" && v.as_object().is_some_and(Map::is_empty))
+    };
     let others = |t: &Value| -> Map<String, Value> {
         t.as_object()
             .map(|m| {
@@ -778,13 +781,16 @@ fn modified(id: &str, old: &Value, new: &Value, options: &DiffOptions) -> Resour
         "UpdatePolicy",
         "CreationPolicy",
     ] {
+        // An empty `Metadata` is none at all.
+        fn value<'v>(r: &'v Value, attr: &str) -> &'v Value {
+            match r.get(attr) {
+                Some(Value::Object(m)) if attr == "Metadata" && m.is_empty() => &Value::Null,
+                Some(v) => v,
+                None => &Value::Null,
+            }
+        }
         let mut attr_changes = Vec::new();
-        walk(
-            old.get(attr).unwrap_or(&Value::Null),
-            new.get(attr).unwrap_or(&Value::Null),
-            attr,
-            &mut attr_changes,
-        );
+        walk(value(old, attr), value(new, attr), attr, &mut attr_changes);
         for (path, o, n) in kept(attr_changes, full, options) {
             changes.push(Change {
                 path,
@@ -1330,6 +1336,18 @@ mod tests {
         let mut noise = queue(None);
         noise["Metadata"] = json!({"aws:cdk:version": "2"});
         assert!(!diff_templates(&queue(None), &noise, &options).has_changes);
+
+        let mut empty = queue(None);
+        empty["Metadata"] = json!({});
+        assert!(
+            !diff_templates(&queue(None), &empty, &options).has_changes,
+            "an empty Metadata is none"
+        );
+        assert!(
+            !diff_templates(&queue(Some(json!({}))), &queue(None), &options).has_changes,
+            "an empty resource Metadata is none"
+        );
+        assert!(diff_templates(&queue(Some(json!({"a": 1}))), &queue(None), &options).has_changes);
 
         let mut versioned = queue(None);
         versioned["AWSTemplateFormatVersion"] = json!("2010-09-09");

@@ -112,6 +112,12 @@ fn markdown_output() {
         md.contains("| [~] | `Q` | `AWS::SQS::Queue` | always |"),
         "{md}"
     );
+    // The values, old and new, folded under the tables.
+    let values = md.split("<details>").nth(1).expect("a Values block");
+    assert!(
+        values.contains("- orders\n") && values.contains("+ orders-v2\n"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -302,15 +302,22 @@ pub fn render_markdown(diff: &TemplateDiff, title: Option<&str>) -> String {
                 .filter(|c| e.action == Action::Modify || c.path != e.name)
                 .map(|c| format!("`{}`", c.path))
                 .collect();
-            let _ = writeln!(
-                out,
-                "- {} `{}` {}",
-                marker(e.action),
-                e.name,
-                md_escape(&paths.join(", "))
-            );
+            let _ = write!(out, "- {} `{}`", marker(e.action), e.name);
+            if !paths.is_empty() {
+                let _ = write!(out, " {}", md_escape(&paths.join(", ")));
+            }
+            out.push('\n');
         }
         out.push('\n');
     }
+    // Every value, old and new, as the text report gives them, folded away.
+    let text = render_text(diff, None, false);
+    let longest_run = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest_run.max(2) + 1);
+    let _ = writeln!(
+        out,
+        "<details><summary>Values</summary>\n\n{fence}text\n{}{fence}\n\n</details>",
+        text
+    );
     out
 }

@@ -11,11 +11,8 @@ use pipelines::maintenance::{self, journal::Journal, DrainOutcome, Event, OnOutc
 use pipelines::redrive;
 use stacks::flag::MaintenanceFlag;
 
-struct Moto {
-    ssm: aws_sdk_ssm::Client,
-    sqs: aws_sdk_sqs::Client,
-    s3: aws_sdk_s3::Client,
-}
+mod common;
+use common::{bucket, moto, put, unique, Moto};
 
 /// The maintenance workflow's clients, on moto, with no ingestion bucket to look in.
 fn clients(m: &Moto) -> maintenance::Clients<'_> {
@@ -25,56 +22,6 @@ fn clients(m: &Moto) -> maintenance::Clients<'_> {
         s3: &m.s3,
         ingestion_bucket: None,
     }
-}
-
-async fn moto() -> Option<Moto> {
-    let endpoint = std::env::var("GATEKEEPER_TEST_MOTO")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .ok()
-        .filter(|e| e.starts_with("http://127.0.0.1:") || e.starts_with("http://localhost:"));
-    let reachable = endpoint.as_deref().is_some_and(|e| {
-        let addr = e.trim_start_matches("http://").trim_end_matches('/');
-        std::net::TcpStream::connect(addr).is_ok()
-    });
-    let Some(endpoint) = endpoint.filter(|_| reachable) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("moto is not reachable; in CI every moto test must run (use scripts/test)");
-        }
-        eprintln!("skipping: no moto at GATEKEEPER_TEST_MOTO/AWS_ENDPOINT_URL (run scripts/test)");
-        return None;
-    };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await;
-    Some(Moto {
-        ssm: aws_sdk_ssm::Client::new(&sdk),
-        sqs: aws_sdk_sqs::Client::new(&sdk),
-        s3: aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        ),
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}{}{:x}{}",
-        std::process::id() % 10000,
-        nanos % 0xffff,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 fn config(service: &str, extra: &str) -> (stacks::config::Config, maintenance::MaintenanceConfig) {
@@ -557,19 +504,9 @@ async fn off_redrives_an_upload_parked_after_the_flag_was_cleared() {
     let (stack, mconfig) = config(&service, "[maintenance]\nflag_ttl_seconds = 1\n");
     let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
     let (parking, ingestion) = (format!("{service}-parking"), format!("{service}-ingestion"));
-    for b in [&parking, &ingestion] {
-        m.s3.create_bucket().bucket(b).send().await.unwrap();
-    }
-    async fn put(s3: aws_sdk_s3::Client, bucket: String, key: &'static str) {
-        s3.put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(key.as_bytes().to_vec().into())
-            .send()
-            .await
-            .unwrap();
-    }
-    put(m.s3.clone(), parking.clone(), "before.jpg").await;
+    bucket(&m, &parking).await;
+    bucket(&m, &ingestion).await;
+    put(&m, &parking, "before.jpg", b"before.jpg".to_vec()).await;
     let on = MaintenanceFlag {
         enabled: true,
         ..MaintenanceFlag::default()
@@ -586,10 +523,10 @@ async fn off_redrives_an_upload_parked_after_the_flag_was_cleared() {
 
     // A service still answering from its cached flag parks one more upload.
     let late = tokio::spawn({
-        let (s3, parking) = (m.s3.clone(), parking.clone());
+        let (m, parking) = (m.clone(), parking.clone());
         async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            put(s3, parking, "late.jpg").await;
+            put(&m, &parking, "late.jpg", b"late.jpg".to_vec()).await;
         }
     });
     let clients = redrive::Clients {
@@ -687,8 +624,8 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
     for q in &target.queues {
         queue(&m, q).await;
     }
-    let bucket = format!("{service}-ingestion");
-    m.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let ingestion = format!("{service}-ingestion");
+    bucket(&m, &ingestion).await;
     for key in [
         "batches/batch-1/a.jpg",
         "batches/batch-1/deep/b.jpg",
@@ -699,17 +636,17 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
         "batches/batch-1/",
         "uploads/batch-3/d.jpg",
     ] {
-        m.s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(key.as_bytes().to_vec().into())
-            .send()
-            .await
-            .unwrap();
+        put(&m, &ingestion, key, key.as_bytes().to_vec()).await;
     }
     let expected = vec![
-        objects("batches/batch-1/", &format!("2 objects in s3://{bucket}")),
-        objects("batches/batch-2/", &format!("1 objects in s3://{bucket}")),
+        objects(
+            "batches/batch-1/",
+            &format!("2 objects in s3://{ingestion}"),
+        ),
+        objects(
+            "batches/batch-2/",
+            &format!("1 objects in s3://{ingestion}"),
+        ),
     ];
     let mut clients = clients(&m);
 
@@ -732,7 +669,7 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
     );
 
     // refuse = true: reported, and nothing written.
-    clients.ingestion_bucket = Some(&bucket);
+    clients.ingestion_bucket = Some(&ingestion);
     let mut journal = Journal::open(&dir.path().join("refused.jsonl")).unwrap();
     let outcome = maintenance::on(
         &clients,

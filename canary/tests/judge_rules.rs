@@ -406,3 +406,63 @@ fn replay_orders_by_t_and_stops_at_the_decision() {
     assert_eq!(report.last_t, Some(t));
     assert_eq!(report.intervals as f64, t / 60.0);
 }
+
+fn with_latency(t: f64, group: Group, latency_ms: Vec<f64>) -> Interval {
+    Interval {
+        latency_ms,
+        ..Interval::counts(t, group, 1000, 0)
+    }
+}
+
+#[test]
+fn latency_evidence_reached_within_an_interval_fails_it() {
+    // 30 canary samples far above their baseline blocks, then 70 far below: by the interval's
+    // end the bets have lost again, but after the 30th sample the evidence was overwhelming.
+    let canary: Vec<f64> = (0..100)
+        .map(|i| if i < 30 { 1000.0 } else { 1.0 })
+        .collect();
+    let baseline = latencies(1900, 100.0, 0);
+    let judge = || Judge::new(&config(vec![latency_metric(true)])).unwrap();
+    let mut j = judge();
+    j.observe(&with_latency(60.0, Group::Baseline, baseline.clone()))
+        .unwrap();
+    j.observe(&with_latency(60.0, Group::Canary, canary.clone()))
+        .unwrap();
+    assert_eq!(j.verdict(false), Some(Verdict::Fail));
+    let report = j.report(false);
+    let m = &report.metrics[0];
+    assert_eq!(m.decided_at, Some(60.0));
+    assert!(
+        m.e_value.unwrap() < 1.0,
+        "the e-value at the interval's end has fallen back: {:?}",
+        m.e_value
+    );
+    // The same samples the other way round never get there (they pass instead: the slow
+    // samples come after the evidence against a regression).
+    let mut j = judge();
+    j.observe(&with_latency(60.0, Group::Baseline, baseline))
+        .unwrap();
+    let reversed: Vec<f64> = canary.into_iter().rev().collect();
+    j.observe(&with_latency(60.0, Group::Canary, reversed))
+        .unwrap();
+    assert_eq!(j.verdict(false), Some(Verdict::Pass));
+}
+
+#[test]
+fn a_metric_that_passed_still_fails_on_a_later_regression() {
+    // Ten intervals of a canary twice as fast (its pass e-process crosses), then a canary three
+    // times slower: without pass_early the run goes on, and the regression fails it.
+    let mut cfg = config(vec![latency_metric(true)]);
+    cfg.pass_early = false;
+    let mut j = Judge::new(&cfg).unwrap();
+    let (v, t) = bake(&mut j, 30, |i| {
+        let t = i as f64 * 60.0;
+        let canary = if i <= 10 { 50.0 } else { 300.0 };
+        [
+            with_latency(t, Group::Baseline, latencies(950, 100.0, i)),
+            with_latency(t, Group::Canary, latencies(50, canary, i + 1)),
+        ]
+    });
+    assert_eq!(v, Verdict::Fail);
+    assert!(t > 600.0, "failed at t={t}, after the passing intervals");
+}

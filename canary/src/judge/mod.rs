@@ -100,7 +100,12 @@
 //! mean is below ½. The e-process is a mixture of betting martingales
 //! `Π (1 + λ(v - ½))` over bets λ in (0, 1.9], a supermartingale under every such null
 //! (Waudby-Smith and Ramdas, "Estimating means of bounded random variables by betting",
-//! 2023). No variance, normality or tail assumption is made: the test is a sequential,
+//! 2023). Every sample is a bet of its own, so the e-process is a supermartingale sample by
+//! sample, and it is checked after each one: a metric whose evidence reaches `1/alpha` in the
+//! middle of an interval's samples fails at that interval, though the samples after it may
+//! bring it back under (Ville's inequality covers every sample, not just the interval ends;
+//! the reason reports the e-value at that sample, a valid e-value by optional stopping). No
+//! variance, normality or tail assumption is made: the test is a sequential,
 //! exact relative of the Mann-Whitney test. Assumed: samples independent within an
 //! interval, and a regression acting as a scale change (a shift of ln latency) for the
 //! tolerance to mean "x% slower". The estimate is the ratio that centres the ranks (a
@@ -441,7 +446,11 @@ impl Judge {
             .any(|(s, c)| c.critical && s.failed_at.is_some());
         if critical_fail {
             self.early = Some((Verdict::Fail, t));
-        } else if self.config.pass_early && seq.iter().all(|s| s.passed_at.is_some()) {
+        } else if self.config.pass_early
+            && seq
+                .iter()
+                .all(|s| s.passed_at.is_some() && s.failed_at.is_none())
+        {
             self.early = Some((Verdict::Pass, t));
         }
     }

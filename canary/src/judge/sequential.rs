@@ -32,6 +32,9 @@ pub(crate) struct SeqMetric {
     cfg: MetricConfig,
     alpha: f64,
     evidence: Evidence,
+    /// The log e-value at which each e-process (against no regression, against a regression)
+    /// first reached 1/α: checked after every update, each canary latency sample included.
+    crossed: (Option<f64>, Option<f64>),
     pub(crate) tally: Tally,
     pub(crate) failed_at: Option<f64>,
     pub(crate) passed_at: Option<f64>,
@@ -69,6 +72,7 @@ impl SeqMetric {
             cfg: cfg.clone(),
             alpha,
             evidence,
+            crossed: (None, None),
             tally: Tally::default(),
             failed_at: None,
             passed_at: None,
@@ -82,6 +86,7 @@ impl SeqMetric {
     pub(crate) fn observe(&mut self, t: f64, baseline: &GroupData, canary: &GroupData) {
         self.tally.add(&self.cfg, baseline, canary);
         let c0 = self.cfg.threshold_ratio().ln();
+        let limit = (1.0 / self.alpha).ln();
         match &mut self.evidence {
             Evidence::Count {
                 fail,
@@ -95,6 +100,12 @@ impl SeqMetric {
                     fail.update(rho, canary.errors, errors);
                     pass.update(rho, canary.errors, errors);
                     updates.push((rho, canary.errors, errors));
+                    cross(
+                        &mut self.crossed,
+                        fail.e_value().ln(),
+                        pass.e_value().ln(),
+                        limit,
+                    );
                 }
             }
             Evidence::Continuous {
@@ -120,17 +131,30 @@ impl SeqMetric {
                     fail.update(v);
                     pass.update(v);
                     ranked.push((x, start, k));
+                    // Each sample is a bet of its own, so the e-processes are supermartingales
+                    // sample by sample, and Ville's inequality bounds the chance that they ever
+                    // reach 1/α at any sample, not just at an interval's end.
+                    cross(
+                        &mut self.crossed,
+                        fail.log_e_value(),
+                        pass.log_e_value(),
+                        limit,
+                    );
                 }
             }
         }
-        let limit = 1.0 / self.alpha;
-        if self.failed_at.is_none() && self.passed_at.is_none() {
-            let (e_fail, e_pass) = self.e_values();
-            if e_fail >= limit {
-                self.failed_at = Some(t);
-            } else if e_pass >= limit && self.tally.canary >= self.cfg.min_samples() {
-                self.passed_at = Some(t);
-            }
+        // A metric that passed is still tested for failure: the two e-processes are separate
+        // tests, each valid on its own, and a regression shown after an early-looking pass
+        // (one the run did not act on) is still a regression.
+        if self.failed_at.is_none() && self.crossed.0.is_some() {
+            self.failed_at = Some(t);
+        }
+        if self.failed_at.is_none()
+            && self.passed_at.is_none()
+            && self.crossed.1.is_some()
+            && self.tally.canary >= self.cfg.min_samples()
+        {
+            self.passed_at = Some(t);
         }
     }
 
@@ -219,7 +243,7 @@ impl SeqMetric {
                 r.worse(),
                 fmt_value(r.kind, r.baseline_value),
                 r.estimate.map_or_else(|| "-".to_string(), fmt_ratio),
-                fmt_e(e_fail),
+                fmt_e(self.crossed.0.map_or(e_fail, f64::exp)),
                 fmt_e(limit)
             );
         } else if let Some(t) = self.passed_at {
@@ -228,7 +252,7 @@ impl SeqMetric {
             r.reason = format!(
                 "the confidence sequence excludes a regression: {what} is within {threshold} the \
                  baseline's (e-value against a regression {} >= {})",
-                fmt_e(e_pass),
+                fmt_e(self.crossed.1.map_or(e_pass, f64::exp)),
                 fmt_e(limit)
             );
         } else if let Some(why) = r.lacking_data(at_end) {
@@ -257,6 +281,16 @@ impl SeqMetric {
             );
         }
         r
+    }
+}
+
+/// Records the log e-values at which the e-processes first reach `limit` (a log).
+fn cross(crossed: &mut (Option<f64>, Option<f64>), fail: f64, pass: f64, limit: f64) {
+    if crossed.0.is_none() && fail >= limit {
+        crossed.0 = Some(fail);
+    }
+    if crossed.1.is_none() && pass >= limit {
+        crossed.1 = Some(pass);
     }
 }
 

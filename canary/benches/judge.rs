@@ -7,7 +7,8 @@
 //! and of a +20% latency shift, and power at the bake end. Then the sequential judge's
 //! requests to detection against `N*`, the requests a fixed-horizon test (same alpha, one
 //! look) needs to reach the power the sequential judge reaches by the end of the bake.
-//! `JUDGE_BENCH_RUNS` sets the runs per row (default 1000).
+//! `JUDGE_BENCH_RUNS` sets the runs per row (default 10000: enough to show a power of 99.97%
+//! when every regressed run fails).
 
 #[path = "../tests/judge_sim.rs"]
 mod sim;
@@ -277,7 +278,7 @@ fn main() {
     let runs: u64 = std::env::var("JUDGE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(10_000);
     let started = std::time::Instant::now();
     let counts = Scenario {
         intervals: 60,

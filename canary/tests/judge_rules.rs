@@ -419,7 +419,7 @@ fn latency_evidence_reached_within_an_interval_fails_it() {
     // 30 canary samples far above their baseline blocks, then 70 far below: by the interval's
     // end the bets have lost again, but after the 30th sample the evidence was overwhelming.
     let canary: Vec<f64> = (0..100)
-        .map(|i| if i < 30 { 1000.0 } else { 1.0 })
+        .map(|i| if i < 30 { 1000.0 + (i % 3) as f64 } else { 1.0 })
         .collect();
     let baseline = latencies(1900, 100.0, 0);
     let judge = || Judge::new(&config(vec![latency_metric(true)])).unwrap();
@@ -465,4 +465,26 @@ fn a_metric_that_passed_still_fails_on_a_later_regression() {
     });
     assert_eq!(v, Verdict::Fail);
     assert!(t > 600.0, "failed at t={t}, after the passing intervals");
+}
+
+#[test]
+fn sorted_latency_samples_are_refused_by_the_sequential_judge() {
+    let sorted: Vec<f64> = (0..40).map(|i| 100.0 + i as f64).collect();
+    let mut j = Judge::new(&config(vec![latency_metric(true)])).unwrap();
+    let e = j
+        .observe(&with_latency(60.0, Group::Canary, sorted.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sorted by value"), "{e}");
+    let descending: Vec<f64> = sorted.iter().rev().copied().collect();
+    assert!(j
+        .observe(&with_latency(60.0, Group::Canary, descending))
+        .is_err());
+    // Fixed-horizon Mann-Whitney does not care about order.
+    let mut cfg = config(vec![latency_metric(true)]);
+    cfg.method = Method::MannWhitney;
+    let mut j = Judge::new(&cfg).unwrap();
+    assert!(j
+        .observe(&with_latency(60.0, Group::Canary, sorted))
+        .is_ok());
 }

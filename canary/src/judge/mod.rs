@@ -372,6 +372,27 @@ impl Judge {
     /// Records one group's interval. Intervals at or before one already judged are refused.
     pub fn observe(&mut self, interval: &Interval) -> Result<(), JudgeError> {
         interval.check()?;
+        // The sequential judge compares samples in arrival order: an export sorted by value
+        // would pair each canary sample with baseline samples of its own rank and void the
+        // false-alarm bound. Twenty samples in order by chance happen once in 10^18 intervals.
+        let sequential_latency = self.config.method == Method::Sequential
+            && self
+                .config
+                .metrics
+                .iter()
+                .any(|m| m.kind == Kind::Continuous);
+        let l = &interval.latency_ms;
+        if sequential_latency && l.len() >= 20 && (l.is_sorted() || l.iter().rev().is_sorted()) {
+            return Err(JudgeError::Interval {
+                t: interval.t,
+                group: interval.group.as_str(),
+                message: format!(
+                    "latency_ms holds {} samples sorted by value; the sequential judge needs them \
+                     in the order they arrived (or use the mann-whitney method)",
+                    l.len()
+                ),
+            });
+        }
         if let Some(last) = self.last_t {
             if interval.t <= last {
                 return Err(JudgeError::Interval {

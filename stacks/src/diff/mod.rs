@@ -334,10 +334,10 @@ pub fn compare_texts(
         let diff = diff_templates(&old, &new, options);
         return Ok(Compared { diff, old, new });
     };
-    let old_by_id: BTreeMap<&str, &str> = old_raw
+    let old_by_id: BTreeMap<&str, &serde_json::value::RawValue> = old_raw
         .resources
         .iter()
-        .map(|(id, raw)| (id.as_str(), raw.get()))
+        .map(|(id, raw)| (id.as_str(), *raw))
         .collect();
     // The resources on both sides, in the new template's order: (id, new text, same text).
     let mut both: Vec<(&str, &str, bool)> = Vec::new();
@@ -350,11 +350,9 @@ pub fn compare_texts(
         let Some(old) = old_by_id.get(id.as_str()) else {
             continue;
         };
-        let same = *old == raw.get();
+        let same = old.get() == raw.get();
         if !same {
-            let o: Value = serde_json::from_str(old)
-                .map(load::normalize)
-                .unwrap_or_default();
+            let o = load::parse_raw(old);
             let n = load::parse_raw(raw);
             let r = modified(id, &o, &n, options);
             if r.replacement != Replacement::Never {

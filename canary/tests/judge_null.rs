@@ -174,3 +174,57 @@ fn pooled_false_alarms_at_the_tolerance_edge_are_at_most_alpha() {
         );
     }
 }
+
+/// The latency test ranks samples, so ties and the order they come in must not bend its
+/// bound: identical groups, no tolerance (the boundary itself), latencies rounded to whole
+/// milliseconds around 3 ms (most samples tie with many others) and listed sorted by value.
+#[test]
+fn pooled_false_alarms_with_tied_and_sorted_latencies_are_at_most_alpha() {
+    const POOLED: u64 = 1000;
+    let alpha = 0.05;
+    let scenario = Scenario {
+        intervals: 30,
+        requests: 10_000,
+        canary_share: 0.3,
+        latency_samples: 200,
+        latency_median_ms: 3.0,
+        ..Scenario::default()
+    };
+    let config = JudgeConfig {
+        metrics: vec![canary::judge::MetricConfig {
+            name: "latency".into(),
+            kind: canary::judge::Kind::Continuous,
+            direction: canary::judge::Direction::IncreaseIsBad,
+            tolerance: Some(0.0),
+            critical: true,
+            min_samples: Some(50),
+        }],
+        ..JudgeConfig::default()
+    };
+    let mut fails = 0;
+    for run in 0..POOLED {
+        let mut judge = Judge::new(&config).expect("valid config");
+        for (i, mut pair) in Stream::new(&scenario, 0x71E5 + run).enumerate() {
+            for iv in &mut pair {
+                for l in &mut iv.latency_ms {
+                    *l = l.round();
+                }
+                iv.latency_ms.sort_by(f64::total_cmp);
+                judge.observe(iv).expect("valid interval");
+            }
+            match judge.verdict(i + 1 == scenario.intervals) {
+                Some(Verdict::Fail) => {
+                    fails += 1;
+                    break;
+                }
+                Some(_) => break,
+                None => {}
+            }
+        }
+    }
+    let rate = fails as f64 / POOLED as f64;
+    assert!(
+        rate <= alpha,
+        "{fails} of {POOLED} tied, sorted A/A bakes failed ({rate} > alpha {alpha})"
+    );
+}

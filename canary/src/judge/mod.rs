@@ -91,13 +91,20 @@
 //! errors independent given the request counts; error rates small enough that the Poisson
 //! model fits the binomial reality (true for rates of a few percent or less).
 //!
-//! **Continuous.** Within each interval every canary sample gets its own block of the
-//! interval's baseline samples (`k = baseline / canary` of them, in arrival order, so blocks
-//! do not overlap and both sides saw the same load). Its score `v` is the rank of
-//! `canary / (1 + tolerance)` within the block, scaled to [0, 1] (ties count half). If the
-//! canary's distribution is the baseline's scaled by exactly `1 + tolerance`, the shifted
-//! sample and its block are exchangeable and `v` has mean ½ exactly; scaled by less, the
-//! mean is below ½. The e-process is a mixture of betting martingales
+//! **Continuous.** Each interval's samples are ranked sequentially (Rényi): the baseline's
+//! first, then the canary's in a fixed pseudo-random order, and each canary sample, scaled by
+//! `1 / (1 + tolerance)`, gets the score `v` = the share of the samples before it (the
+//! interval's baseline samples and the canary samples ranked earlier) that are below it. Ties
+//! break by pseudo-random keys, so no two samples are equal. If the scaled canary samples and the
+//! baseline's are exchangeable (the canary's distribution is the baseline's scaled by exactly
+//! `1 + tolerance`, and requests reach either group at random), every order of the interval's
+//! samples is equally likely, so each `v` is uniform with mean ½ and independent of the scores
+//! before it, whatever order the samples were listed in and however the load moved within the
+//! interval; scaled by less, the mean is below ½. Against the baseline alone the canary's scores
+//! would share one reference and not be independent; the canary samples ranked before are the
+//! price (their part of each score carries no information: 5% of it for a 5% canary), and every
+//! canary sample is compared with every baseline sample of its interval.
+//! The e-process is a mixture of betting martingales
 //! `Π (1 + λ(v - ½))` over bets λ in (0, 1.9], a supermartingale under every such null
 //! (Waudby-Smith and Ramdas, "Estimating means of bounded random variables by betting",
 //! 2023). Every sample is a bet of its own, so the e-process is a supermartingale sample by
@@ -106,12 +113,13 @@
 //! bring it back under (Ville's inequality covers every sample, not just the interval ends;
 //! the reason reports the e-value at that sample, a valid e-value by optional stopping). No
 //! variance, normality or tail assumption is made: the test is a sequential,
-//! exact relative of the Mann-Whitney test. Assumed: samples independent within an
-//! interval, and a regression acting as a scale change (a shift of ln latency) for the
+//! exact relative of the Mann-Whitney test. Assumed: samples exchangeable within an
+//! interval between the groups, and a regression acting as a scale change (a shift of ln latency) for the
 //! tolerance to mean "x% slower". The estimate is the ratio that centres the ranks (a
 //! Hodges-Lehmann-style estimate); its lower and upper bounds invert the two tests at every
 //! candidate ratio, as for counts. Per-interval aggregates (one p99 or average per group per interval) are
-//! judged the same way with blocks of one, at the cost of needing more intervals.
+//! judged the same way, each canary aggregate ranked against its interval's baseline one, at the
+//! cost of needing more intervals.
 //!
 //! # The Mann-Whitney method (fixed horizon)
 //!
@@ -372,27 +380,6 @@ impl Judge {
     /// Records one group's interval. Intervals at or before one already judged are refused.
     pub fn observe(&mut self, interval: &Interval) -> Result<(), JudgeError> {
         interval.check()?;
-        // The sequential judge compares samples in arrival order: an export sorted by value
-        // would pair each canary sample with baseline samples of its own rank and void the
-        // false-alarm bound. Twenty samples in order by chance happen once in 10^18 intervals.
-        let sequential_latency = self.config.method == Method::Sequential
-            && self
-                .config
-                .metrics
-                .iter()
-                .any(|m| m.kind == Kind::Continuous);
-        let l = &interval.latency_ms;
-        if sequential_latency && l.len() >= 20 && (l.is_sorted() || l.iter().rev().is_sorted()) {
-            return Err(JudgeError::Interval {
-                t: interval.t,
-                group: interval.group.as_str(),
-                message: format!(
-                    "latency_ms holds {} samples sorted by value; the sequential judge needs them \
-                     in the order they arrived (or use the mann-whitney method)",
-                    l.len()
-                ),
-            });
-        }
         if let Some(last) = self.last_t {
             if interval.t <= last {
                 return Err(JudgeError::Interval {

@@ -21,10 +21,13 @@ enum Evidence {
     Continuous {
         fail: BettingMixture,
         pass: BettingMixture,
-        /// Each canary sample judged: ln latency and its block in `blocks`.
-        ranked: Vec<(f64, usize, usize)>,
-        /// Blocks of ln baseline latencies, each sorted.
-        blocks: Vec<f64>,
+        /// Each canary sample judged, in the order it was ranked.
+        ranked: Vec<Ranked>,
+        /// Each interval's baseline samples as (ln latency, tie-break key), sorted; a ranked
+        /// sample's `baseline` range points into it.
+        baselines: Vec<(f64, u64)>,
+        /// Intervals with latency seen so far: the seed of their tie-break keys.
+        intervals: u64,
     },
 }
 
@@ -40,11 +43,56 @@ pub(crate) struct SeqMetric {
     pub(crate) passed_at: Option<f64>,
 }
 
-/// The rank of `x` within a sorted block, in [0, 1], ties counting half.
-fn rank(block: &[f64], x: f64) -> f64 {
-    let below = block.partition_point(|b| *b < x);
-    let at_or_below = block.partition_point(|b| *b <= x);
-    (below as f64 + 0.5 * (at_or_below - below) as f64) / block.len() as f64
+/// One canary latency sample as the sequential rank test saw it.
+struct Ranked {
+    /// ln latency and tie-break key.
+    x: f64,
+    key: u64,
+    /// Its interval's sorted baseline samples in `baselines`.
+    baseline: std::ops::Range<usize>,
+    /// The interval's canary samples ranked before it, and how many of them are below it
+    /// (all canary samples are shifted alike, so this does not depend on the shift tried).
+    canary_before: usize,
+    canary_below: usize,
+}
+
+impl Ranked {
+    /// The sequential rank of the sample scaled down by `e^c`, in [0, 1]: the share of the
+    /// samples before it (its interval's baseline, then the canary samples ranked earlier)
+    /// that are below it.
+    fn rank(&self, baselines: &[(f64, u64)], c: f64) -> f64 {
+        let block = &baselines[self.baseline.clone()];
+        let y = (self.x - c, self.key);
+        let below = block.partition_point(|b| lex_less(*b, y));
+        (below + self.canary_below) as f64 / (block.len() + self.canary_before) as f64
+    }
+}
+
+/// Samples ordered by value, ties by their keys (pseudo-random, so ties break at random).
+fn lex_less(a: (f64, u64), b: (f64, u64)) -> bool {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_lt()
+}
+
+/// The pseudo-random key of sample `i` of a group (0 baseline, 1 canary; 2 orders the canary's
+/// samples) in the `interval`-th interval with latency.
+fn key(interval: u64, group: u64, i: usize) -> u64 {
+    mix(mix(interval ^ 0x6761_7465_6b65_6570) ^ mix((group << 32) ^ i as u64))
+}
+
+/// The order in which the `interval`-th interval's `n` canary samples are ranked.
+fn canary_order(interval: u64, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by_key(|i| key(interval, 2, *i));
+    order
+}
+
+/// SplitMix64: the tie-break keys and the canary's shuffle, a fixed stream so that a replay
+/// decides the same way every time.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl SeqMetric {
@@ -65,7 +113,8 @@ impl SeqMetric {
                 fail: BettingMixture::new(side),
                 pass: BettingMixture::new(-side),
                 ranked: Vec::new(),
-                blocks: Vec::new(),
+                baselines: Vec::new(),
+                intervals: 0,
             },
         };
         SeqMetric {
@@ -112,25 +161,48 @@ impl SeqMetric {
                 fail,
                 pass,
                 ranked,
-                blocks,
+                baselines,
+                intervals,
             } => {
-                // Each canary sample gets its own block of the interval's baseline samples, in
-                // arrival order, so that the ranks are independent.
-                let (n, m) = (canary.latency_ms.len(), baseline.latency_ms.len());
-                let k = m.checked_div(n).map_or(0, |k| k.max(1));
+                if baseline.latency_ms.is_empty() || canary.latency_ms.is_empty() {
+                    return self.settle(t);
+                }
+                // Sequential ranks (Rényi): the interval's baseline samples come first, then
+                // the canary's in a pseudo-random order, and each canary sample is ranked among
+                // all the samples before it. If the shifted canary samples and the baseline's
+                // are exchangeable, these ranks are independent and uniform, whatever order
+                // the samples came in and however the load moved within the interval.
                 let ln = |v: &f64| v.max(MIN_LATENCY_MS).ln();
-                for (j, c) in canary.latency_ms.iter().enumerate() {
-                    let Some(block) = baseline.latency_ms.get(j * k..(j + 1) * k) else {
-                        break;
+                let interval = *intervals;
+                *intervals += 1;
+                let key = |group: u64, i: usize| key(interval, group, i);
+                let start = baselines.len();
+                baselines.extend(
+                    baseline
+                        .latency_ms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (ln(v), key(0, i))),
+                );
+                baselines[start..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let range = start..baselines.len();
+                // The canary samples ranked so far in this interval, sorted.
+                let mut earlier: Vec<(f64, u64)> = Vec::with_capacity(canary.latency_ms.len());
+                for i in canary_order(interval, canary.latency_ms.len()) {
+                    let (x, k) = (ln(&canary.latency_ms[i]), key(1, i));
+                    let at = earlier.partition_point(|e| lex_less(*e, (x, k)));
+                    let sample = Ranked {
+                        x,
+                        key: k,
+                        baseline: range.clone(),
+                        canary_before: earlier.len(),
+                        canary_below: at,
                     };
-                    let start = blocks.len();
-                    blocks.extend(block.iter().map(ln));
-                    blocks[start..].sort_unstable_by(f64::total_cmp);
-                    let x = ln(c);
-                    let v = rank(&blocks[start..], x - c0);
+                    earlier.insert(at, (x, k));
+                    let v = sample.rank(baselines, c0);
+                    ranked.push(sample);
                     fail.update(v);
                     pass.update(v);
-                    ranked.push((x, start, k));
                     // Each sample is a bet of its own, so the e-processes are supermartingales
                     // sample by sample, and Ville's inequality bounds the chance that they ever
                     // reach 1/α at any sample, not just at an interval's end.
@@ -143,6 +215,11 @@ impl SeqMetric {
                 }
             }
         }
+        self.settle(t);
+    }
+
+    /// Records the first decision each e-process reached, at interval `t`.
+    fn settle(&mut self, t: f64) {
         // A metric that passed is still tested for failure: the two e-processes are separate
         // tests, each valid on its own, and a regression shown after an early-looking pass
         // (one the run did not act on) is still a regression.
@@ -178,7 +255,9 @@ impl SeqMetric {
                     },
                 )
             }
-            Evidence::Continuous { ranked, blocks, .. } => {
+            Evidence::Continuous {
+                ranked, baselines, ..
+            } => {
                 if ranked.is_empty() {
                     return (
                         None,
@@ -188,11 +267,7 @@ impl SeqMetric {
                         },
                     );
                 }
-                let ranks = |c: f64| {
-                    ranked
-                        .iter()
-                        .map(move |(x, start, k)| rank(&blocks[*start..start + k], x - c))
-                };
+                let ranks = |c: f64| ranked.iter().map(move |r| r.rank(baselines, c));
                 let mean = |c: f64| ranks(c).sum::<f64>() / ranked.len() as f64;
                 // The shift that centres the ranks: a Hodges-Lehmann-style estimate.
                 let estimate = bisect(|c| mean(c) > 0.5);
@@ -309,4 +384,99 @@ fn bisect(below: impl Fn(f64) -> bool) -> f64 {
         }
     }
     0.5 * (lo + hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::Direction;
+    use super::*;
+
+    fn latency() -> MetricConfig {
+        MetricConfig {
+            name: "latency".into(),
+            kind: Kind::Continuous,
+            direction: Direction::IncreaseIsBad,
+            tolerance: Some(0.1),
+            critical: true,
+            min_samples: Some(50),
+        }
+    }
+
+    fn group(latency_ms: Vec<f64>) -> GroupData {
+        GroupData {
+            requests: latency_ms.len() as u64,
+            errors: 0,
+            latency_ms,
+        }
+    }
+
+    /// 100 canary samples against 1900 baseline ones near 100 ms: the `n` ranked first at
+    /// `first`, the others at `rest`.
+    fn split_interval(n: usize, first: f64, rest: f64) -> SeqMetric {
+        let order = canary_order(0, 100);
+        let mut canary = vec![rest; 100];
+        for (j, i) in order[..n].iter().enumerate() {
+            canary[*i] = first + (j % 3) as f64;
+        }
+        let baseline = (0..1900).map(|i| 90.0 + (i % 21) as f64).collect();
+        let mut m = SeqMetric::new(&latency(), 0.05);
+        m.observe(60.0, &group(baseline), &group(canary));
+        m
+    }
+
+    #[test]
+    fn latency_evidence_reached_within_an_interval_fails_it() {
+        // By the interval's end the bets have lost again, but after the 30th sample ranked the
+        // evidence was overwhelming.
+        let m = split_interval(30, 1000.0, 1.0);
+        assert_eq!(m.failed_at, Some(60.0));
+        let (e_fail, _) = m.e_values();
+        assert!(
+            e_fail < 1.0,
+            "the e-value at the end has fallen back: {e_fail}"
+        );
+        assert!(m.report(false).reason.contains("e-value"));
+        // The same samples the other way round: the evidence against a regression comes
+        // first, and the slow samples after it never get there.
+        let m = split_interval(70, 1.0, 1000.0);
+        assert_eq!((m.failed_at, m.passed_at), (None, Some(60.0)));
+    }
+
+    #[test]
+    fn canary_samples_are_ranked_in_a_fixed_shuffled_order() {
+        let order = canary_order(3, 50);
+        assert_eq!(order, canary_order(3, 50), "a replay ranks the same way");
+        assert_ne!(
+            order,
+            canary_order(4, 50),
+            "each interval has its own order"
+        );
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_ne!(order, sorted);
+    }
+
+    #[test]
+    fn sequential_ranks_count_the_baseline_and_the_canary_ranked_before() {
+        let mut m = SeqMetric::new(&latency(), 0.05);
+        // Tolerance 0.1: a canary sample of 110 ms sits at 100 ms among the baseline's.
+        m.observe(60.0, &group(vec![50.0, 150.0]), &group(vec![110.0, 220.0]));
+        let Evidence::Continuous {
+            ranked, baselines, ..
+        } = &m.evidence
+        else {
+            unreachable!()
+        };
+        let first = canary_order(0, 2)[0];
+        let c0 = m.cfg.threshold_ratio().ln();
+        let ranks: Vec<f64> = ranked.iter().map(|r| r.rank(baselines, c0)).collect();
+        // The first ranked has only the baseline before it; the second also the first.
+        let expected = if first == 0 {
+            [0.5, 1.0] // 100 within (50, 150); then 200 above 50, 150 and 100
+        } else {
+            [1.0, 1.0 / 3.0] // 200 above both; then 100 above 50 only
+        };
+        assert_eq!(ranks, expected);
+    }
 }

@@ -7,8 +7,9 @@
 //! and of a +20% latency shift, and power at the bake end. Then the sequential judge's
 //! requests to detection against `N*`, the requests a fixed-horizon test (same alpha, one
 //! look) needs to reach the power the sequential judge reaches by the end of the bake.
-//! `JUDGE_BENCH_RUNS` sets the runs per row (default 10000: enough to show a power of 99.97%
-//! when every regressed run fails).
+//! `JUDGE_BENCH_RUNS` sets the runs per row (default 10000), `JUDGE_BENCH_POWER_RUNS` the
+//! sequential runs behind the comparison with `N*` (default 300000, each stopped at its first
+//! failure: enough to show a power of 99.999% when every regressed run fails).
 
 #[path = "../tests/judge_sim.rs"]
 mod sim;
@@ -161,6 +162,43 @@ fn fixed_horizon_requests(scenario: &Scenario, kind: Kind, power: f64) -> f64 {
     }
 }
 
+/// The one-sided 95% lower confidence bound (Clopper-Pearson) of a power that failed all but
+/// `missed` of `runs` runs: the power at which so few misses happen only 5% of the time.
+fn power_lower_bound(missed: u64, runs: u64) -> f64 {
+    let n = runs as f64;
+    // ln P(at most `missed` misses of `runs` when each run misses with probability q).
+    let log_cdf = |q: f64| {
+        let mut log_term = n * (-q).ln_1p(); // j = 0
+        let mut terms = vec![log_term];
+        for j in 1..=missed {
+            let j = j as f64;
+            log_term += ((n - j + 1.0) / j).ln() + q.ln() - (-q).ln_1p();
+            terms.push(log_term);
+        }
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+    };
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..100 {
+        let q = 0.5 * (lo + hi);
+        if log_cdf(q) > 0.05f64.ln() {
+            lo = q;
+        } else {
+            hi = q;
+        }
+    }
+    1.0 - 0.5 * (lo + hi)
+}
+
+/// A power to three decimals near 1, where one decimal would round it to 100%.
+fn pct_power(v: f64) -> String {
+    if v > 0.999 && v < 1.0 {
+        format!("{:.3}%", v * 100.0)
+    } else {
+        pct(v)
+    }
+}
+
 /// What one run did: whether a look at each interval fails it, and the requests by then.
 struct Run {
     /// Sequential: failed by interval h (its failures stick). Fixed horizon: a test with its
@@ -175,7 +213,8 @@ impl Run {
     }
 }
 
-fn run_one(scenario: &Scenario, tester: Tester, kind: Kind, seed: u64) -> Run {
+/// One run; `stop` ends a sequential run at its first failure (all that detection needs).
+fn run_one(scenario: &Scenario, tester: Tester, kind: Kind, seed: u64, stop: bool) -> Run {
     let mut judge = match tester {
         Tester::Judge(m) => Some(Judge::new(&config(m, kind)).expect("valid config")),
         Tester::ZTest => None,
@@ -218,11 +257,21 @@ fn run_one(scenario: &Scenario, tester: Tester, kind: Kind, seed: u64) -> Run {
         };
         run.fails_at.push(fails);
         run.requests_by.push(requests);
+        if stop && failed {
+            break;
+        }
     }
     run
 }
 
-fn run_many(scenario: &Scenario, tester: Tester, kind: Kind, runs: u64, salt: u64) -> Vec<Run> {
+fn run_many(
+    scenario: &Scenario,
+    tester: Tester,
+    kind: Kind,
+    runs: u64,
+    salt: u64,
+    stop: bool,
+) -> Vec<Run> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -230,7 +279,7 @@ fn run_many(scenario: &Scenario, tester: Tester, kind: Kind, runs: u64, salt: u6
                 scope.spawn(move || {
                     (th..runs)
                         .step_by(threads as usize)
-                        .map(|i| run_one(scenario, tester, kind, salt * 1_000_003 + i))
+                        .map(|i| run_one(scenario, tester, kind, salt * 1_000_003 + i, stop))
                         .collect::<Vec<_>>()
                 })
             })
@@ -279,6 +328,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    let power_runs: u64 = std::env::var("JUDGE_BENCH_POWER_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
     let started = std::time::Instant::now();
     let counts = Scenario {
         intervals: 60,
@@ -376,7 +429,7 @@ fn main() {
     for (salt, (name, scenario, kind, regression)) in cases.iter().enumerate() {
         let mut per = Vec::new();
         for tester in testers {
-            let rs = run_many(scenario, tester, *kind, runs, salt as u64);
+            let rs = run_many(scenario, tester, *kind, runs, salt as u64, false);
             let any = share(&rs, |r| r.first_fail().is_some());
             let end = share(&rs, |r| *r.fails_at.last().unwrap());
             let mut first: Vec<usize> = rs.iter().filter_map(Run::first_fail).collect();
@@ -404,7 +457,8 @@ fn main() {
         }
     }
     println!();
-    println!("Detection against the fixed horizon at equal power. 'power' is the share of regressed runs the");
+    println!("Detection against the fixed horizon at equal power, from {power_runs} more sequential runs of each");
+    println!("regression (each stopped at its first failure). 'power' is the share of them the");
     println!("sequential judge failed by the bake end (when it failed all of them, the one-sided 95% lower");
     println!("confidence bound, marked >=, so as not to credit it with more than the runs show); 'seq.' its");
     println!("requests (both groups) until it failed the run, a run it never failed counting the whole bake:");
@@ -412,10 +466,15 @@ fn main() {
     println!("same alpha, looked at once, needs for that same power (analytic, see fixed_horizon_requests),");
     println!("'z@N*' the simulated power of the z-test reference at the interval nearest N*. Shorter bakes:");
     println!("the same comparison for a bake cut at the first interval by which the sequential judge fails");
-    println!("the given share of runs. Goal: seq. mean / N* <= 1/3.");
+    println!(
+        "the given share of runs. 'N* lo': N* at the power's one-sided 95% lower confidence bound"
+    );
+    println!(
+        "(Clopper-Pearson), the power the runs show beyond doubt. Goal: seq. mean / N* <= 1/3."
+    );
     println!();
     println!(
-        "| {:<24} | {:>5} | {:>8} | {:>13} | {:>17} | {:>13} | {:>7} | {:>9} | {:>11} |",
+        "| {:<24} | {:>5} | {:>9} | {:>13} | {:>17} | {:>13} | {:>7} | {:>9} | {:>11} | {:>13} |",
         "regression",
         "bake",
         "power",
@@ -424,11 +483,12 @@ fn main() {
         "N*",
         "z@N*",
         "mean / N*",
-        "median / N*"
+        "median / N*",
+        "mean / N* lo"
     );
     println!(
-        "|{:-<26}|{:-<7}|{:-<10}|{:-<15}|{:-<19}|{:-<15}|{:-<9}|{:-<11}|{:-<13}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<26}|{:-<7}|{:-<11}|{:-<15}|{:-<19}|{:-<15}|{:-<9}|{:-<11}|{:-<13}|{:-<15}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
     let scenario_of = |name: &str| {
         cases
@@ -437,11 +497,20 @@ fn main() {
             .map(|c| (c.1.clone(), c.2))
             .expect("case")
     };
-    for (name, per) in &detection {
+    for (salt, (name, per)) in detection.iter().enumerate() {
         let (scenario, kind) = scenario_of(name);
-        let (_, seq, _) = &per[0];
         let (_, zt, _) = &per[2];
-        let len = seq[0].fails_at.len();
+        // Power near 1 needs many runs to show: a fresh, larger set of sequential runs, each
+        // stopped at its first failure.
+        let seq = &run_many(
+            &scenario,
+            Tester::Judge(Method::Sequential),
+            kind,
+            power_runs,
+            1000 + salt as u64,
+            true,
+        );
+        let len = scenario.intervals;
         let per_interval = requests_per_interval(seq);
         // The full bake, then bakes cut where the judge reaches these powers.
         let mut horizons = vec![(len, "full".to_string())];
@@ -454,8 +523,13 @@ fn main() {
         }
         for (h, label) in horizons {
             let detected = share(seq, |r| r.first_fail().is_some_and(|f| f < h));
-            let (power, mark) = if detected >= 1.0 {
-                (0.05f64.powf(1.0 / seq.len() as f64), ">=")
+            let missed = seq
+                .iter()
+                .filter(|r| r.first_fail().is_none_or(|f| f >= h))
+                .count() as u64;
+            let low = power_lower_bound(missed, seq.len() as u64);
+            let (power, mark) = if missed == 0 {
+                (low, ">=")
             } else {
                 (detected, "")
             };
@@ -474,6 +548,7 @@ fn main() {
             hs.sort_unstable();
             let median_h = hs[hs.len() / 2];
             let n_star = fixed_horizon_requests(&scenario, kind, power);
+            let n_star_low = fixed_horizon_requests(&scenario, kind, low);
             let n_star_h = n_star / per_interval;
             let z_check = {
                 let at = (n_star_h.round() as usize).clamp(1, len) - 1;
@@ -484,16 +559,17 @@ fn main() {
                 }
             };
             println!(
-                "| {:<24} | {:>5} | {:>8} | {:>13} | {:>17} | {:>13} | {:>7} | {:>9} | {:>11} |",
+                "| {:<24} | {:>5} | {:>9} | {:>13} | {:>17} | {:>13} | {:>7} | {:>9} | {:>11} | {:>13} |",
                 name,
                 label,
-                format!("{mark}{}", pct(power)),
+                format!("{mark}{}", pct_power(power)),
                 format!("{} ({:.1} h)", thousands(mean_req), mean_h),
                 format!("{} ({} h)", thousands(median_req), median_h),
                 format!("{} ({:.1} h)", thousands(n_star), n_star_h),
                 z_check,
-                format!("{:.2}", mean_req / n_star),
+                format!("{:.3}", mean_req / n_star),
                 format!("{:.2}", median_req / n_star),
+                format!("{:.3}", mean_req / n_star_low),
             );
         }
     }

@@ -4,22 +4,30 @@
 #[path = "judge_sim.rs"]
 mod sim;
 
-use canary::judge::{Judge, JudgeConfig, Verdict};
+use canary::judge::{Interval, Judge, JudgeConfig, Verdict};
 use proptest::prelude::*;
 use sim::{Scenario, Stream};
 
 const RUNS: u64 = 200;
 
-/// Fraction of `RUNS` simulated bakes that the judge failed at some interval.
-fn false_alarm_rate(config: &JudgeConfig, scenario: &Scenario, seed: u64) -> f64 {
+/// How many of `runs` simulated bakes (run `r` drawn with seed `seed(r)`, each interval passed
+/// through `edit` first) the judge failed at some interval, asked after every one.
+fn failed_bakes(
+    config: &JudgeConfig,
+    scenario: &Scenario,
+    runs: u64,
+    seed: impl Fn(u64) -> u64,
+    edit: impl Fn(&mut Interval),
+) -> u64 {
     let mut fails = 0;
-    for run in 0..RUNS {
+    for run in 0..runs {
         let mut judge = Judge::new(config).expect("valid config");
-        let intervals = scenario.intervals;
-        for (i, [baseline, canary]) in Stream::new(scenario, seed ^ (run * 7919)).enumerate() {
-            judge.observe(&baseline).expect("valid interval");
-            judge.observe(&canary).expect("valid interval");
-            match judge.verdict(i + 1 == intervals) {
+        for (i, mut pair) in Stream::new(scenario, seed(run)).enumerate() {
+            for iv in &mut pair {
+                edit(iv);
+                judge.observe(iv).expect("valid interval");
+            }
+            match judge.verdict(i + 1 == scenario.intervals) {
                 Some(Verdict::Fail) => {
                     fails += 1;
                     break;
@@ -29,6 +37,12 @@ fn false_alarm_rate(config: &JudgeConfig, scenario: &Scenario, seed: u64) -> f64
             }
         }
     }
+    fails
+}
+
+/// Fraction of `RUNS` simulated bakes that the judge failed at some interval.
+fn false_alarm_rate(config: &JudgeConfig, scenario: &Scenario, seed: u64) -> f64 {
+    let fails = failed_bakes(config, scenario, RUNS, |run| seed ^ (run * 7919), |_| {});
     fails as f64 / RUNS as f64
 }
 
@@ -146,27 +160,18 @@ fn pooled_false_alarms_at_the_tolerance_edge_are_at_most_alpha() {
         ("raw samples", JudgeConfig::default(), false),
         ("one aggregate per interval", aggregate_config, true),
     ] {
-        let mut fails = 0;
-        for run in 0..POOLED {
-            let mut judge = Judge::new(&config).expect("valid config");
-            for (i, mut pair) in Stream::new(&scenario, 0xA11CE + run).enumerate() {
-                for iv in &mut pair {
-                    if aggregate && !iv.latency_ms.is_empty() {
-                        let mean = iv.latency_ms.iter().sum::<f64>() / iv.latency_ms.len() as f64;
-                        iv.latency_ms = vec![mean];
-                    }
-                    judge.observe(iv).expect("valid interval");
+        let fails = failed_bakes(
+            &config,
+            &scenario,
+            POOLED,
+            |run| 0xA11CE + run,
+            |iv| {
+                if aggregate && !iv.latency_ms.is_empty() {
+                    let mean = iv.latency_ms.iter().sum::<f64>() / iv.latency_ms.len() as f64;
+                    iv.latency_ms = vec![mean];
                 }
-                match judge.verdict(i + 1 == scenario.intervals) {
-                    Some(Verdict::Fail) => {
-                        fails += 1;
-                        break;
-                    }
-                    Some(_) => break,
-                    None => {}
-                }
-            }
-        }
+            },
+        );
         let rate = fails as f64 / POOLED as f64;
         assert!(
             rate <= alpha,
@@ -201,27 +206,18 @@ fn pooled_false_alarms_with_tied_and_sorted_latencies_are_at_most_alpha() {
         }],
         ..JudgeConfig::default()
     };
-    let mut fails = 0;
-    for run in 0..POOLED {
-        let mut judge = Judge::new(&config).expect("valid config");
-        for (i, mut pair) in Stream::new(&scenario, 0x71E5 + run).enumerate() {
-            for iv in &mut pair {
-                for l in &mut iv.latency_ms {
-                    *l = l.round();
-                }
-                iv.latency_ms.sort_by(f64::total_cmp);
-                judge.observe(iv).expect("valid interval");
+    let fails = failed_bakes(
+        &config,
+        &scenario,
+        POOLED,
+        |run| 0x71E5 + run,
+        |iv| {
+            for l in &mut iv.latency_ms {
+                *l = l.round();
             }
-            match judge.verdict(i + 1 == scenario.intervals) {
-                Some(Verdict::Fail) => {
-                    fails += 1;
-                    break;
-                }
-                Some(_) => break,
-                None => {}
-            }
-        }
-    }
+            iv.latency_ms.sort_by(f64::total_cmp);
+        },
+    );
     let rate = fails as f64 / POOLED as f64;
     assert!(
         rate <= alpha,

@@ -100,7 +100,8 @@
 //! `1 + tolerance`, and requests reach either group at random), every order of the interval's
 //! samples is equally likely, so each `v` is uniform with mean ½ and independent of the scores
 //! before it, whatever order the samples were listed in and however the load moved within the
-//! interval; scaled by less, the mean is below ½. Against the baseline alone the canary's scores
+//! interval; scaled by less, they lean below ½ (the property tests check the bound there too,
+//! with identical groups and a tolerance). Against the baseline alone the canary's scores
 //! would share one reference and not be independent; the canary samples ranked before are the
 //! price (their part of each score carries no information: 5% of it for a 5% canary), and every
 //! canary sample is compared with every baseline sample of its interval.

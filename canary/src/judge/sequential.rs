@@ -69,8 +69,12 @@ impl Ranked {
 }
 
 /// Samples ordered by value, ties by their keys (pseudo-random, so ties break at random).
+fn lex_cmp(a: &(f64, u64), b: &(f64, u64)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+}
+
 fn lex_less(a: (f64, u64), b: (f64, u64)) -> bool {
-    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_lt()
+    lex_cmp(&a, &b).is_lt()
 }
 
 /// The pseudo-random key of sample `i` of a group (0 baseline, 1 canary; 2 orders the canary's
@@ -184,7 +188,7 @@ impl SeqMetric {
                         .enumerate()
                         .map(|(i, v)| (ln(v), key(0, i))),
                 );
-                baselines[start..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                baselines[start..].sort_unstable_by(lex_cmp);
                 let range = start..baselines.len();
                 // The canary samples ranked so far in this interval, sorted.
                 let mut earlier: Vec<(f64, u64)> = Vec::with_capacity(canary.latency_ms.len());

@@ -522,7 +522,6 @@ fn main() {
             }
         }
         for (h, label) in horizons {
-            let detected = share(seq, |r| r.first_fail().is_some_and(|f| f < h));
             let missed = seq
                 .iter()
                 .filter(|r| r.first_fail().is_none_or(|f| f >= h))
@@ -531,7 +530,7 @@ fn main() {
             let (power, mark) = if missed == 0 {
                 (low, ">=")
             } else {
-                (detected, "")
+                (1.0 - missed as f64 / seq.len() as f64, "")
             };
             let mut used: Vec<(f64, usize)> = seq
                 .iter()

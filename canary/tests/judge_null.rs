@@ -9,6 +9,8 @@ use proptest::prelude::*;
 use sim::{Scenario, Stream};
 
 const RUNS: u64 = 200;
+/// Bakes pooled by the tests that hold the false-alarm rate to alpha itself, with no slack.
+const POOLED: u64 = 1000;
 
 /// How many of `runs` simulated bakes (run `r` drawn with seed `seed(r)`, each interval passed
 /// through `edit` first) the judge failed at some interval, asked after every one.
@@ -140,7 +142,6 @@ fn mann_whitney_asked_every_interval_exceeds_alpha() {
 /// CloudWatch.
 #[test]
 fn pooled_false_alarms_at_the_tolerance_edge_are_at_most_alpha() {
-    const POOLED: u64 = 1000;
     let alpha = 0.05;
     let scenario = Scenario {
         intervals: 30,
@@ -185,7 +186,6 @@ fn pooled_false_alarms_at_the_tolerance_edge_are_at_most_alpha() {
 /// milliseconds around 3 ms (most samples tie with many others) and listed sorted by value.
 #[test]
 fn pooled_false_alarms_with_tied_and_sorted_latencies_are_at_most_alpha() {
-    const POOLED: u64 = 1000;
     let alpha = 0.05;
     let scenario = Scenario {
         intervals: 30,

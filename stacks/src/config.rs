@@ -60,10 +60,10 @@ pub struct Config {
     /// Read by the canary crate.
     #[serde(default, rename = "canary")]
     pub _canary: Option<toml::Value>,
-    /// Read by the pipelines crate.
+    /// Read by the maintenance crate.
     #[serde(default, rename = "maintenance")]
     pub _maintenance: Option<toml::Value>,
-    /// Read by the pipelines crate.
+    /// Read by the maintenance crate.
     #[serde(default, rename = "pipeline")]
     pub _pipeline: Option<toml::Value>,
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pipelines::maintenance::{
+use maintenance::{
     self, journal::Journal, preflight::InFlight, Event, OnOutcome, OnRequest,
 };
 

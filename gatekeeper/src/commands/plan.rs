@@ -2,7 +2,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pipelines::stack_deploy::{self, Request, Timing};
+use stack_deploy::{self, Request, Timing};
 use serde_json::Value;
 
 use crate::commands::common::{self, Output};

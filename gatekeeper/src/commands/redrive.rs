@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use pipelines::maintenance::config::MaintenanceConfig;
-use pipelines::redrive::{self, dlq, BatchRules, Event, Outcome, Report};
+use maintenance::config::MaintenanceConfig;
+use maintenance::redrive::{self, dlq, BatchRules, Event, Outcome, Report};
 use stacks::config::Config;
 
 use crate::aws::Clients;
@@ -52,7 +52,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         .map(common::load_config)
         .transpose()?;
     let mconfig = match &args.config {
-        Some(path) => pipelines::maintenance::config::load(path)?,
+        Some(path) => maintenance::config::load(path)?,
         None => MaintenanceConfig::default(),
     };
     let rt = crate::aws::runtime()?;
@@ -114,7 +114,7 @@ pub async fn buckets(
     });
     if parking.is_none() || ingestion.is_none() {
         let stack = config.stack_name();
-        let live = pipelines::stack_deploy::describe(&clients.cloudformation, &stack).await?;
+        let live = stack_deploy::describe(&clients.cloudformation, &stack).await?;
         let output = |name: &str| {
             live.as_ref().and_then(|s| {
                 s.outputs()

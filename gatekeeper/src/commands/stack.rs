@@ -2,7 +2,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pipelines::stack_deploy::{self, DeployError, Event, Outcome, Request, Timing};
+use stack_deploy::{self, DeployError, Event, Outcome, Request, Timing};
 
 use crate::commands::common;
 use crate::progress::Progress;

@@ -46,7 +46,7 @@ use std::sync::Arc;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, Delete, ObjectIdentifier};
 use serde::Serialize;
 
-use crate::maintenance::config::{BatchesConfig, Liveness};
+use crate::config::{BatchesConfig, Liveness};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedriveError {

@@ -17,7 +17,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
-use pipelines::stack_deploy::{deploy, DeployError, Event, Outcome, Request, Timing};
+use stack_deploy::{deploy, DeployError, Event, Outcome, Request, Timing};
 
 fn stack(status: StackStatus) -> DescribeStacksOutput {
     DescribeStacksOutput::builder()

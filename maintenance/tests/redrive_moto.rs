@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pipelines::redrive::{self, BatchRules, LivenessCheck, Outcome};
+use maintenance::redrive::{self, BatchRules, LivenessCheck, Outcome};
 
 mod common;
 use common::{bucket, moto, put, unique, Moto};
@@ -491,7 +491,7 @@ async fn with_the_default_config_a_key_in_a_folder_keeps_its_key() {
         format!("service = \"{id}\"\nenvironment = \"test\"\n[maintenance]\nconcurrency = 2\n"),
     ] {
         let stack = stacks::config::parse(path, &text).unwrap();
-        let mconfig = pipelines::maintenance::config::parse(path, &text).unwrap();
+        let mconfig = maintenance::config::parse(path, &text).unwrap();
         let rules = BatchRules::from_config(mconfig.batches(), &stack.prefix());
         let request = redrive::Request::new(&parking, &ingestion, rules);
         let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();

@@ -25,6 +25,7 @@ pub mod config;
 pub mod journal;
 pub mod preflight;
 pub mod queues;
+pub mod redrive;
 
 use std::time::Duration;
 

@@ -25,6 +25,7 @@
 //! (SSM's create-only put has none for update or delete; DynamoDB would be one more resource
 //! to provision and emulate). ARCHITECTURE.md says more.
 
+pub mod config;
 pub mod holder;
 pub mod journal;
 pub mod local;
@@ -35,6 +36,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+pub use config::{Backend, StateConfig};
 pub use holder::Holder;
 pub use journal::{Envelope, RunJournal};
 pub use lock::{Claim, Lease, LockInfo, LockState};

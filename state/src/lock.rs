@@ -27,8 +27,19 @@ const FORMAT_FAMILY: &str = "gatekeeper.lock/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LockState {
+    /// A process drives a run and renews the lease.
     Held,
+    /// A run is in flight but no process drives it (awaiting approval, halted): new runs are
+    /// refused; `promote`, `resume` and `abort` of that run continue it.
+    Parked,
     Free,
+}
+
+/// A run in flight that a preempting holder took the lock over from; handed back on release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedRun {
+    pub run_id: String,
+    pub purpose: String,
 }
 
 /// The lock object's content.
@@ -48,12 +59,22 @@ pub struct LockInfo {
     pub expires_at: u64,
     /// How often the holder renews (seconds).
     pub renew_every: u64,
+    /// A parked run this holder preempted (`maintenance on --force` during a canary awaiting
+    /// approval): the lock goes back to it on release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preempted: Option<ParkedRun>,
 }
 
 impl LockInfo {
     /// Held and not expired at `now`.
     pub fn live(&self, now: u64) -> bool {
         self.state == LockState::Held && now < self.expires_at
+    }
+
+    /// A run is in flight without a live driver: parked, or held past its lease (its holder
+    /// stopped without parking it).
+    pub fn parked(&self, now: u64) -> bool {
+        self.state == LockState::Parked || (self.state == LockState::Held && !self.live(now))
     }
 
     /// Renewed within the last two renewal periods: its holder is still at work.
@@ -75,8 +96,11 @@ pub struct Claim {
 /// How a command may take the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// A new run: only a free, expired or absent lock.
+    /// A new run: only a free or absent lock.
     Fresh,
+    /// A new run that may also take the lock from a *parked* run of another purpose (never
+    /// from a live holder), handing it back on release: `maintenance on --force`.
+    Preempt,
     /// Continue `Claim::run_id` (resume, abort, promote): also from a holder of that run that
     /// is dead on this host, or, with `force`, one on another host that stopped renewing.
     Continue { force: bool },
@@ -164,6 +188,7 @@ pub async fn acquire(scope: &Scope, claim: &Claim, mode: Mode, now: u64) -> Resu
         renewed_at: now,
         expires_at: now + claim.ttl,
         renew_every,
+        preempted: None,
     };
     for _ in 0..RACE_ROUNDS {
         match read(scope).await? {
@@ -191,7 +216,16 @@ pub async fn acquire(scope: &Scope, claim: &Claim, mode: Mode, now: u64) -> Resu
                         reason,
                     })));
                 }
-                let info = fresh(current.generation + 1);
+                let mut info = fresh(current.generation + 1);
+                info.preempted = if current.parked(now) && current.run_id != claim.run_id {
+                    Some(ParkedRun {
+                        run_id: current.run_id.clone(),
+                        purpose: current.purpose.clone(),
+                    })
+                } else {
+                    // Continuing a run keeps what it had preempted.
+                    current.preempted.clone().filter(|_| current.run_id == claim.run_id)
+                };
                 if let Some(etag) = scope.store.put_if(&key, &body(&info), &etag).await? {
                     return Ok(Lease { key, info, etag });
                 }
@@ -207,10 +241,23 @@ pub async fn acquire(scope: &Scope, claim: &Claim, mode: Mode, now: u64) -> Resu
 
 /// Why `claim` may not take `current` at `now`, if it may not.
 pub fn refusal(current: &LockInfo, claim: &Claim, mode: Mode, now: u64) -> Option<String> {
-    if !current.live(now) {
+    let who = &current.holder;
+    if current.state == LockState::Free {
         return None;
     }
-    let who = &current.holder;
+    if current.parked(now) {
+        return match mode {
+            Mode::Continue { .. } if current.run_id == claim.run_id => None,
+            Mode::Preempt if current.purpose != claim.purpose => None,
+            _ => Some(format!(
+                "{} run {} is in flight with no process driving it (last driven by {who}): \
+                 finish it first (`{}`)",
+                current.purpose,
+                current.run_id,
+                next_commands(&current.purpose)
+            )),
+        };
+    }
     let until = current.expires_at.saturating_sub(now);
     if current.run_id != claim.run_id {
         return Some(format!(
@@ -219,10 +266,7 @@ pub fn refusal(current: &LockInfo, claim: &Claim, mode: Mode, now: u64) -> Optio
         ));
     }
     let Mode::Continue { force } = mode else {
-        return Some(format!(
-            "run {} already holds it ({who})",
-            current.run_id
-        ));
+        return Some(format!("run {} already holds it ({who})", current.run_id));
     };
     match who.liveness(&claim.holder.host) {
         Liveness::Dead => None,
@@ -245,6 +289,16 @@ pub fn refusal(current: &LockInfo, claim: &Claim, mode: Mode, now: u64) -> Optio
             current.run_id,
             now.saturating_sub(current.renewed_at)
         )),
+    }
+}
+
+/// The commands that move a parked run of `purpose` on.
+fn next_commands(purpose: &str) -> &'static str {
+    match purpose {
+        "canary" => "gatekeeper promote`, `gatekeeper canary resume` or `gatekeeper canary abort",
+        "maintenance" => "gatekeeper maintenance on` to resume it or `gatekeeper maintenance off",
+        "pipeline" => "gatekeeper pipeline resume` or `gatekeeper pipeline abort",
+        _ => "gatekeeper status",
     }
 }
 
@@ -281,12 +335,34 @@ pub async fn renew(scope: &Scope, lease: &mut Lease, now: u64) -> Result<()> {
 
 /// Marks the lock free (generation kept). Fenced when another generation holds it.
 pub async fn release(scope: &Scope, lease: &Lease, now: u64) -> Result<()> {
+    set_down(scope, lease, now, false).await
+}
+
+/// Leaves the run in flight with no process driving it (awaiting approval, halted): new
+/// runs stay refused, and `promote`, `resume` or `abort` of this run take it from here.
+pub async fn park(scope: &Scope, lease: &Lease, now: u64) -> Result<()> {
+    set_down(scope, lease, now, true).await
+}
+
+async fn set_down(scope: &Scope, lease: &Lease, now: u64, parked: bool) -> Result<()> {
     let mut lease = lease.clone();
     for _ in 0..RACE_ROUNDS {
         let mut info = lease.info.clone();
         info.state = LockState::Free;
         info.renewed_at = now;
         info.expires_at = now;
+        if let Some(parked) = info.preempted.take() {
+            // Hand the lock back to the run this holder preempted.
+            info.state = LockState::Parked;
+            info.run_id = parked.run_id;
+            info.purpose = parked.purpose;
+        }
+        if parked {
+            info.state = LockState::Parked;
+            info.run_id = lease.info.run_id.clone();
+            info.purpose = lease.info.purpose.clone();
+            info.preempted = lease.info.preempted.clone();
+        }
         if scope
             .store
             .put_if(&lease.key, &body(&info), &lease.etag)
@@ -300,7 +376,7 @@ pub async fn release(scope: &Scope, lease: &Lease, now: u64) -> Result<()> {
                 if c.generation == lease.info.generation
                     && c.holder.same_process(&lease.info.holder) =>
             {
-                if c.state == LockState::Free {
+                if c.state != LockState::Held {
                     return Ok(());
                 }
                 lease.etag = etag;
@@ -339,8 +415,8 @@ struct Kept {
     lost: Option<StateError>,
 }
 
-/// Seconds since the epoch (the keeper's own timer runs on wall time).
-fn wall_now() -> u64 {
+/// Seconds since the epoch: the keeper renews on wall time, whatever clock a run uses.
+pub fn wall_now() -> u64 {
     #[allow(clippy::disallowed_methods)]
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -443,14 +519,28 @@ impl Keeper {
 
     /// Stops renewing and marks the lock free.
     pub async fn release(mut self, now: u64) -> Result<()> {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        self.stop();
         let kept = self.shared.lock().await;
         if let Some(e) = &kept.lost {
             return Err(e.clone());
         }
         release(&self.scope, &kept.lease, now).await
+    }
+
+    /// Stops renewing and parks the run (see [`park`]).
+    pub async fn park(mut self, now: u64) -> Result<()> {
+        self.stop();
+        let kept = self.shared.lock().await;
+        if let Some(e) = &kept.lost {
+            return Err(e.clone());
+        }
+        park(&self.scope, &kept.lease, now).await
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 

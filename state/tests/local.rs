@@ -41,8 +41,13 @@ async fn generations_grow_across_take_release_and_expiry() {
     assert_eq!((info.state, info.generation), (LockState::Free, 1));
     let b = lock::acquire(&s, &claim("r2", 2), Mode::Fresh, 130).await.unwrap();
     assert_eq!(b.generation(), 2);
-    // Expired: taken over with a larger generation, and the old holder is fenced.
-    let c = lock::acquire(&s, &claim("r3", 3), Mode::Fresh, 130 + 61).await.unwrap();
+    // Expired: its holder stopped mid-run, so the run is parked: a new run is refused, and
+    // continuing that run takes it over with a larger generation, fencing the old holder.
+    let err = lock::acquire(&s, &claim("r3", 3), Mode::Fresh, 130 + 61).await.unwrap_err();
+    assert!(err.to_string().contains("canary run r2 is in flight"), "{err}");
+    let c = lock::acquire(&s, &claim("r2", 3), Mode::Continue { force: false }, 130 + 61)
+        .await
+        .unwrap();
     assert_eq!(c.generation(), 3);
     let mut stale = b.clone();
     let err = lock::renew(&s, &mut stale, 200).await.unwrap_err();
@@ -50,7 +55,7 @@ async fn generations_grow_across_take_release_and_expiry() {
     let err = lock::release(&s, &b, 200).await.unwrap_err();
     assert!(matches!(err, StateError::Fenced { .. }), "{err}");
     let (info, _) = lock::read(&s).await.unwrap().unwrap();
-    assert_eq!((info.state, info.run_id.as_str()), (LockState::Held, "r3"));
+    assert_eq!((info.state, info.run_id.as_str()), (LockState::Held, "r2"));
 }
 
 #[tokio::test]
@@ -171,24 +176,34 @@ async fn names_that_would_leave_the_scope_are_refused() {
     assert!(RunJournal::create(&s, "a;b", 1).is_err());
 }
 
-/// Many takers of one expired lock, each in its own thread: exactly one wins every round.
+/// Many takers of one free lock, each in its own thread: exactly one wins every round.
 #[test]
 fn one_winner_among_racing_takers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     for round in 0..50u64 {
-        let now = 1_000 + round * 1_000;
+        let now = 1_000 + round;
+        let barrier = std::sync::Barrier::new(8);
         let winners: usize = std::thread::scope(|t| {
             let handles: Vec<_> = (0..8u32)
                 .map(|i| {
                     let path = path.clone();
+                    let barrier = &barrier;
                     t.spawn(move || {
                         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                         rt.block_on(async {
                             let s = scope(&path);
-                            lock::acquire(&s, &claim(&format!("r{round}-{i}"), i), Mode::Fresh, now)
-                                .await
-                                .is_ok() as usize
+                            let c = claim(&format!("r{round}-{i}"), i);
+                            let got = lock::acquire(&s, &c, Mode::Fresh, now).await;
+                            // Everyone has tried before the winner frees it for the next round.
+                            barrier.wait();
+                            match got {
+                                Ok(lease) => {
+                                    lock::release(&s, &lease, now).await.unwrap();
+                                    1
+                                }
+                                Err(_) => 0,
+                            }
                         })
                     })
                 })
@@ -197,4 +212,39 @@ fn one_winner_among_racing_takers() {
         });
         assert_eq!(winners, 1, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn a_parked_run_refuses_new_runs_and_a_preempting_holder_hands_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scope(dir.path());
+    let canary = lock::acquire(&s, &claim("c1", 1), Mode::Fresh, 100).await.unwrap();
+    lock::park(&s, &canary, 110).await.unwrap();
+    let (info, _) = lock::read(&s).await.unwrap().unwrap();
+    assert_eq!((info.state, info.run_id.as_str()), (LockState::Parked, "c1"));
+    // Another canary run: refused, naming the commands that finish the parked one.
+    let err = lock::acquire(&s, &claim("c2", 2), Mode::Fresh, 120).await.unwrap_err();
+    assert!(err.to_string().contains("gatekeeper promote"), "{err}");
+    // Maintenance without --force: refused; with it (Preempt): taken, and handed back.
+    let mut m = claim("m1", 3);
+    m.purpose = "maintenance".into();
+    assert!(lock::acquire(&s, &m, Mode::Fresh, 120).await.is_err());
+    let maint = lock::acquire(&s, &m, Mode::Preempt, 120).await.unwrap();
+    assert_eq!(maint.info.preempted.as_ref().unwrap().run_id, "c1");
+    // A preempting holder never takes a live lock.
+    assert!(lock::acquire(&s, &claim("c3", 4), Mode::Preempt, 121).await.is_err());
+    lock::release(&s, &maint, 130).await.unwrap();
+    let (info, _) = lock::read(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (info.state, info.run_id.as_str(), info.purpose.as_str(), info.generation),
+        (LockState::Parked, "c1", "canary", 2)
+    );
+    // The parked run continues (promote), and its release frees the lock.
+    let promote = lock::acquire(&s, &claim("c1", 5), Mode::Continue { force: false }, 140)
+        .await
+        .unwrap();
+    assert_eq!(promote.generation(), 3);
+    lock::release(&s, &promote, 150).await.unwrap();
+    let (info, _) = lock::read(&s).await.unwrap().unwrap();
+    assert_eq!(info.state, LockState::Free);
 }

@@ -6,7 +6,7 @@ mod cli;
 mod commands;
 mod exit;
 mod progress;
-mod state;
+mod store;
 
 pub use exit::ExitStatus;
 

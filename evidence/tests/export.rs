@@ -22,7 +22,10 @@ fn replayed(record: &BakeRecord) -> judge::Report {
 
 fn assert_replays(record: &BakeRecord) {
     let live = record.verdict.as_ref().expect("the bake decided");
-    let report = replayed(record);
+    // Exported from the record as the journal gives it back: through JSON.
+    let json = serde_json::to_string(record).unwrap();
+    let read_back: BakeRecord = serde_json::from_str(&json).unwrap();
+    let report = replayed(&read_back);
     let outcome = report.verdict.map(|v| v.as_str());
     assert_eq!(outcome, Some(live.outcome.as_str()), "verdict");
     assert_eq!(report.decided_at, live.decided_at, "decided_at");

@@ -202,14 +202,17 @@ pub fn verdict_words(record: &BakeRecord) -> Vec<String> {
         _ => String::new(),
     };
     let first = match v.outcome {
-        Outcome::Pass => format!("PASS{when}: the canary is no worse than the baseline beyond the tolerance of any metric."),
+        Outcome::Pass if last.is_some_and(|l| l.metrics.iter().all(|m| m.decided_at.is_some())) => format!("PASS{when}: every metric's bounds exclude a regression beyond its tolerance."),
+        Outcome::Pass => format!("PASS{when}: no metric showed evidence of a regression beyond its tolerance by the bake's end."),
         Outcome::Fail => format!("FAIL{when}: the canary regressed."),
         Outcome::Inconclusive => format!("INCONCLUSIVE{when}: the bake ended without the data to decide."),
         Outcome::Aborted => format!("ABORTED{when}: the bake stopped before the judge decided."),
     };
     out.push(first);
     out.push(format!("Reason: {}.", v.reason.trim_end_matches('.')));
-    if let (Some(m), Some(spec)) = (
+    let decided = matches!(v.outcome, Outcome::Pass | Outcome::Fail);
+    if let (true, Some(m), Some(spec)) = (
+        decided,
         deciding_metric(record),
         deciding_metric(record).and_then(|m| record.spec(&m.name)),
     ) {
@@ -251,7 +254,9 @@ pub fn verdict_words(record: &BakeRecord) -> Vec<String> {
                     }
                 }
             }
-            Outcome::Inconclusive | Outcome::Aborted => {
+            // The judge's reason for an inconclusive run already names each metric's want.
+            Outcome::Inconclusive => {}
+            Outcome::Aborted => {
                 for m in last.metrics.iter().filter(|m| m.status != Status::Pass) {
                     out.push(format!("{}: {}.", m.name, m.reason.trim_end_matches('.')));
                 }
@@ -423,12 +428,15 @@ pub(crate) fn timeline_table(record: &BakeRecord) -> Table {
                             Status::Inconclusive => " inconclusive",
                             Status::Pending => "",
                         };
-                        format!(
-                            "{} [{}] e={}{mark}",
-                            fmt_ratio(m.estimate),
-                            fmt_bounds(m),
-                            fmt_e(m.e_value)
-                        )
+                        match m.estimate {
+                            None => format!("no data{mark}"),
+                            Some(_) => format!(
+                                "{} [{}] e={}{mark}",
+                                fmt_ratio(m.estimate),
+                                fmt_bounds(m),
+                                fmt_e(m.e_value)
+                            ),
+                        }
                     },
                 ));
             }

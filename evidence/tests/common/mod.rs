@@ -269,7 +269,7 @@ pub fn pass() -> BakeRecord {
     });
     r.apply(evidence::Entry::Approval(Approval {
         who: "arn:aws:iam::123456789012:user/bob".to_string(),
-        at: STARTED_AT + 1_500,
+        at: STARTED_AT + 1_900,
         reason: Some("error rate and latency within tolerance".to_string()),
     }))
     .expect("approved after the verdict");

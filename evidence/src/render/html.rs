@@ -180,7 +180,7 @@ fn interval_value(kind: Kind, g: &crate::record::GroupLook) -> Option<f64> {
 type Running = (f64, Option<f64>, Option<f64>, Option<f64>);
 
 fn metric_panel(out: &mut String, record: &BakeRecord, spec: &MetricSpec, x: Scale) {
-    let (w, h) = (590.0, 400.0);
+    let (w, h) = (590.0, 376.0);
     let last = record.looks.last().and_then(|l| l.metric(&spec.name));
     let status = last.map_or("no data", |m| m.status.as_str());
     let title = format!(
@@ -256,7 +256,7 @@ fn metric_panel(out: &mut String, record: &BakeRecord, spec: &MetricSpec, x: Sca
         .min(cap);
     let bottom = Plot {
         left: 64.0,
-        top: 218.0,
+        top: 206.0,
         width: w - 84.0,
         height: 130.0,
         x,
@@ -293,7 +293,7 @@ fn metric_panel(out: &mut String, record: &BakeRecord, spec: &MetricSpec, x: Sca
     legend(
         out,
         64.0,
-        210.0,
+        198.0,
         &[
             ("estimated ratio", CANARY, None),
             ("bounds", CANARY, Some("box")),
@@ -305,7 +305,7 @@ fn metric_panel(out: &mut String, record: &BakeRecord, spec: &MetricSpec, x: Sca
             out,
             r#"<text x="{}" y="{}" class="note" text-anchor="middle">no look judged this metric yet</text>"#,
             n(w / 2.0),
-            n(290.0)
+            n(275.0)
         );
     }
     out.push_str("</svg>\n");

@@ -21,7 +21,7 @@ use std::fmt::Write;
 
 use super::svg::{esc, legend, n, tick_label, Key, Plot, Scale};
 use super::{facts, fmt_t, headline, latencies, summary_table, verdict_words};
-use crate::record::{BakeRecord, Kind, Look, MetricSpec, Outcome};
+use crate::record::{BakeRecord, Kind, Look, MetricSpec, Outcome, Status};
 
 const BASELINE: &str = "#4c78a8";
 const CANARY: &str = "#e4572e";
@@ -38,7 +38,7 @@ h1{font-size:24px;margin:0 0 8px}h2{font-size:18px;margin:24px 0 8px}\
 .pass{background:#eaf6ec;border-color:#2e7d32}.fail{background:#fdecea;border-color:#c62828}\
 .inconclusive,.aborted{background:#fff8e1;border-color:#f9a825}.baking{background:#e8f0fe;border-color:#1a73e8}\
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}\
-th{background:#f3f3f3}#metrics td{white-space:nowrap}.facts td:first-child{font-weight:600}\
+th{background:#f3f3f3}#metrics td,#metrics th{white-space:nowrap}.facts td:first-child{font-weight:600}\
 .row{display:flex;gap:20px;align-items:flex-start}\
 .grid{display:flex;flex-wrap:wrap;gap:20px}\
 svg.panel{display:block;background:#fff}\
@@ -358,6 +358,19 @@ fn evalue_panel(out: &mut String, record: &BakeRecord, x: Scale) {
         };
         plot.line(out, &path(false), color, None);
         plot.line(out, &path(true), color, Some("5 4"));
+        // Where the metric decided: a dot on the path that reached 1/α.
+        let last = record.looks.last().and_then(|l| l.metric(&spec.name));
+        if let Some((t, m)) = last.and_then(|m| Some((m.decided_at?, m))) {
+            let failed = m.status == Status::Fail;
+            if let Some(at) = record.looks.iter().find(|l| l.t == t) {
+                let e =
+                    at.metric(&spec.name)
+                        .and_then(|m| if failed { m.e_value } else { m.e_value_pass });
+                if let Some(e) = e {
+                    plot.marker(out, min(t), e, color);
+                }
+            }
+        }
         keys.push((&spec.name, color, None));
     }
     plot.hline(

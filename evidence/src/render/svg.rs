@@ -228,6 +228,16 @@ impl Plot {
         }
     }
 
+    /// A marked point: a larger dot ringed in white.
+    pub fn marker(&self, out: &mut String, x: f64, y: f64, color: &str) {
+        let _ = write!(
+            out,
+            r##"<circle cx="{}" cy="{}" r="5" fill="{color}" stroke="#ffffff" stroke-width="1.5"/>"##,
+            n(self.px(x)),
+            n(self.py(y))
+        );
+    }
+
     /// The area between two lines sharing their x values: `(x, low, high)`.
     pub fn band(&self, out: &mut String, pts: &[(f64, f64, f64)], color: &str) {
         if pts.is_empty() {

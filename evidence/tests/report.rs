@@ -172,3 +172,59 @@ fn entries_out_of_place_are_refused() {
         Err(RecordError::ApprovalBeforeVerdict)
     );
 }
+
+#[test]
+fn a_bake_with_no_look_yet_and_one_stopped_by_an_alarm_render_in_every_format() {
+    use evidence::record::{AlarmState, Outcome, RunVerdict};
+    let mut empty = common::pass();
+    empty.looks.clear();
+    empty.verdict = None;
+    empty.approved_by = None;
+    let mut aborted = common::pass();
+    aborted.approved_by = None;
+    aborted.looks.truncate(5);
+    aborted.looks[4].alarms[0] = AlarmState {
+        name: "checkout-5xx".into(),
+        state: "ALARM".into(),
+    };
+    aborted.verdict = Some(RunVerdict {
+        outcome: Outcome::Aborted,
+        metric: None,
+        decided_at: None,
+        at: Some(aborted.looks[4].at),
+        reason: "alarm checkout-5xx went into ALARM during the bake".into(),
+    });
+    for r in [&empty, &aborted] {
+        for f in [Format::Text, Format::Markdown, Format::Json, Format::Html] {
+            assert!(!render::render(r, f).is_empty());
+        }
+        let page = render::render(r, Format::Html);
+        for id in [
+            "evalue",
+            "share",
+            "latency",
+            "alarms",
+            "metric-error_rate",
+            "metric-latency",
+        ] {
+            assert!(page.contains(&format!("<svg id=\"{id}\"")), "{id}");
+        }
+    }
+    let text = render::render(&aborted, Format::Text);
+    assert!(
+        text.contains("ABORTED: the bake stopped before the judge decided."),
+        "{text}"
+    );
+    assert!(text.contains("went into ALARM: checkout-5xx"), "{text}");
+    assert!(
+        text.contains("ALARM checkout-5xx"),
+        "the look shows the alarm: {text}"
+    );
+    let page = render::render(&aborted, Format::Html);
+    // One look of one alarm in ALARM: one red cell in the alarms panel.
+    assert_eq!(
+        page.matches(r##"height="20" fill="#c62828""##).count(),
+        1,
+        "the ALARM cell is drawn"
+    );
+}

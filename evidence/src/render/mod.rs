@@ -18,6 +18,31 @@ pub enum Format {
     Html,
 }
 
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Text, Format::Markdown, Format::Json, Format::Html];
+
+    /// The name of `--output`: `text`, `markdown`, `json`, `html`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Markdown => "markdown",
+            Format::Json => "json",
+            Format::Html => "html",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| format!("unknown output `{s}`: text, markdown, json or html"))
+    }
+}
+
 /// Renders the record in `format`.
 pub fn render(record: &BakeRecord, format: Format) -> String {
     match format {
@@ -563,6 +588,17 @@ mod tests {
         assert_eq!(fmt_clock(1_796_376_889), "09:34:49");
         assert_eq!(fmt_t(540.0), "9:00");
         assert_eq!(fmt_duration(1800), "30 min");
+    }
+
+    #[test]
+    fn formats_go_by_their_names() {
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>(), Ok(f));
+        }
+        assert!("pdf"
+            .parse::<Format>()
+            .unwrap_err()
+            .contains("text, markdown, json or html"));
     }
 
     #[test]

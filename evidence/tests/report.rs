@@ -228,3 +228,35 @@ fn a_bake_with_no_look_yet_and_one_stopped_by_an_alarm_render_in_every_format() 
         "the ALARM cell is drawn"
     );
 }
+
+#[test]
+fn a_mann_whitney_bake_is_not_described_in_e_values() {
+    use canary::judge::{JudgeConfig, Method};
+    let config = JudgeConfig {
+        method: Method::MannWhitney,
+        ..common::two_metrics()
+    };
+    let r = common::bake(&config, 10, 5, &mut |_, rng| {
+        let lat = |rng: &mut common::Rng| vec![(120.0 + 6.0 * rng.normal()).round()];
+        (
+            evidence::record::GroupLook {
+                requests: 19_000,
+                errors: rng.errors(19_000, 0.002),
+                latency_ms: lat(rng),
+            },
+            evidence::record::GroupLook {
+                requests: 1_000,
+                errors: rng.errors(1_000, 0.002),
+                latency_ms: lat(rng),
+            },
+        )
+    });
+    let text = render::render(&r, Format::Text);
+    assert!(
+        text.contains("the mann-whitney judge decides at the bake's end only"),
+        "{text}"
+    );
+    assert!(!text.contains("e-value against"), "{text}");
+    let page = render::render(&r, Format::Html);
+    assert!(page.contains("the mann-whitney judge keeps no e-values"));
+}

@@ -386,6 +386,15 @@ fn evalue_panel(out: &mut String, record: &BakeRecord, x: Scale) {
     if let Some(t) = record.verdict.as_ref().and_then(|v| v.decided_at) {
         plot.vline(out, min(t), DECIDED, &format!("decided_at {}", fmt_t(t)));
     }
+    if !super::is_sequential(record) {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" class="note" text-anchor="middle">the {} judge keeps no e-values: it decides at the bake's end on a p-value</text>"#,
+            n(w / 2.0),
+            n(h / 2.0),
+            esc(&record.start.judge.method)
+        );
+    }
     legend(out, 70.0, 40.0, &keys);
     legend(
         out,

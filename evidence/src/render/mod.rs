@@ -297,12 +297,26 @@ fn push_evidence_needed(record: &BakeRecord, out: &mut Vec<String>) {
     };
     let alpha = record.start.judge.alpha;
     let n = record.start.judge.metrics.len();
+    if !is_sequential(record) {
+        out.push(format!(
+            "Evidence needed: the {} judge decides at the bake's end only: a metric fails when its two-sided p-value is below {} (α {alpha} split over {n} metric{}) and its estimate is beyond the tolerance.",
+            record.start.judge.method,
+            1.0 / m.e_threshold,
+            if n == 1 { "" } else { "s" },
+        ));
+        return;
+    }
     out.push(format!(
         "Evidence needed: a metric fails once its e-value against \"no regression\" reaches 1/α = {} (α {} split over {n} metric{}), and passes early once its e-value against a regression does; either holds with probability at most α however often the judge looks.",
         fmt_e(Some(m.e_threshold)),
         alpha,
         if n == 1 { "" } else { "s" },
     ));
+}
+
+/// Whether the judge was the sequential one, whose e-values the reports draw.
+pub(crate) fn is_sequential(record: &BakeRecord) -> bool {
+    record.start.judge.method == "sequential"
 }
 
 /// What a metric's bounds rule out, when they exclude a regression.

@@ -135,19 +135,19 @@ pub(crate) fn header(pipeline: &Pipeline, platform: Platform, config_path: &str)
         .filter(|s| !s.gates.approval.is_empty())
     {
         let who = if job_approves(pipeline, stage) {
-            "the job records the approval with its own role once the platform lets it start"
+            "# The job records the approval with its own role once the platform lets it start.\n"
         } else {
-            "the job's role is not an approver: record the approval with `gatekeeper pipeline approve`"
+            "# The job's role is no approver: record the approval with `gatekeeper pipeline approve`.\n"
         };
         match platform {
             Platform::Github => h.push_str(&format!(
                 "#\n# Stage {:?} needs an approval: in Settings > Environments, give the environment\n\
-                 # {:?} required reviewers; {who}.\n",
+                 # {:?} required reviewers.\n{who}",
                 stage.name, stage.name
             )),
             Platform::Gitlab => h.push_str(&format!(
                 "#\n# Stage {:?} needs an approval: its job is manual; in Settings > CI/CD > Protected\n\
-                 # environments, protect {:?} and name who may deploy or approve; {who}.\n",
+                 # environments, protect {:?} and name who may deploy or approve.\n{who}",
                 stage.name, stage.name
             )),
         }

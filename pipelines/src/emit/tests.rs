@@ -198,7 +198,7 @@ fn github_records_an_approval_only_with_an_approving_role() {
         text.contains("# Stage \"promote\" needs an approval"),
         "{text}"
     );
-    assert!(text.contains("record the approval with `gatekeeper pipeline approve`"));
+    assert!(text.contains("record the approval with `gatekeeper pipeline approve`."));
 }
 
 #[test]

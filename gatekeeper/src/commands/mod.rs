@@ -7,6 +7,7 @@ pub mod diff;
 pub mod iam_policy;
 pub mod judge;
 pub mod maintenance;
+pub mod pipeline;
 pub mod plan;
 pub mod promote;
 pub mod redrive;

@@ -1,5 +1,6 @@
 //! One module per subcommand: each has `Args` (clap) and `run`.
 
+pub mod annotations;
 pub mod canary;
 pub mod check_config;
 pub mod common;

@@ -37,6 +37,8 @@ pub enum Command {
     Maintenance(commands::maintenance::Args),
     /// Move parked uploads (or dead letters) back where they belong.
     Redrive(commands::redrive::Args),
+    /// CI pipelines of `[pipeline]` stages: emit the GitHub or GitLab configuration.
+    Pipeline(commands::pipeline::Args),
 }
 
 pub fn run() -> ExitStatus {
@@ -71,6 +73,7 @@ pub fn run() -> ExitStatus {
         Command::IamPolicy(args) => commands::iam_policy::run(args, &mut out),
         Command::Maintenance(args) => commands::maintenance::run(args, &mut out),
         Command::Redrive(args) => commands::redrive::run(args, &mut out),
+        Command::Pipeline(args) => commands::pipeline::run(args, &mut out),
     };
     match result {
         Ok(status) => status,

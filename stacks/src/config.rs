@@ -63,7 +63,7 @@ pub struct Config {
     /// Read by the maintenance crate.
     #[serde(default, rename = "maintenance")]
     pub _maintenance: Option<toml::Value>,
-    /// Read by the maintenance crate.
+    /// Read by the pipelines crate (`pipelines::config`), which rejects its unknown keys.
     #[serde(default, rename = "pipeline")]
     pub _pipeline: Option<toml::Value>,
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use compat::{Ignores, Schema, Schemas, Source, Verdict};
 
-use crate::commands::common::Output;
+use crate::commands::annotations::{self, Annotations};
+use crate::commands::common::{ChangesExit, Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
@@ -34,6 +35,12 @@ pub struct Args {
     /// How to render the report.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Also print an annotation for each finding that has a file, line and column
+    /// (`::error file=…,line=…,col=…::…` on GitHub), after the report.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub annotations: Option<Annotations>,
+    #[command(flatten)]
+    pub exit: ChangesExit,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
@@ -73,9 +80,20 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Output::Json => writeln!(out, "{}", report.to_json())?,
         Output::Markdown => write!(out, "{}", report.to_markdown())?,
     }
+    // As `plan` does: in a GitHub job, the report also lands in the job's summary.
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        f.write_all(report.to_markdown().as_bytes())?;
+    }
+    if let Some(Annotations::Github) = args.annotations {
+        write!(out, "{}", annotations::github(&report))?;
+    }
     Ok(match report.verdict() {
         Verdict::Compatible => ExitStatus::Success,
-        Verdict::Breaking => ExitStatus::Changes,
+        Verdict::Breaking => args.exit.status(true),
         Verdict::Invalid => ExitStatus::Error,
     })
 }

@@ -84,10 +84,6 @@ pub struct CanaryConfig {
     /// The config-compatibility gate run at preflight; none when absent.
     pub config_check: Option<ConfigCheck>,
     #[serde(default)]
-    pub lock: LockConfig,
-    #[serde(default)]
-    pub journal: JournalConfig,
-    #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub judge: JudgeConfig,
@@ -206,26 +202,6 @@ impl ConfigCheck {
     }
 }
 
-/// `[canary.lock]`: an SSM parameter created only if absent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockConfig {
-    /// `/gatekeeper/<service>-<environment>/canary-lock` when absent.
-    pub parameter: Option<String>,
-    /// A holder that has not renewed for this long may be replaced.
-    pub ttl_seconds: Option<u64>,
-}
-
-/// `[canary.journal]`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JournalConfig {
-    /// Local directory; `.gatekeeper/journal` when absent.
-    pub dir: Option<PathBuf>,
-    /// Also keep the journal in S3 next to the lock: `s3://bucket/prefix`.
-    pub s3: Option<String>,
-}
-
 /// `[canary.metrics]`: where the bake reads its numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,6 +246,8 @@ struct View {
     environment: String,
     region: Option<String>,
     canary: Option<CanaryConfig>,
+    #[serde(default)]
+    state: state::StateConfig,
 }
 
 /// A loaded configuration: the service it belongs to and its `[canary]` table.
@@ -280,6 +258,8 @@ pub struct Config {
     pub environment: String,
     pub region: Option<String>,
     pub canary: CanaryConfig,
+    /// `[state]`: where the lock and the journals live.
+    pub state: state::StateConfig,
 }
 
 /// A configuration the user has to fix, located in the file.
@@ -341,7 +321,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         environment: view.environment,
         region: view.region,
         canary,
+        state: view.state,
     };
+    config.state.validate().map_err(|(key, message)| {
+        let offset = find_key(text, key).or(text.find("[state]"));
+        invalid(offset, format!("state.{key}: {message}"))
+    })?;
     config.default_aggregate_min_samples();
     config.validate().map_err(|(key, message)| {
         let offset = find_key(text, key).or(header);
@@ -402,19 +387,9 @@ impl Config {
         format!("{}-{}", self.service, self.environment)
     }
 
-    pub fn lock_parameter(&self) -> String {
-        self.canary
-            .lock
-            .parameter
-            .clone()
-            .unwrap_or_else(|| format!("/gatekeeper/{}/canary-lock", self.prefix()))
-    }
-
-    pub fn lock_ttl_seconds(&self) -> u64 {
-        self.canary
-            .lock
-            .ttl_seconds
-            .unwrap_or(self.canary.bake_seconds + 3600)
+    /// The lease of the deploy lock (seconds).
+    pub fn lease_seconds(&self) -> u64 {
+        self.state.lease_seconds()
     }
 
     pub fn maintenance_parameter(&self) -> String {
@@ -431,17 +406,6 @@ impl Config {
             .alarm_prefix
             .clone()
             .unwrap_or_else(|| format!("{}-", self.prefix()))
-    }
-
-    /// The local journal file of this service and environment.
-    pub fn journal_path(&self) -> PathBuf {
-        let dir = self
-            .canary
-            .journal
-            .dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".gatekeeper/journal"));
-        dir.join(format!("{}.jsonl", self.prefix()))
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -591,13 +555,15 @@ command = ["deploy.sh"]
         let c = parse(Path::new("g.toml"), BASE).unwrap();
         assert_eq!(c.canary.canary_weight, 5);
         assert_eq!(c.canary.bake_seconds, 1800);
-        assert_eq!(c.lock_parameter(), "/gatekeeper/photos-prod/canary-lock");
         assert_eq!(c.maintenance_parameter(), "/photos/prod/maintenance");
         assert_eq!(c.alarm_prefix(), "photos-prod-");
         assert_eq!(
-            c.journal_path(),
-            Path::new(".gatekeeper/journal/photos-prod.jsonl")
+            c.state.backend().unwrap(),
+            state::Backend::Local {
+                dir: ".gatekeeper/state".into()
+            }
         );
+        assert_eq!(c.lease_seconds(), state::config::DEFAULT_LEASE_SECONDS);
     }
 
     #[test]

@@ -154,7 +154,11 @@ impl Executor<'_> {
                         phase: "began",
                     });
                     let result = if self.settings.dry_run {
-                        Ok(())
+                        // A dry run makes every read-only check for real, and nothing else.
+                        match action {
+                            Action::Preflight => self.preflight(m).await,
+                            _ => Ok(()),
+                        }
                     } else {
                         match self.keep_lock(m, &action).await {
                             Ok(()) => self.perform(m, &action).await,
@@ -252,12 +256,38 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Before a step: extends the lock if it is due (see [`Executor::renew_if_due`]).
+    /// Before a step: confirms this process still holds the lock (a holder fenced by a
+    /// takeover stops here, before it acts), then extends it if it is due (see
+    /// [`Executor::renew_if_due`]). A rollback goes on: putting the fleet back is never held
+    /// up by the lock, and a fenced writer is stopped by the journal itself.
     async fn keep_lock(&mut self, m: &Machine, action: &Action) -> Result<(), ProviderError> {
+        if let Err(e) = self.providers.lock.check().await {
+            if m.mode() != Mode::Rollback {
+                return Err(e);
+            }
+        }
         if !m.in_flight() || matches!(action, Action::AcquireLock | Action::ReleaseLock) {
             return Ok(());
         }
         self.renew_if_due(m).await
+    }
+
+    /// Sleeps `d` in steps of at most a second, ending early at the first signal: a signal is
+    /// acted on within a second, whatever the interval. Returns whether it was stopped.
+    async fn sleep_unless_stopped(&self, m: &Machine, d: Duration) -> bool {
+        let clock = self.providers.clock;
+        let mut left = d;
+        loop {
+            if self.stop.load(Ordering::SeqCst) && m.mode() != Mode::Rollback {
+                return true;
+            }
+            if left.is_zero() {
+                return false;
+            }
+            let step = left.min(Duration::from_secs(1));
+            clock.sleep(step).await;
+            left -= step;
+        }
     }
 
     /// Extends the lock once half its time has passed since it was last taken or extended:
@@ -451,8 +481,7 @@ impl Executor<'_> {
                 elapsed_s: elapsed,
                 deadline_s: deadline.as_secs(),
             });
-            clock
-                .sleep(self.settings.poll.max(Duration::from_secs(1)))
+            self.sleep_unless_stopped(m, self.settings.poll.max(Duration::from_secs(1)))
                 .await;
         }
     }
@@ -472,8 +501,10 @@ impl Executor<'_> {
         let ttl = s.lock_ttl.as_secs();
         for i in 1..=n {
             let clock = self.providers.clock;
-            clock.sleep(Duration::from_secs(interval)).await;
-            if self.stop.load(Ordering::SeqCst) {
+            if self
+                .sleep_unless_stopped(m, Duration::from_secs(interval))
+                .await
+            {
                 return Err(ProviderError::new(
                     "interrupted by a signal during the bake",
                 ));

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod config;
 pub mod executor;
+pub mod fenced;
 pub mod iam;
 pub mod journal;
 pub mod judge;

@@ -6,11 +6,11 @@
 //! A node in both roles at once (the canary node returning to production) is one consuming
 //! process: it is started when it enters its first role and stopped when it leaves its last.
 //!
-//! Which node consumes in which role is kept in a small state file next to the journal,
-//! written atomically after each command. A crash between a command and the write repeats the
-//! command on resume: both commands must be idempotent.
-
-use std::path::PathBuf;
+//! Which node consumes in which role is kept in the state layer beside the runs
+//! (`<scope>/docs/worker-roles.json`, in S3 when `[state] url` is set), so that a run resumed
+//! on another runner knows the roles; it is written with compare-and-swap after each command.
+//! A crash between a command and the write repeats the command on resume: both commands must
+//! be idempotent.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -31,40 +31,42 @@ pub struct WorkerPool {
     pub nodes: Vec<String>,
     pub depool_command: Vec<String>,
     pub repool_command: Vec<String>,
-    /// Where the roles are kept; absent means every node consumes in production.
-    pub state_file: PathBuf,
+    /// Where the roles are kept; no document means every node consumes in production.
+    pub state: state::Scope,
 }
 
+/// The roles document's name in the state layer.
+pub const ROLES: &str = "worker-roles.json";
+
 impl WorkerPool {
-    fn load(&self) -> Result<State> {
-        match std::fs::read(&self.state_file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ProviderError::new(format!(
-                    "{}: unreadable worker state: {e}",
-                    self.state_file.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
-                prod: self.nodes.clone(),
-                ..State::default()
-            }),
-            Err(e) => Err(ProviderError::new(format!(
-                "{}: {e}",
-                self.state_file.display()
-            ))),
+    async fn load(&self) -> Result<(State, Option<state::Etag>)> {
+        let fail = |e: state::StateError| ProviderError::new(e.to_string());
+        match self.state.read_doc(ROLES).await.map_err(fail)? {
+            Some((bytes, etag)) => serde_json::from_slice(&bytes)
+                .map(|s| (s, Some(etag)))
+                .map_err(|e| {
+                    ProviderError::new(format!(
+                        "{}/docs/{ROLES}: unreadable worker roles: {e}",
+                        self.state.location()
+                    ))
+                }),
+            None => Ok((
+                State {
+                    prod: self.nodes.clone(),
+                    ..State::default()
+                },
+                None,
+            )),
         }
     }
 
-    fn save(&self, state: &State) -> Result<()> {
-        let fail =
-            |e: std::io::Error| ProviderError::new(format!("{}: {e}", self.state_file.display()));
-        if let Some(dir) = self.state_file.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = self.state_file.with_extension("tmp");
+    async fn save(&self, state: &State, over: Option<&state::Etag>) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
-        std::fs::write(&tmp, bytes).map_err(fail)?;
-        std::fs::rename(&tmp, &self.state_file).map_err(fail)
+        self.state
+            .write_doc(ROLES, &bytes, over)
+            .await
+            .map(|_| ())
+            .map_err(|e| ProviderError::new(e.to_string()))
     }
 
     fn list(state: &mut State, pool: Pool) -> &mut Vec<String> {
@@ -85,7 +87,7 @@ fn other(pool: Pool) -> Pool {
 #[async_trait]
 impl LoadBalancer for WorkerPool {
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
-        let mut state = self.load()?;
+        let (mut state, _) = self.load().await?;
         Ok(Self::list(&mut state, pool)
             .iter()
             .map(|n| NodeHealth {
@@ -97,7 +99,7 @@ impl LoadBalancer for WorkerPool {
 
     async fn depool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
         for node in nodes {
-            let mut state = self.load()?;
+            let (mut state, etag) = self.load().await?;
             if !Self::list(&mut state, pool).contains(node) {
                 continue;
             }
@@ -106,14 +108,14 @@ impl LoadBalancer for WorkerPool {
                 crate::command::run(&self.depool_command, &[node]).await?;
             }
             Self::list(&mut state, pool).retain(|n| n != node);
-            self.save(&state)?;
+            self.save(&state, etag.as_ref()).await?;
         }
         Ok(())
     }
 
     async fn repool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
         for node in nodes {
-            let mut state = self.load()?;
+            let (mut state, etag) = self.load().await?;
             if Self::list(&mut state, pool).contains(node) {
                 continue;
             }
@@ -123,19 +125,19 @@ impl LoadBalancer for WorkerPool {
             let list = Self::list(&mut state, pool);
             list.push(node.clone());
             list.sort();
-            self.save(&state)?;
+            self.save(&state, etag.as_ref()).await?;
         }
         Ok(())
     }
 
     async fn set_weight(&self, canary: u8) -> Result<()> {
-        let mut state = self.load()?;
+        let (mut state, etag) = self.load().await?;
         state.weight = canary;
-        self.save(&state)
+        self.save(&state, etag.as_ref()).await
     }
 
     async fn weight(&self) -> Result<u8> {
-        Ok(self.load()?.weight)
+        Ok(self.load().await?.0.weight)
     }
 }
 
@@ -156,7 +158,12 @@ mod tests {
             nodes: vec!["w1".into(), "w2".into(), "w3".into()],
             depool_command: script("stop"),
             repool_command: script("start"),
-            state_file: dir.join("svc.pool.json"),
+            state: state::Scope::new(
+                std::sync::Arc::new(state::local::LocalStore::new(dir.join("state"))),
+                "gatekeeper",
+                "svc-prod",
+            )
+            .unwrap(),
         }
     }
 
@@ -181,7 +188,7 @@ mod tests {
         assert_eq!(names(p.members(Pool::Canary).await.unwrap()), ["w1"]);
         assert_eq!(p.weight().await.unwrap(), 5);
 
-        // A second pool over the same file sees the same roles (a resumed process).
+        // A second pool over the same state sees the same roles (a resumed process).
         let again = pool(dir.path());
         assert_eq!(names(again.members(Pool::Canary).await.unwrap()), ["w1"]);
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();

@@ -541,6 +541,7 @@ fn plan() -> Plan {
         canary_weight: CANARY_WEIGHT,
         wave_size: 2,
         auto_promote: true,
+        repair: false,
     }
 }
 

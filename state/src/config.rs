@@ -108,7 +108,12 @@ mod tests {
                 dir: ".gatekeeper/state".into()
             }
         );
-        for bad in ["http://x/y", "s3://Bad_Bucket/x", "s3://bucket/../x", "s3://bucket/a;b"] {
+        for bad in [
+            "http://x/y",
+            "s3://Bad_Bucket/x",
+            "s3://bucket/../x",
+            "s3://bucket/a;b",
+        ] {
             let c = StateConfig {
                 url: Some(bad.into()),
                 ..Default::default()

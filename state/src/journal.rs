@@ -67,7 +67,9 @@ impl RunJournal {
 
     /// Where the run's records are.
     pub fn location(&self) -> String {
-        self.scope.store.describe(&run_prefix(&self.scope, &self.run))
+        self.scope
+            .store
+            .describe(&run_prefix(&self.scope, &self.run))
     }
 
     /// Writes the next record. Durable when it returns.

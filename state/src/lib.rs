@@ -70,6 +70,12 @@ pub enum StateError {
 
 pub type Result<T> = std::result::Result<T, StateError>;
 
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scope({})", self.location())
+    }
+}
+
 /// The state of one service and environment (`photos-prod`) in one store.
 #[derive(Clone)]
 pub struct Scope {
@@ -84,7 +90,8 @@ impl Scope {
     pub fn new(store: Arc<dyn Store>, prefix: &str, name: &str) -> Result<Self> {
         let prefix = prefix.trim_matches('/');
         for part in prefix.split('/').chain([name]) {
-            if !safe_segment(part) && !(part.is_empty() && prefix.is_empty()) {
+            let empty_prefix = part.is_empty() && prefix.is_empty();
+            if !(safe_segment(part) || empty_prefix) {
                 return Err(StateError::Foreign {
                     key: format!("{prefix}/{name}"),
                     message: format!(
@@ -165,8 +172,7 @@ pub fn safe_segment(s: &str) -> bool {
         && s.len() <= 200
         && s != "."
         && s != ".."
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

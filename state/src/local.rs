@@ -27,7 +27,10 @@ impl LocalStore {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(StateError::Foreign {
                 key: key.to_string(),
                 message: "not a key this store writes".into(),
@@ -63,7 +66,9 @@ impl LocalStore {
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(
             ".{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("object")
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object")
         ));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(body)?;

@@ -224,7 +224,10 @@ pub async fn acquire(scope: &Scope, claim: &Claim, mode: Mode, now: u64) -> Resu
                     })
                 } else {
                     // Continuing a run keeps what it had preempted.
-                    current.preempted.clone().filter(|_| current.run_id == claim.run_id)
+                    current
+                        .preempted
+                        .clone()
+                        .filter(|_| current.run_id == claim.run_id)
                 };
                 if let Some(etag) = scope.store.put_if(&key, &body(&info), &etag).await? {
                     return Ok(Lease { key, info, etag });
@@ -308,7 +311,11 @@ pub async fn renew(scope: &Scope, lease: &mut Lease, now: u64) -> Result<()> {
         let mut info = lease.info.clone();
         info.renewed_at = now;
         info.expires_at = now + (lease.info.expires_at - lease.info.renewed_at);
-        if let Some(etag) = scope.store.put_if(&lease.key, &body(&info), &lease.etag).await? {
+        if let Some(etag) = scope
+            .store
+            .put_if(&lease.key, &body(&info), &lease.etag)
+            .await?
+        {
             lease.info = info;
             lease.etag = etag;
             return Ok(());

@@ -42,7 +42,12 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 impl S3Store {
-    fn fail<E>(&self, op: &str, key: &str, e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StateError
+    fn fail<E>(
+        &self,
+        op: &str,
+        key: &str,
+        e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StateError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use state::lock::{self, Claim, LockState, Mode};
 use state::local::LocalStore;
+use state::lock::{self, Claim, LockState, Mode};
 use state::{journal, Holder, RunJournal, Scope, StateError};
 
 fn scope(dir: &std::path::Path) -> Scope {
@@ -30,28 +30,56 @@ fn claim(run: &str, pid: u32) -> Claim {
 async fn generations_grow_across_take_release_and_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let s = scope(dir.path());
-    let a = lock::acquire(&s, &claim("r1", 1), Mode::Fresh, 100).await.unwrap();
+    let a = lock::acquire(&s, &claim("r1", 1), Mode::Fresh, 100)
+        .await
+        .unwrap();
     assert_eq!(a.generation(), 1);
     // Held: a second fresh run is refused and names the holder.
-    let err = lock::acquire(&s, &claim("r2", 2), Mode::Fresh, 110).await.unwrap_err();
-    let StateError::Held(r) = &err else { panic!("{err}") };
+    let err = lock::acquire(&s, &claim("r2", 2), Mode::Fresh, 110)
+        .await
+        .unwrap_err();
+    let StateError::Held(r) = &err else {
+        panic!("{err}")
+    };
     assert!(r.reason.contains("run r1"), "{}", r.reason);
     lock::release(&s, &a, 120).await.unwrap();
     let (info, _) = lock::read(&s).await.unwrap().unwrap();
     assert_eq!((info.state, info.generation), (LockState::Free, 1));
-    let b = lock::acquire(&s, &claim("r2", 2), Mode::Fresh, 130).await.unwrap();
+    let b = lock::acquire(&s, &claim("r2", 2), Mode::Fresh, 130)
+        .await
+        .unwrap();
     assert_eq!(b.generation(), 2);
     // Expired: its holder stopped mid-run, so the run is parked: a new run is refused, and
     // continuing that run takes it over with a larger generation, fencing the old holder.
-    let err = lock::acquire(&s, &claim("r3", 3), Mode::Fresh, 130 + 61).await.unwrap_err();
-    assert!(err.to_string().contains("canary run r2 is in flight"), "{err}");
-    let c = lock::acquire(&s, &claim("r2", 3), Mode::Continue { force: false }, 130 + 61)
+    let err = lock::acquire(&s, &claim("r3", 3), Mode::Fresh, 130 + 61)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("canary run r2 is in flight"),
+        "{err}"
+    );
+    let c = lock::acquire(
+        &s,
+        &claim("r2", 3),
+        Mode::Continue { force: false },
+        130 + 61,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.generation(), 3);
     let mut stale = b.clone();
     let err = lock::renew(&s, &mut stale, 200).await.unwrap_err();
-    assert!(matches!(err, StateError::Fenced { ours: 2, theirs: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StateError::Fenced {
+                ours: 2,
+                theirs: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = lock::release(&s, &b, 200).await.unwrap_err();
     assert!(matches!(err, StateError::Fenced { .. }), "{err}");
     let (info, _) = lock::read(&s).await.unwrap().unwrap();
@@ -122,18 +150,43 @@ async fn a_fenced_writer_cannot_append_and_replay_refuses_going_back() {
     new.append(3, &"took-over").await.unwrap();
     // The old writer's next record collides with the taker's: fenced, nothing written.
     let err = old.append(4, &"late").await.unwrap_err();
-    assert!(matches!(err, StateError::Fenced { ours: 1, theirs: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StateError::Fenced {
+                ours: 1,
+                theirs: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let records: Vec<journal::Envelope<String>> = journal::read(&s, "r1").await.unwrap();
-    let got: Vec<_> = records.iter().map(|e| (e.seq, e.generation, e.record.as_str())).collect();
+    let got: Vec<_> = records
+        .iter()
+        .map(|e| (e.seq, e.generation, e.record.as_str()))
+        .collect();
     assert_eq!(got, [(0, 1, "start"), (1, 1, "step"), (2, 2, "took-over")]);
     // A record from an older generation after a newer one is refused by name.
     let dir2 = tempfile::tempdir().unwrap();
     let s2 = scope(dir2.path());
-    RunJournal::create(&s2, "r1", 5).unwrap().append(1, &"a").await.unwrap();
-    RunJournal::continue_at(&s2, "r1", 1, 4).unwrap().append(2, &"b").await.unwrap();
+    RunJournal::create(&s2, "r1", 5)
+        .unwrap()
+        .append(1, &"a")
+        .await
+        .unwrap();
+    RunJournal::continue_at(&s2, "r1", 1, 4)
+        .unwrap()
+        .append(2, &"b")
+        .await
+        .unwrap();
     let err = journal::read::<String>(&s2, "r1").await.unwrap_err();
     assert!(err.to_string().contains("00000001.json"), "{err}");
-    assert!(err.to_string().contains("generation 4 after a record of generation 5"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("generation 4 after a record of generation 5"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -145,10 +198,15 @@ async fn objects_that_are_not_ours_are_refused_by_name() {
     for (body, says) in [
         (&b"not json"[..], "not a gatekeeper lock"),
         (br#"{"holder":"someone"}"#, "not a gatekeeper lock"),
-        (br#"{"format":"gatekeeper.lock/2"}"#, "newer than this gatekeeper reads"),
+        (
+            br#"{"format":"gatekeeper.lock/2"}"#,
+            "newer than this gatekeeper reads",
+        ),
     ] {
         std::fs::write(&lock_path, body).unwrap();
-        let err = lock::acquire(&s, &claim("r1", 1), Mode::Fresh, 1).await.unwrap_err();
+        let err = lock::acquire(&s, &claim("r1", 1), Mode::Fresh, 1)
+            .await
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("lock.json") && text.contains(says), "{text}");
         // Nothing was changed.
@@ -156,13 +214,23 @@ async fn objects_that_are_not_ours_are_refused_by_name() {
     }
     let run = dir.path().join("gatekeeper/photos-prod/runs/r1");
     std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(run.join("00000000.json"), br#"{"format":"gatekeeper.record/9"}"#).unwrap();
+    std::fs::write(
+        run.join("00000000.json"),
+        br#"{"format":"gatekeeper.record/9"}"#,
+    )
+    .unwrap();
     let err = journal::read::<String>(&s, "r1").await.unwrap_err();
-    assert!(err.to_string().contains("00000000.json") && err.to_string().contains("newer"), "{err}");
+    assert!(
+        err.to_string().contains("00000000.json") && err.to_string().contains("newer"),
+        "{err}"
+    );
     std::fs::write(run.join("00000000.json"), b"{}").unwrap();
     std::fs::write(run.join("notes.txt"), b"x").unwrap();
     let err = journal::read::<String>(&s, "r1").await.unwrap_err();
-    assert!(err.to_string().contains("not a gatekeeper journal record"), "{err}");
+    assert!(
+        err.to_string().contains("not a gatekeeper journal record"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -190,7 +258,9 @@ fn one_winner_among_racing_takers() {
                     let path = path.clone();
                     let barrier = &barrier;
                     t.spawn(move || {
-                        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap();
                         rt.block_on(async {
                             let s = scope(&path);
                             let c = claim(&format!("r{round}-{i}"), i);
@@ -218,12 +288,19 @@ fn one_winner_among_racing_takers() {
 async fn a_parked_run_refuses_new_runs_and_a_preempting_holder_hands_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let s = scope(dir.path());
-    let canary = lock::acquire(&s, &claim("c1", 1), Mode::Fresh, 100).await.unwrap();
+    let canary = lock::acquire(&s, &claim("c1", 1), Mode::Fresh, 100)
+        .await
+        .unwrap();
     lock::park(&s, &canary, 110).await.unwrap();
     let (info, _) = lock::read(&s).await.unwrap().unwrap();
-    assert_eq!((info.state, info.run_id.as_str()), (LockState::Parked, "c1"));
+    assert_eq!(
+        (info.state, info.run_id.as_str()),
+        (LockState::Parked, "c1")
+    );
     // Another canary run: refused, naming the commands that finish the parked one.
-    let err = lock::acquire(&s, &claim("c2", 2), Mode::Fresh, 120).await.unwrap_err();
+    let err = lock::acquire(&s, &claim("c2", 2), Mode::Fresh, 120)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("gatekeeper promote"), "{err}");
     // Maintenance without --force: refused; with it (Preempt): taken, and handed back.
     let mut m = claim("m1", 3);
@@ -232,11 +309,18 @@ async fn a_parked_run_refuses_new_runs_and_a_preempting_holder_hands_it_back() {
     let maint = lock::acquire(&s, &m, Mode::Preempt, 120).await.unwrap();
     assert_eq!(maint.info.preempted.as_ref().unwrap().run_id, "c1");
     // A preempting holder never takes a live lock.
-    assert!(lock::acquire(&s, &claim("c3", 4), Mode::Preempt, 121).await.is_err());
+    assert!(lock::acquire(&s, &claim("c3", 4), Mode::Preempt, 121)
+        .await
+        .is_err());
     lock::release(&s, &maint, 130).await.unwrap();
     let (info, _) = lock::read(&s).await.unwrap().unwrap();
     assert_eq!(
-        (info.state, info.run_id.as_str(), info.purpose.as_str(), info.generation),
+        (
+            info.state,
+            info.run_id.as_str(),
+            info.purpose.as_str(),
+            info.generation
+        ),
         (LockState::Parked, "c1", "canary", 2)
     );
     // The parked run continues (promote), and its release frees the lock.

@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use maintenance::{self as maintenance, journal::Journal, DrainOutcome, Event, OnOutcome};
 use maintenance::redrive;
+use maintenance::{self as maintenance, journal::Journal, DrainOutcome, Event, OnOutcome};
 use stacks::flag::MaintenanceFlag;
 
 mod common;

@@ -15,9 +15,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use maintenance::{
-    self, journal::Journal, preflight::InFlight, Event, OnOutcome, OnRequest,
-};
+use maintenance::{self, journal::Journal, preflight::InFlight, Event, OnOutcome, OnRequest};
 
 use crate::commands::common::{self, Output};
 use crate::commands::redrive;

@@ -57,7 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use load::{load_template, parse_template, LoadError};
+pub use load::{load_template, parse_template, LoadError, MAX_DEPTH};
 pub use render::{render_json, render_markdown, render_text};
 
 /// What a modified resource's update does to the live resource.
@@ -351,9 +351,12 @@ pub fn compare_texts(
             continue;
         };
         let same = old.get() == raw.get();
-        if !same {
-            let o = load::parse_raw(old);
-            let n = load::parse_raw(raw);
+        if same {
+            // Not compared, but read all the same: what cannot be read is an error.
+            old_raw.resource(id, old, true)?;
+        } else {
+            let o = old_raw.resource(id, old, false)?;
+            let n = new_raw.resource(id, raw, false)?;
             let r = modified(id, &o, &n, options);
             if r.replacement != Replacement::Never {
                 replaceable.push(both.len());
@@ -372,8 +375,8 @@ pub fn compare_texts(
         .map(|((id, _, _), _)| *id)
         .collect();
     let keep = |id: &str| !skip.contains(id);
-    let old = old_raw.assemble(keep, &mut old_parsed);
-    let new = new_raw.assemble(keep, &mut new_parsed);
+    let old = old_raw.assemble(keep, &mut old_parsed)?;
+    let new = new_raw.assemble(keep, &mut new_parsed)?;
     let diff = compare(&old, &new, options, made);
     Ok(Compared { diff, old, new })
 }

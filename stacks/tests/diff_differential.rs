@@ -204,7 +204,10 @@ fn template() -> impl Strategy<Value = Vec<(String, Node)>> {
 }
 
 /// The new side: per resource, kept, respelled, changed, replaced or removed; some added.
-fn pair() -> impl Strategy<Value = (Vec<(String, Node)>, Vec<(String, Node)>, Style, Style)> {
+/// A template's top-level entries, in order (a key may repeat).
+type Template = Vec<(String, Node)>;
+
+fn pair() -> impl Strategy<Value = (Template, Template, Style, Style)> {
     (
         template(),
         prop::collection::vec((0..10u8, key(), value(), resource()), 6),

@@ -427,11 +427,9 @@ fn a_key_twice_is_an_error_at_any_depth() {
         &["resource P", "duplicate key `Action`"],
     );
     // In a resource whose text is the same on both sides.
-    let same = format!(
-        r#"{{"Resources": {{"Q": {{"Type": "AWS::SQS::Queue", "Properties": {{"QueueName": "a", "QueueName": "b"}}}}, "T": {{"Type": "AWS::SNS::Topic", "Properties": {{"TopicName": "{{}}"}}}}}}}}"#
-    );
+    let same = r#"{"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "a", "QueueName": "b"}}, "T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "{}"}}}}"#;
     refused(
-        &same,
+        same,
         &same.replace(r#""TopicName": "{}""#, r#""TopicName": "t""#),
         &["resource Q"],
     );

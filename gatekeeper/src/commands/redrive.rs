@@ -84,7 +84,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
 pub fn status_of(report: &Report) -> ExitStatus {
     if report.failures > 0 {
         ExitStatus::Error
-    } else if report.conflicts > 0 {
+    } else if !report.complete() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
@@ -242,7 +242,10 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
                     ("rewritten", report.rewritten),
                     ("skipped", report.skipped),
                     ("conflicts", report.conflicts),
+                    ("refused", report.refused),
                     ("failures", report.failures),
+                    ("older versions kept noncurrent", report.superseded),
+                    ("arrived during the run", report.arrived.len()),
                 ] {
                     writeln!(out, "| {k} | {v} |")?;
                 }
@@ -268,6 +271,29 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
                     report.conflicts,
                     report.failures
                 )?;
+                if report.refused > 0 {
+                    writeln!(
+                        out,
+                        "refused {}: rewritten keys that would leave their batch, left for a person",
+                        report.refused
+                    )?;
+                }
+                if report.superseded > 0 {
+                    writeln!(
+                        out,
+                        "older versions kept noncurrent in s3://{}: {}",
+                        report.parking_lot, report.superseded
+                    )?;
+                }
+            }
+            if !report.arrived.is_empty() {
+                writeln!(
+                    out,
+                    "{}arrived during the run, still in s3://{}: {} (run again to move them)",
+                    if md { "\n" } else { "" },
+                    report.parking_lot,
+                    report.arrived.len()
+                )?;
             }
             if !report.dead_batches.is_empty() {
                 writeln!(out, "dead batches: {}", report.dead_batches.join(", "))?;
@@ -277,9 +303,28 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
                     Outcome::Conflict { reason } => format!("conflict  {}: {reason}", r.key),
                     Outcome::Failed { error } => format!("failed    {}: {error}", r.key),
                     Outcome::Skipped { reason } => format!("skipped   {}: {reason}", r.key),
-                    _ => format!("rewritten {} -> {}", r.key, r.destination),
+                    Outcome::Refused { reason } => format!("refused   {}: {reason}", r.key),
+                    _ if r.dead_batch.is_some() => {
+                        format!("rewritten {} -> {}", r.key, r.destination)
+                    }
+                    _ => String::new(),
                 };
-                writeln!(out, "{}{line}", if md { "- " } else { "  " })?;
+                let bullet = if md { "- " } else { "  " };
+                if !line.is_empty() {
+                    writeln!(out, "{bullet}{line}")?;
+                }
+                if !r.superseded.is_empty() {
+                    writeln!(
+                        out,
+                        "{bullet}kept      {}: {} older version(s) noncurrent: {}",
+                        r.key,
+                        r.superseded.len(),
+                        r.superseded.join(", ")
+                    )?;
+                }
+            }
+            for key in &report.arrived {
+                writeln!(out, "{}arrived   {key}", if md { "- " } else { "  " })?;
             }
         }
     }

@@ -1,8 +1,10 @@
 //! `gatekeeper redrive`: parked uploads back to the ingestion bucket, or a DLQ back to its
 //! source queue.
 //!
-//! Exit status: 0 everything moved (or, dry, movable); 2 conflicts left objects in the
-//! parking lot for a person to decide; 1 an error or a failed object (the source is kept).
+//! Exit status: 0 everything moved (or, dry, movable); 2 conflicts or refused keys left
+//! objects in the parking lot for a person to decide, or uploads arrived during the run (run
+//! again), or (`--dlq`) messages are still in flight; 1 an error or a failed object (the
+//! source is kept).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -391,6 +393,14 @@ async fn run_dlq(
                     report.moved, report.found, report.dlq, report.source, report.failures
                 )?;
             }
+            if let Some(after) = report.rerun_after_seconds {
+                writeln!(
+                    out,
+                    "{} messages still in flight in {} (received, not deleted: by an interrupted run?); \
+                     they are visible again within {after}s: run again then",
+                    report.in_flight, report.dlq
+                )?;
+            }
             for e in &report.errors {
                 writeln!(out, "  {e}")?;
             }
@@ -398,6 +408,8 @@ async fn run_dlq(
     }
     Ok(if report.failures > 0 {
         ExitStatus::Error
+    } else if !report.complete() {
+        ExitStatus::Changes
     } else {
         ExitStatus::Success
     })

@@ -917,3 +917,70 @@ async fn rewritten_keys_that_would_leave_their_batch_are_left_for_a_person() {
         ])
     );
 }
+
+/// What a killed `redrive --dlq` leaves: messages received and never deleted, invisible until
+/// their visibility timeout ends. The next run moves the others and says how many are still
+/// in flight and when to run again; it is not complete (the CLI exits 2:
+/// `tests/tests/redrive_dlq.rs`).
+#[tokio::test]
+async fn a_dlq_run_reports_messages_still_in_flight_and_when_to_run_again() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let Some(m) = moto().await else { return };
+    let id = unique("dlqfl");
+    let mut urls = Vec::new();
+    for name in [format!("{id}-work"), format!("{id}-work-dlq")] {
+        let url = m.sqs.create_queue().queue_name(name).send().await.unwrap();
+        urls.push(url.queue_url().unwrap().to_string());
+    }
+    m.sqs
+        .set_queue_attributes()
+        .queue_url(&urls[1])
+        .attributes(QueueAttributeName::VisibilityTimeout, "120")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        m.sqs
+            .send_message()
+            .queue_url(&urls[1])
+            .message_body(format!("dead {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut taken = 0;
+    while taken < 3 {
+        let got = m
+            .sqs
+            .receive_message()
+            .queue_url(&urls[1])
+            .max_number_of_messages(3 - taken)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        taken += got.messages().len() as i32;
+    }
+    let request = redrive::dlq::Request {
+        dlq: format!("{id}-work-dlq"),
+        source: format!("{id}-work"),
+        dry_run: false,
+        limit: None,
+        visibility_timeout: std::time::Duration::from_secs(30),
+    };
+    let report = redrive::dlq::run(&m.sqs, &request, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.found,
+            report.moved,
+            report.failures,
+            report.in_flight
+        ),
+        (5, 2, 0, 3),
+        "{report:#?}"
+    );
+    assert_eq!(report.rerun_after_seconds, Some(120), "the queue's timeout");
+    assert!(!report.complete());
+}

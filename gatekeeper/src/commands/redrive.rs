@@ -1,8 +1,10 @@
 //! `gatekeeper redrive`: parked uploads back to the ingestion bucket, or a DLQ back to its
 //! source queue.
 //!
-//! Exit status: 0 everything moved (or, dry, movable); 2 conflicts left objects in the
-//! parking lot for a person to decide; 1 an error or a failed object (the source is kept).
+//! Exit status: 0 everything moved (or, dry, movable); 2 conflicts or refused keys left
+//! objects in the parking lot for a person to decide, or uploads arrived during the run (run
+//! again), or (`--dlq`) messages are still in flight; 1 an error or a failed object (the
+//! source is kept).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -84,7 +86,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
 pub fn status_of(report: &Report) -> ExitStatus {
     if report.failures > 0 {
         ExitStatus::Error
-    } else if report.conflicts > 0 {
+    } else if !report.complete() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
@@ -242,7 +244,10 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
                     ("rewritten", report.rewritten),
                     ("skipped", report.skipped),
                     ("conflicts", report.conflicts),
+                    ("refused", report.refused),
                     ("failures", report.failures),
+                    ("older versions kept noncurrent", report.superseded),
+                    ("arrived during the run", report.arrived.len()),
                 ] {
                     writeln!(out, "| {k} | {v} |")?;
                 }
@@ -268,6 +273,29 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
                     report.conflicts,
                     report.failures
                 )?;
+                if report.refused > 0 {
+                    writeln!(
+                        out,
+                        "refused {}: rewritten keys that would leave their batch, left for a person",
+                        report.refused
+                    )?;
+                }
+                if report.superseded > 0 {
+                    writeln!(
+                        out,
+                        "older versions kept noncurrent in s3://{}: {}",
+                        report.parking_lot, report.superseded
+                    )?;
+                }
+            }
+            if !report.arrived.is_empty() {
+                writeln!(
+                    out,
+                    "{}arrived during the run, still in s3://{}: {} (run again to move them)",
+                    if md { "\n" } else { "" },
+                    report.parking_lot,
+                    report.arrived.len()
+                )?;
             }
             if !report.dead_batches.is_empty() {
                 writeln!(out, "dead batches: {}", report.dead_batches.join(", "))?;
@@ -277,9 +305,28 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
                     Outcome::Conflict { reason } => format!("conflict  {}: {reason}", r.key),
                     Outcome::Failed { error } => format!("failed    {}: {error}", r.key),
                     Outcome::Skipped { reason } => format!("skipped   {}: {reason}", r.key),
-                    _ => format!("rewritten {} -> {}", r.key, r.destination),
+                    Outcome::Refused { reason } => format!("refused   {}: {reason}", r.key),
+                    _ if r.dead_batch.is_some() => {
+                        format!("rewritten {} -> {}", r.key, r.destination)
+                    }
+                    _ => String::new(),
                 };
-                writeln!(out, "{}{line}", if md { "- " } else { "  " })?;
+                let bullet = if md { "- " } else { "  " };
+                if !line.is_empty() {
+                    writeln!(out, "{bullet}{line}")?;
+                }
+                if !r.superseded.is_empty() {
+                    writeln!(
+                        out,
+                        "{bullet}kept      {}: {} older version(s) noncurrent: {}",
+                        r.key,
+                        r.superseded.len(),
+                        r.superseded.join(", ")
+                    )?;
+                }
+            }
+            for key in &report.arrived {
+                writeln!(out, "{}arrived   {key}", if md { "- " } else { "  " })?;
             }
         }
     }
@@ -346,6 +393,14 @@ async fn run_dlq(
                     report.moved, report.found, report.dlq, report.source, report.failures
                 )?;
             }
+            if let Some(after) = report.rerun_after_seconds {
+                writeln!(
+                    out,
+                    "{} messages still in flight in {} (received, not deleted: by an interrupted run?); \
+                     they are visible again within {after}s: run again then",
+                    report.in_flight, report.dlq
+                )?;
+            }
             for e in &report.errors {
                 writeln!(out, "  {e}")?;
             }
@@ -353,6 +408,8 @@ async fn run_dlq(
     }
     Ok(if report.failures > 0 {
         ExitStatus::Error
+    } else if !report.complete() {
+        ExitStatus::Changes
     } else {
         ExitStatus::Success
     })

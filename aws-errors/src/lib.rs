@@ -25,6 +25,10 @@ where
     match e {
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
+            if s.raw().status().is_success() && s.err().code().is_none() {
+                // A success status the SDK could not read as the operation's output.
+                return format!("unreadable response (HTTP {status}): {}", innermost(e));
+            }
             match (s.err().code(), s.err().message()) {
                 (Some(code), Some(text)) => format!("{code}: {}", shorten(text)),
                 (Some(code), None) => format!("{code} (HTTP {status})"),
@@ -71,6 +75,7 @@ where
             let status = s.raw().status().as_u16();
             status == 429
                 || status >= 500
+                || (s.raw().status().is_success() && s.err().code().is_none())
                 || s.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
         }
         _ => false,
@@ -142,7 +147,10 @@ mod tests {
         if let Some(text) = text {
             meta = meta.message(text);
         }
-        SdkError::service_error(GetQueueUrlError::generic(meta.build()), response(status, ""))
+        SdkError::service_error(
+            GetQueueUrlError::generic(meta.build()),
+            response(status, ""),
+        )
     }
 
     #[derive(Debug)]
@@ -156,7 +164,11 @@ mod tests {
 
     #[test]
     fn a_service_error_reads_as_its_code_and_message() {
-        let e = service(400, Some("AccessDenied"), Some("not allowed to GetQueueUrl"));
+        let e = service(
+            400,
+            Some("AccessDenied"),
+            Some("not allowed to GetQueueUrl"),
+        );
         assert_eq!(message(&e), "AccessDenied: not allowed to GetQueueUrl");
         assert!(!is_transient(&e));
         let e = service(503, None, None);
@@ -191,9 +203,8 @@ mod tests {
             "connection failed: Connection refused (os error 111)"
         );
         assert!(is_transient(&e));
-        let e: Sdk = SdkError::dispatch_failure(ConnectorError::user(Box::new(Cause(
-            "invalid endpoint",
-        ))));
+        let e: Sdk =
+            SdkError::dispatch_failure(ConnectorError::user(Box::new(Cause("invalid endpoint"))));
         assert_eq!(message(&e), "request not sent: invalid endpoint");
         assert!(!is_transient(&e));
     }

@@ -71,11 +71,9 @@ pub async fn clients(region: Option<&str>) -> Clients {
         .unwrap_or(3);
     let sdk = loader
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
-        .timeout_config(timeouts(
-            *TIMEOUT.get_or_init(|| {
-                parse_timeout(DEFAULT_TIMEOUT_SECONDS).expect("the default timeout parses")
-            }),
-        ))
+        .timeout_config(timeouts(*TIMEOUT.get_or_init(|| {
+            parse_timeout(DEFAULT_TIMEOUT_SECONDS).expect("the default timeout parses")
+        })))
         .load()
         .await;
     macro_rules! client {

@@ -73,7 +73,7 @@ pub enum StepError {
         command: String,
         error: std::io::Error,
     },
-    #[error("`{command}` still running after {}s (timeout_seconds): stopped with its process group", .timeout.as_secs())]
+    #[error("`{command}` still running after {}s (timeout_seconds): stopped with its process group", .timeout.as_secs_f64())]
     TimedOut { command: String, timeout: Duration },
     #[error("`{command}`: {error}")]
     Io {
@@ -153,7 +153,8 @@ impl Group {
     }
 
     fn alive(&self) -> bool {
-        self.0.is_some_and(|pid| test_kill_process_group(pid).is_ok())
+        self.0
+            .is_some_and(|pid| test_kill_process_group(pid).is_ok())
     }
 
     fn kill(&self) {

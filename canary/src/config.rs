@@ -87,7 +87,99 @@ pub struct CanaryConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub judge: JudgeConfig,
+    /// How long each command step may run.
+    #[serde(default)]
+    pub timeouts: StepTimeouts,
+    /// What a `--revision` may look like: it reaches the deployer's command line (and often a
+    /// remote shell), so by default only letters, digits and `._:/@+=-`, at most 200.
+    #[serde(default = "default_revision_pattern")]
+    pub revision_pattern: String,
 }
+
+/// The default of `revision_pattern`: versions, git hashes and tags, `s3://bucket/key` paths.
+pub const DEFAULT_REVISION_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,199}$";
+
+fn default_revision_pattern() -> String {
+    DEFAULT_REVISION_PATTERN.to_string()
+}
+
+/// `[canary.timeouts]`: seconds each command step may run before it is stopped with its
+/// whole process group (`SIGTERM`, then `SIGKILL` 5 s later) and the step fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepTimeouts {
+    /// The command deployer, per node: `<command...> <node> <revision>`.
+    pub deploy_seconds: u64,
+    /// `[canary.deployer] current`: which revision a node runs.
+    pub current_seconds: u64,
+    /// `smoke_command`.
+    pub smoke_seconds: u64,
+    /// `depool_command`: returns once the worker has finished what it holds.
+    pub depool_seconds: u64,
+    /// `repool_command`.
+    pub repool_seconds: u64,
+    /// `[canary.preflight] revision_check_command`.
+    pub revision_check_seconds: u64,
+}
+
+impl Default for StepTimeouts {
+    fn default() -> Self {
+        StepTimeouts {
+            deploy_seconds: 1800,
+            current_seconds: 60,
+            smoke_seconds: 300,
+            depool_seconds: 900,
+            repool_seconds: 300,
+            revision_check_seconds: 120,
+        }
+    }
+}
+
+/// The longest any command step may be given (a day): a larger value is taken for a mistake.
+pub const MAX_STEP_TIMEOUT_SECONDS: u64 = 86_400;
+
+impl StepTimeouts {
+    pub fn deploy(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.deploy_seconds)
+    }
+    pub fn current(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.current_seconds)
+    }
+    pub fn smoke(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.smoke_seconds)
+    }
+    pub fn depool(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.depool_seconds)
+    }
+    pub fn repool(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.repool_seconds)
+    }
+    pub fn revision_check(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.revision_check_seconds)
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, v) in [
+            ("deploy_seconds", self.deploy_seconds),
+            ("current_seconds", self.current_seconds),
+            ("smoke_seconds", self.smoke_seconds),
+            ("depool_seconds", self.depool_seconds),
+            ("repool_seconds", self.repool_seconds),
+            ("revision_check_seconds", self.revision_check_seconds),
+        ] {
+            if !(1..=MAX_STEP_TIMEOUT_SECONDS).contains(&v) {
+                return Err((
+                    key,
+                    format!("{v} is out of range 1..={MAX_STEP_TIMEOUT_SECONDS} (seconds)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CloudWatch's finest resolution for standard metrics: one datapoint a minute.
+pub const MIN_INTERVAL_SECONDS: u64 = 60;
 
 fn default_weight() -> u8 {
     5
@@ -277,6 +369,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    #[error("{flag}: {revision:?} does not match canary.revision_pattern `{pattern}` ({}); a revision reaches the deployer's command line", file.display())]
+    Revision {
+        flag: String,
+        revision: String,
+        file: PathBuf,
+        pattern: String,
+    },
 }
 
 /// Reads `path` and parses its canary view.
@@ -327,8 +426,34 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let offset = find_key(text, key).or(text.find("[state]"));
         invalid(offset, format!("state.{key}: {message}"))
     })?;
+    // A continuous metric without `min_samples` counts intervals: with intervals shorter than
+    // CloudWatch's minute most of them are empty, and the count can never be reached.
+    let c = &config.canary;
+    if c.bake_seconds > 0
+        && c.interval_seconds > 0
+        && c.interval_seconds < MIN_INTERVAL_SECONDS
+        && c.judge
+            .metrics
+            .iter()
+            .any(|m| m.kind == crate::judge::Kind::Continuous && m.min_samples.is_none())
+    {
+        return Err(invalid(
+            find_key(text, "interval_seconds").or(header),
+            format!(
+                "canary.interval_seconds: {} is below {MIN_INTERVAL_SECONDS}: CloudWatch delivers \
+                 one datapoint a minute, so the judge's default min_samples (one per interval) \
+                 can never be reached and no healthy canary can pass; use \
+                 {MIN_INTERVAL_SECONDS} or more, or set min_samples for every continuous metric",
+                c.interval_seconds
+            ),
+        ));
+    }
     config.default_aggregate_min_samples();
     config.validate().map_err(|(key, message)| {
+        if matches!(key, "service" | "environment") {
+            // Top-level keys: they name the journal, state and lock files.
+            return invalid(find_top_key(text, key), format!("{key}: {message}"));
+        }
         let offset = find_key(text, key).or(header);
         invalid(offset, format!("canary.{key}: {message}"))
     })?;
@@ -408,8 +533,48 @@ impl Config {
             .unwrap_or_else(|| format!("{}-", self.prefix()))
     }
 
+    /// Refuses a revision the configured `revision_pattern` does not match: it is passed to the
+    /// deployer's commands, and a documented `ssh "$1" ... "$2"` would run it in a remote shell.
+    /// Call before the first AWS request.
+    pub fn check_revision(&self, flag: &str, revision: &str) -> Result<(), ConfigError> {
+        let pattern = &self.canary.revision_pattern;
+        let re = regex_lite::Regex::new(pattern).map_err(|e| ConfigError::Invalid {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("canary.revision_pattern: {e}"),
+        })?;
+        if re.is_match(revision) {
+            return Ok(());
+        }
+        Err(ConfigError::Revision {
+            flag: flag.to_string(),
+            revision: revision.to_string(),
+            file: self.file.clone(),
+            pattern: pattern.clone(),
+        })
+    }
+
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let c = &self.canary;
+        for (key, name) in [
+            ("service", &self.service),
+            ("environment", &self.environment),
+        ] {
+            stacks::validate::short_name(name).map_err(|m| (key, m))?;
+        }
+        if let Err(e) = regex_lite::Regex::new(&c.revision_pattern) {
+            return Err(("revision_pattern", format!("not a regular expression: {e}")));
+        }
+        if !c.revision_pattern.starts_with('^') || !c.revision_pattern.ends_with('$') {
+            return Err((
+                "revision_pattern",
+                "must match the whole revision: begin with ^ and end with $".into(),
+            ));
+        }
+        c.timeouts
+            .check()
+            .map_err(|(key, m)| (key, format!("[canary.timeouts] {m}")))?;
         if c.canary_weight == 0 || c.canary_weight > 50 {
             return Err(("canary_weight", "must be between 1 and 50 (percent)".into()));
         }
@@ -509,6 +674,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Byte offset of a top-level `key = ` (before the first table).
+fn find_top_key(text: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            return None;
+        }
+        if trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Byte offset of `key = ` inside the `[canary...]` part of `text`.
@@ -704,5 +888,89 @@ command = ["deploy.sh"]
             err.contains("canary.depool_command: a worker fleet needs"),
             "{err}"
         );
+    }
+
+    fn err(text: &str) -> String {
+        parse(Path::new("g.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_service_name_that_is_not_a_name_is_refused() {
+        let text = BASE.replace("service = \"photos\"", "service = \"../../../tmp/x\"");
+        let e = err(&text);
+        assert!(
+            e.starts_with("g.toml:2:1: service: `../../../tmp/x` must be"),
+            "{e}"
+        );
+        let text = BASE.replace("environment = \"prod\"", "environment = \"a/b\"");
+        assert!(
+            err(&text).starts_with("g.toml:3:1: environment: "),
+            "{}",
+            err(&text)
+        );
+    }
+
+    #[test]
+    fn a_default_judge_needs_whole_minute_intervals() {
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "bake_seconds = 180\ninterval_seconds = 30\n\n[canary.deployer]",
+        );
+        let e = err(&text);
+        assert!(e.starts_with("g.toml:"), "{e}");
+        assert!(e.contains("canary.interval_seconds: 30 is below 60"), "{e}");
+        // With min_samples for its continuous metric, a judge may read shorter intervals.
+        let text = format!(
+            "{}\n[[canary.judge.metrics]]\nname = \"latency\"\nkind = \"continuous\"\nmin_samples = 2\n",
+            BASE.replace("[canary.deployer]", "bake_seconds = 180\ninterval_seconds = 30\n\n[canary.deployer]")
+        );
+        parse(Path::new("g.toml"), &text).unwrap();
+    }
+
+    #[test]
+    fn step_timeouts_default_and_are_checked() {
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        assert_eq!(c.canary.timeouts, StepTimeouts::default());
+        let text = format!("{BASE}\n[canary.timeouts]\ndeploy_seconds = 0\n");
+        let e = err(&text);
+        assert!(
+            e.contains("canary.deploy_seconds: [canary.timeouts] 0 is out of range"),
+            "{e}"
+        );
+        let text = format!("{BASE}\n[canary.timeouts]\nsmoke_seconds = 30\n");
+        let c = parse(Path::new("g.toml"), &text).unwrap();
+        assert_eq!(c.canary.timeouts.smoke_seconds, 30);
+        assert_eq!(c.canary.timeouts.deploy_seconds, 1800);
+    }
+
+    #[test]
+    fn revisions_are_checked_against_the_pattern() {
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        for ok in [
+            "v2",
+            "1.4.0-rc1",
+            "s3://artifacts/photos/v2.zip",
+            "3f2a9c1",
+            "release/2026.11",
+        ] {
+            c.check_revision("--revision", ok).unwrap();
+        }
+        for bad in ["v2;touch /tmp/x $(id)", "", "-rf", "v2 v3", "`id`", "a\nb"] {
+            let e = c.check_revision("--revision", bad).unwrap_err().to_string();
+            assert!(e.starts_with("--revision: "), "{e}");
+            assert!(e.contains("canary.revision_pattern"), "{e}");
+        }
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "revision_pattern = \"^v[0-9]+$\"\n\n[canary.deployer]",
+        );
+        let c = parse(Path::new("g.toml"), &text).unwrap();
+        c.check_revision("--revision", "v12").unwrap();
+        assert!(c.check_revision("--revision", "v1.2").is_err());
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "revision_pattern = \"v[0-9]+\"\n\n[canary.deployer]",
+        );
+        assert!(err(&text).contains("canary.revision_pattern: must match the whole revision"));
     }
 }

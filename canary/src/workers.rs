@@ -15,6 +15,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::StepTimeouts;
 use crate::machine::Pool;
 use crate::provider::{LoadBalancer, NodeHealth, ProviderError, Result};
 
@@ -84,11 +85,33 @@ fn other(pool: Pool) -> Pool {
     }
 }
 
+impl WorkerPool {
+    /// This pool with the deadlines of `[canary.timeouts]` for its commands (without it, the
+    /// defaults).
+    pub fn with_timeouts(self, timeouts: StepTimeouts) -> TimedWorkerPool {
+        TimedWorkerPool {
+            pool: self,
+            timeouts,
+        }
+    }
+
+    fn timed(&self) -> TimedWorkerPool {
+        self.clone().with_timeouts(StepTimeouts::default())
+    }
+}
+
+/// A [`WorkerPool`] whose depool and repool commands have the configured deadlines.
+#[derive(Debug, Clone)]
+pub struct TimedWorkerPool {
+    pub pool: WorkerPool,
+    pub timeouts: StepTimeouts,
+}
+
 #[async_trait]
-impl LoadBalancer for WorkerPool {
+impl LoadBalancer for TimedWorkerPool {
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
-        let (mut state, _) = self.load().await?;
-        Ok(Self::list(&mut state, pool)
+        let (mut state, _) = self.pool.load().await?;
+        Ok(WorkerPool::list(&mut state, pool)
             .iter()
             .map(|n| NodeHealth {
                 node: n.clone(),
@@ -98,46 +121,73 @@ impl LoadBalancer for WorkerPool {
     }
 
     async fn depool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        let this = &self.pool;
         for node in nodes {
-            let (mut state, etag) = self.load().await?;
-            if !Self::list(&mut state, pool).contains(node) {
+            let (mut state, etag) = this.load().await?;
+            if !WorkerPool::list(&mut state, pool).contains(node) {
                 continue;
             }
             // One process consumes in either role: it stops only when it leaves the last.
-            if !Self::list(&mut state, other(pool)).contains(node) {
-                crate::command::run(&self.depool_command, &[node]).await?;
+            if !WorkerPool::list(&mut state, other(pool)).contains(node) {
+                crate::command::run_for(&this.depool_command, &[node], self.timeouts.depool())
+                    .await?;
             }
-            Self::list(&mut state, pool).retain(|n| n != node);
-            self.save(&state, etag.as_ref()).await?;
+            WorkerPool::list(&mut state, pool).retain(|n| n != node);
+            this.save(&state, etag.as_ref()).await?;
         }
         Ok(())
     }
 
     async fn repool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        let this = &self.pool;
         for node in nodes {
-            let (mut state, etag) = self.load().await?;
-            if Self::list(&mut state, pool).contains(node) {
+            let (mut state, etag) = this.load().await?;
+            if WorkerPool::list(&mut state, pool).contains(node) {
                 continue;
             }
-            if !Self::list(&mut state, other(pool)).contains(node) {
-                crate::command::run(&self.repool_command, &[node]).await?;
+            if !WorkerPool::list(&mut state, other(pool)).contains(node) {
+                crate::command::run_for(&this.repool_command, &[node], self.timeouts.repool())
+                    .await?;
             }
-            let list = Self::list(&mut state, pool);
+            let list = WorkerPool::list(&mut state, pool);
             list.push(node.clone());
             list.sort();
-            self.save(&state, etag.as_ref()).await?;
+            this.save(&state, etag.as_ref()).await?;
         }
         Ok(())
     }
 
     async fn set_weight(&self, canary: u8) -> Result<()> {
-        let (mut state, etag) = self.load().await?;
+        let (mut state, etag) = self.pool.load().await?;
         state.weight = canary;
-        self.save(&state, etag.as_ref()).await
+        self.pool.save(&state, etag.as_ref()).await
     }
 
     async fn weight(&self) -> Result<u8> {
-        Ok(self.load().await?.0.weight)
+        Ok(self.pool.load().await?.0.weight)
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for WorkerPool {
+    async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
+        self.timed().members(pool).await
+    }
+
+    async fn depool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        self.timed().depool(pool, nodes).await
+    }
+
+    async fn repool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        self.timed().repool(pool, nodes).await
+    }
+
+    async fn set_weight(&self, canary: u8) -> Result<()> {
+        self.timed().set_weight(canary).await
+    }
+
+    async fn weight(&self) -> Result<u8> {
+        self.timed().weight().await
     }
 }
 
@@ -219,6 +269,27 @@ mod tests {
         p.depool_command = vec!["sh".into(), "-c".into(), "exit 3".into()];
         let err = p.depool(Pool::Prod, &["w2".into()]).await.unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
+        let prod: Vec<String> = p
+            .members(Pool::Prod)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.node)
+            .collect();
+        assert_eq!(prod, ["w1", "w2", "w3"]);
+    }
+
+    #[tokio::test]
+    async fn a_depool_command_past_its_deadline_fails_and_leaves_the_role_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pool(dir.path());
+        p.depool_command = vec!["sh".into(), "-c".into(), "sleep 1000".into()];
+        let p = p.with_timeouts(StepTimeouts {
+            depool_seconds: 1,
+            ..StepTimeouts::default()
+        });
+        let err = p.depool(Pool::Prod, &["w2".into()]).await.unwrap_err();
+        assert!(err.to_string().contains("still running after 1s"), "{err}");
         let prod: Vec<String> = p
             .members(Pool::Prod)
             .await

@@ -11,6 +11,17 @@ use crate::ExitStatus;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Seconds one AWS request may take (connect, read, each attempt); a request with no
+    /// answer by then fails as a timeout, retried while attempts remain (`AWS_MAX_ATTEMPTS`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "GATEKEEPER_AWS_TIMEOUT_SECONDS",
+        default_value = crate::aws::DEFAULT_TIMEOUT_SECONDS,
+        value_parser = crate::aws::parse_timeout
+    )]
+    pub aws_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +70,7 @@ pub fn run() -> ExitStatus {
             };
         }
     };
+    crate::aws::set_timeout(cli.aws_timeout);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {

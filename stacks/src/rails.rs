@@ -461,7 +461,7 @@ impl Builder<'_> {
                 a.statistic.get_ref(),
                 dims,
                 a.comparison.as_str(),
-                Expr::Float(a.threshold),
+                Expr::Float(*a.threshold.get_ref()),
                 a.evaluation_periods,
                 a.treat_missing_data.as_str(),
             );

@@ -146,7 +146,8 @@ impl Session {
                     depool_command: c.depool_command.clone(),
                     repool_command: c.repool_command.clone(),
                     state: scope.clone(),
-                };
+                }
+                .with_timeouts(c.timeouts.clone());
                 // The canary node is known once a run is planned: see `metrics_for`.
                 let source = worker_source(&config, "", &c.nodes);
                 (
@@ -169,11 +170,14 @@ impl Session {
         );
         let deployer: Box<dyn Deployer> = match &c.deployer {
             DeployerConfig::Command { command, current } => {
-                Box::new(canary::command::CommandDeployer {
-                    command: command.clone(),
-                    current: current.clone(),
-                    smoke: c.smoke_command.clone(),
-                })
+                Box::new(
+                    canary::command::CommandDeployer {
+                        command: command.clone(),
+                        current: current.clone(),
+                        smoke: c.smoke_command.clone(),
+                    }
+                    .with_timeouts(c.timeouts.clone()),
+                )
             }
             DeployerConfig::Codedeploy {
                 application,
@@ -437,6 +441,8 @@ fn refused(out: &mut dyn Write, why: &str) -> anyhow::Result<ExitStatus> {
 
 async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let s = Session::open(&a.common.config).await?;
+    // Checked before the first AWS request: the revision reaches the deployer's commands.
+    s.config.check_revision("--revision", &a.revision)?;
     for note in s.config.unchecked_preflight(&a.revision) {
         eprintln!("preflight: {note}");
     }

@@ -53,6 +53,7 @@ fn config(method: Method, kind: Kind) -> JudgeConfig {
         method,
         alpha: ALPHA,
         pass_early: false,
+        min_score: 100.0,
         metrics: vec![MetricConfig {
             name: name.into(),
             kind,

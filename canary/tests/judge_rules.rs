@@ -182,15 +182,90 @@ fn the_same_rate_on_a_5_percent_canary_passes_at_the_end() {
 }
 
 #[test]
-fn a_non_critical_failure_fails_the_run_only_at_the_end() {
-    let mut judge = Judge::new(&config(vec![count_metric(false)])).unwrap();
-    let (v, t) = bake(&mut judge, 30, |i| counts(i, (19_000, 95), (1_000, 10)));
-    assert_eq!((v, t), (Verdict::Fail, 1800.0));
+fn the_first_failed_metric_fails_the_run_at_once_critical_or_not() {
+    // A non-critical error rate next to a healthy latency: by default (min_score 100) its
+    // failure ends the bake where it happens, and the run is decided there.
+    let step = |i: usize| {
+        let mut pair = counts(i, (19_000, 95), (1_000, 10));
+        pair[0].latency_ms = latencies(190, 100.0, i);
+        pair[1].latency_ms = latencies(10, 100.0, i + 1);
+        pair
+    };
+    let mut judge = Judge::new(&config(vec![count_metric(false), latency_metric(false)])).unwrap();
+    let (v, t) = bake(&mut judge, 30, step);
+    assert_eq!(v, Verdict::Fail);
+    assert!(t < 1800.0, "the run waited for the bake end");
+    let r = judge.report(false);
+    assert_eq!(
+        r.decided_at,
+        Some(t),
+        "the run is decided when the metric failed"
+    );
+    assert_eq!(r.metrics[0].decided_at, Some(t));
+    assert_eq!(r.metrics[0].status, Status::Fail);
+    assert_ne!(r.metrics[1].status, Status::Fail);
+}
+
+#[test]
+fn a_critical_metric_fails_the_run_whatever_the_score() {
+    // min_score 50 of two metrics tolerates one failure: a non-critical failed error rate
+    // leaves the run to the other metric, a critical one fails the run on its own.
+    let step = |i: usize| {
+        let mut pair = counts(i, (19_000, 95), (1_000, 10));
+        pair[0].latency_ms = latencies(190, 100.0, i);
+        pair[1].latency_ms = latencies(10, 100.0, i + 1);
+        pair
+    };
+    let tolerant = |critical: bool| JudgeConfig {
+        min_score: 50.0,
+        pass_early: false,
+        ..config(vec![count_metric(critical), latency_metric(false)])
+    };
+    let mut judge = Judge::new(&tolerant(false)).unwrap();
+    let (v, t) = bake(&mut judge, 30, step);
+    assert_eq!((v, t), (Verdict::Pass, 1800.0));
     let r = judge.report(true);
-    let decided = r.metrics[0]
-        .decided_at
-        .expect("the metric failed before the end");
-    assert!(decided < 1800.0);
+    assert_eq!(r.metrics[0].status, Status::Fail, "the error rate did fail");
+    assert_eq!(r.metrics[1].status, Status::Pass);
+
+    let mut judge = Judge::new(&tolerant(true)).unwrap();
+    let (v, t) = bake(&mut judge, 30, step);
+    assert_eq!(v, Verdict::Fail);
+    assert!(t < 1800.0, "a critical failure ends the bake at once");
+
+    // Both failing brings the score to 0, below 50: the run fails at the second failure.
+    let mut judge = Judge::new(&tolerant(false)).unwrap();
+    let (v, t) = bake(&mut judge, 30, |i| {
+        let mut pair = step(i);
+        pair[1].latency_ms = latencies(10, 300.0, i + 1);
+        pair
+    });
+    assert_eq!(v, Verdict::Fail);
+    assert!(t < 1800.0);
+    let r = judge.report(false);
+    let last = r
+        .metrics
+        .iter()
+        .filter_map(|m| m.decided_at)
+        .fold(0.0, f64::max);
+    assert_eq!(
+        r.decided_at,
+        Some(last),
+        "decided by the failure that broke the score"
+    );
+}
+
+#[test]
+fn min_score_outside_0_to_100_is_refused() {
+    for bad in [-1.0, 100.5, f64::NAN] {
+        let err = Judge::new(&JudgeConfig {
+            min_score: bad,
+            ..JudgeConfig::default()
+        })
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("min_score"), "{err}");
+    }
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn error_regression_under_mann_whitney() {
 }
 
 #[test]
-fn latency_regression_fails_at_the_end_when_not_critical() {
+fn a_latency_regression_ends_the_bake_when_latency_fails() {
     let report = run("latency_regression.jsonl", Method::Sequential);
     insta::assert_snapshot!(
         "judge_latency_regression_sequential_text",

@@ -133,7 +133,6 @@ impl MwMetric {
         }
         let threshold = fmt_ratio(self.cfg.threshold_ratio());
         let what = r.what();
-        let worse = r.worse();
         if let Some(why) = r.lacking_data(at_end) {
             r.status = if at_end {
                 Status::Inconclusive
@@ -151,27 +150,34 @@ impl MwMetric {
         let t = test.expect("data checked above");
         let significant = t.p < self.alpha && t.z * self.cfg.direction.sign() > 0.0;
         let estimate = fmt_ratio_opt(r.estimate);
+        let bounds = r
+            .bounds_words()
+            .map(|b| format!(", {b}"))
+            .unwrap_or_default();
         (r.status, r.reason) = match (significant, t.beyond) {
             (true, true) => (
                 Status::Fail,
                 format!(
-                    "{what} differs significantly (p = {} < {}) and its estimated ratio {estimate} \
-                     is {worse} than the tolerated {threshold}",
-                    fmt_p(t.p), self.alpha
+                    "{what} is {} the baseline's: estimated {estimate}{bounds}, a significant \
+                     difference (p = {} < {})",
+                    r.beyond(),
+                    fmt_p(t.p),
+                    self.alpha
                 ),
             ),
             (true, false) => (
                 Status::Pass,
                 format!(
-                    "{what} differs significantly (p = {}) but its estimated ratio {estimate} \
-                     is within the tolerated {threshold}",
+                    "{what} differs significantly (p = {}) but its estimate {estimate}{bounds} is \
+                     within the tolerated {threshold}",
                     fmt_p(t.p)
                 ),
             ),
             (false, _) => (
                 Status::Pass,
                 format!(
-                    "no significant difference (p = {} >= {}); estimated ratio {estimate}",
+                    "no significant difference in {what} (p = {} >= {}): estimated \
+                     {estimate}{bounds}",
                     fmt_p(t.p),
                     self.alpha
                 ),

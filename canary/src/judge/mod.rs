@@ -563,10 +563,14 @@ impl Judge {
             }
             None => (None, None),
         };
-        let reason = self.reason(verdict, &metrics);
+        let decided_by = (verdict == Some(Verdict::Fail))
+            .then(|| self.failed_by(&metrics))
+            .flatten();
+        let reason = self.reason(verdict, &metrics, decided_by);
         Report {
             verdict,
             decided_at,
+            decided_by: decided_by.map(|i| metrics[i].name.clone()),
             reason,
             method: self.config.method,
             alpha: self.config.alpha,
@@ -576,7 +580,29 @@ impl Judge {
         }
     }
 
-    fn reason(&self, verdict: Option<Verdict>, metrics: &[MetricReport]) -> String {
+    /// The metric whose failure failed the run: in the order the metrics failed, the first
+    /// with which the failures so far fail the run.
+    fn failed_by(&self, metrics: &[MetricReport]) -> Option<usize> {
+        let mut order: Vec<usize> = (0..metrics.len())
+            .filter(|i| metrics[*i].status == Status::Fail)
+            .collect();
+        order.sort_by(|a, b| {
+            let at = |i: &usize| metrics[*i].decided_at.unwrap_or(f64::INFINITY);
+            at(a).total_cmp(&at(b))
+        });
+        let mut failed = vec![false; metrics.len()];
+        order.into_iter().find(|i| {
+            failed[*i] = true;
+            self.fails_run(&failed)
+        })
+    }
+
+    fn reason(
+        &self,
+        verdict: Option<Verdict>,
+        metrics: &[MetricReport],
+        decided_by: Option<usize>,
+    ) -> String {
         let list = |status: Status| {
             metrics
                 .iter()
@@ -585,25 +611,73 @@ impl Judge {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        let bounds = |m: &MetricReport| {
+            m.rules_out()
+                .map(|b| format!("{} rules out {b}", m.name))
+                .unwrap_or_else(|| format!("{}: {}", m.name, m.reason))
+        };
+        let failed: Vec<&MetricReport> = metrics
+            .iter()
+            .filter(|m| m.status == Status::Fail)
+            .collect();
         match verdict {
             None => "the bake goes on: no metric has decided the run yet".to_string(),
             Some(_) if self.intervals == 0 => "no data: no interval was observed".to_string(),
-            Some(Verdict::Fail) => format!("failed, {}", list(Status::Fail)),
-            Some(Verdict::Inconclusive) => {
-                format!("inconclusive, {}", list(Status::Inconclusive))
-            }
-            Some(Verdict::Pass) if self.early.is_some() => format!(
-                "every metric excludes a regression before the bake end (alpha {} per metric)",
-                self.metric_alpha
-            ),
-            Some(Verdict::Pass) => format!(
-                "every metric passed: {}",
-                metrics
+            Some(Verdict::Fail) => {
+                let by = decided_by.map(|i| &metrics[i]);
+                let mut why = by.map_or_else(String::new, |m| {
+                    let critical = if m.critical && self.config.min_score < 100.0 {
+                        " (critical)"
+                    } else {
+                        ""
+                    };
+                    format!("{}{critical} failed: {}", m.name, m.reason)
+                });
+                let others: Vec<&str> = failed
                     .iter()
-                    .map(|m| format!("{} within {}", m.name, fmt_ratio(m.threshold)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+                    .filter(|m| by.is_none_or(|b| b.name != m.name))
+                    .map(|m| m.name.as_str())
+                    .collect();
+                if !others.is_empty() {
+                    why.push_str(&format!("; also failed: {}", others.join(", ")));
+                }
+                why
+            }
+            Some(Verdict::Inconclusive) => list(Status::Inconclusive),
+            Some(Verdict::Pass) => {
+                let passed: Vec<String> = metrics
+                    .iter()
+                    .filter(|m| m.status == Status::Pass)
+                    .map(bounds)
+                    .collect();
+                let mut why = if self.early.is_some() {
+                    format!(
+                        "every metric rules out a regression before the bake end: {}",
+                        passed.join(", ")
+                    )
+                } else {
+                    format!(
+                        "no metric shows a regression by the bake end: {}",
+                        passed.join(", ")
+                    )
+                };
+                if !failed.is_empty() {
+                    let names: Vec<&str> = failed.iter().map(|m| m.name.as_str()).collect();
+                    why.push_str(&format!(
+                        "; {} failed, which the score {:.0} (min_score {}) tolerates",
+                        names.join(", "),
+                        score(metrics.len() - failed.len(), metrics.len()),
+                        self.config.min_score
+                    ));
+                }
+                if metrics.iter().any(|m| m.rules_out().is_some()) {
+                    why.push_str(&format!(
+                        " ({}% confidence each)",
+                        report::fmt_level(1.0 - self.metric_alpha)
+                    ));
+                }
+                why
+            }
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::config::{Kind, MetricConfig};
 use super::eprocess::{rate_ratio_cs, BettingMixture, OddsMixture};
-use super::report::{fmt_value, Bounds, MetricReport, Status};
-use super::{fmt_e, fmt_ratio, GroupData, Tally};
+use super::report::{Bounds, MetricReport, Status};
+use super::{fmt_ratio, GroupData, Tally};
 
 /// Latencies below this (ms) count as this, so that a 0 ms sample has a logarithm.
 const MIN_LATENCY_MS: f64 = 1e-3;
@@ -309,30 +309,42 @@ impl SeqMetric {
         let (e_fail, e_pass) = self.e_values();
         r.e_value = Some(e_fail.min(1e300));
         r.e_value_pass = Some(e_pass.min(1e300));
-        let limit = 1.0 / self.alpha;
-        let threshold = fmt_ratio(self.cfg.threshold_ratio());
         let what = r.what();
+        let estimate = r.estimate.map(fmt_ratio);
+        let estimated = estimate
+            .as_ref()
+            .map(|e| format!("estimated {e}"))
+            .unwrap_or_else(|| "no estimate".to_string());
         if let Some(t) = self.failed_at {
             r.status = Status::Fail;
             r.decided_at = Some(t);
+            r.decided_e_value = self.crossed.0.map(f64::exp);
+            // The bound that clears the tolerance, when the final evidence still shows it.
+            let clear = r
+                .interval
+                .and_then(|b| match self.cfg.direction.sign() > 0.0 {
+                    true => b
+                        .lower
+                        .filter(|l| *l > r.threshold)
+                        .map(|l| format!(", at least {}", fmt_ratio(l))),
+                    false => b
+                        .upper
+                        .filter(|u| *u < r.threshold)
+                        .map(|u| format!(", at most {}", fmt_ratio(u))),
+                });
             r.reason = format!(
-                "{what} ({}) is {} than {threshold} the baseline's ({}): estimated {}, e-value \
-                 {} >= {}",
-                fmt_value(r.kind, r.canary_value),
-                r.worse(),
-                fmt_value(r.kind, r.baseline_value),
-                r.estimate.map_or_else(|| "-".to_string(), fmt_ratio),
-                fmt_e(self.crossed.0.map_or(e_fail, f64::exp)),
-                fmt_e(limit)
+                "{what} is {} the baseline's ({estimated}{})",
+                r.beyond(),
+                clear.unwrap_or_default()
             );
         } else if let Some(t) = self.passed_at {
             r.status = Status::Pass;
             r.decided_at = Some(t);
+            r.decided_e_value = self.crossed.1.map(f64::exp);
             r.reason = format!(
-                "the confidence sequence excludes a regression: {what} is within {threshold} the \
-                 baseline's (e-value against a regression {} >= {})",
-                fmt_e(self.crossed.1.map_or(e_pass, f64::exp)),
-                fmt_e(limit)
+                "{what} is {} the baseline's ({estimated}; rules out {})",
+                r.within(),
+                r.rules_out().unwrap_or_else(|| r.beyond())
             );
         } else if let Some(why) = r.lacking_data(at_end) {
             r.status = if at_end {
@@ -343,21 +355,18 @@ impl SeqMetric {
             r.reason = why;
         } else if at_end {
             r.status = Status::Pass;
+            let rules_out = r
+                .rules_out()
+                .map(|b| format!("; rules out {b}"))
+                .unwrap_or_default();
             r.reason = format!(
-                "no evidence that {what} is {} than {threshold} the baseline's after {}: \
-                 e-value {} < {}",
-                r.worse(),
+                "no evidence that {what} is {} the baseline's after {} ({estimated}{rules_out})",
+                r.beyond(),
                 r.seen(),
-                fmt_e(e_fail),
-                fmt_e(limit)
             );
         } else {
             r.status = Status::Pending;
-            r.reason = format!(
-                "no decision yet: e-value {} of {} needed to fail",
-                fmt_e(e_fail),
-                fmt_e(limit)
-            );
+            r.reason = format!("no decision yet after {} ({estimated})", r.seen());
         }
         r
     }
@@ -439,7 +448,14 @@ mod tests {
             e_fail < 1.0,
             "the e-value at the end has fallen back: {e_fail}"
         );
-        assert!(m.report(false).reason.contains("e-value"));
+        let r = m.report(false);
+        assert!(r.reason.contains("more than 1.10x"), "{}", r.reason);
+        // The evidence reported is the evidence that decided, not where it ended.
+        assert!(
+            r.decided_e_value.unwrap() >= 20.0,
+            "{:?}",
+            r.decided_e_value
+        );
         // The same samples the other way round: the evidence against a regression comes
         // first, and the slow samples after it never get there.
         let m = split_interval(70, 1.0, 1000.0);

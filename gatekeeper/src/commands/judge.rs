@@ -104,8 +104,13 @@ fn markdown(report: &Report) -> String {
         .decided_at
         .map(|t| format!(" at t={t}"))
         .unwrap_or_default();
+    let by = report
+        .decided_by
+        .as_ref()
+        .map(|m| format!(", decided by `{m}`"))
+        .unwrap_or_default();
     let mut s = format!(
-        "### Canary judge: **{verdict}**{at}\n\n{}\n\n| metric | status | canary | baseline | ratio | bounds | evidence |\n|---|---|---|---|---|---|---|\n",
+        "### Canary judge: **{verdict}**{at}{by}\n\n{}\n\n| metric | status | canary | baseline | estimate | bounds | tolerated | why |\n|---|---|---|---|---|---|---|---|\n",
         report.reason
     );
     for m in &report.metrics {
@@ -118,21 +123,16 @@ fn markdown(report: &Report) -> String {
         let bounds = m.interval.map_or("-".to_string(), |b| {
             format!("{} .. {}", ratio(b.lower), ratio(b.upper))
         });
-        let evidence = match (m.e_value, m.p_value) {
-            (Some(e), _) => format!("e = {e:.3}"),
-            (_, Some(p)) if p < 1e-4 => format!("p = {p:.1e}"),
-            (_, Some(p)) => format!("p = {p:.4}"),
-            _ => "-".to_string(),
-        };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.name,
             m.status.as_str(),
             value(m.canary_value),
             value(m.baseline_value),
             ratio(m.estimate),
             bounds,
-            evidence
+            ratio(Some(m.threshold)),
+            m.reason.replace('|', "\\|")
         ));
     }
     s

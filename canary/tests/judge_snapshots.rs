@@ -1,16 +1,15 @@
 //! Text and JSON reports of replays of recorded streams, reviewed and kept as snapshots.
 
-use canary::judge::{parse_intervals, replay, JudgeConfig, Method, Report};
+use canary::judge::{replay, JudgeConfig, Method, Report};
 
 fn run(file: &str, method: Method) -> Report {
     let path = format!("{}/tests/data/judge/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("test data");
-    let intervals = parse_intervals(&text).expect("valid test data");
+    let input = std::io::BufReader::new(std::fs::File::open(&path).expect("test data"));
     let config = JudgeConfig {
         method,
         ..JudgeConfig::default()
     };
-    replay(&config, &intervals).expect("replay")
+    replay(&config, input).expect("replay")
 }
 
 /// The report as JSON with keys sorted, the same whether or not another crate of the

@@ -146,6 +146,7 @@
 
 mod config;
 mod eprocess;
+mod grid;
 mod mann_whitney;
 mod replay;
 mod report;
@@ -154,7 +155,7 @@ mod sequential;
 use serde::Deserialize;
 
 pub use config::{default_metrics, Direction, JudgeConfig, Kind, Method, MetricConfig};
-pub use replay::{parse_intervals, replay, ParseError};
+pub use replay::{parse_line, replay, ParseError, ReplayError};
 pub use report::{Bounds, MetricReport, Report, Status, Verdict};
 
 use mann_whitney::MwMetric;

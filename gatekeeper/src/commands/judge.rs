@@ -5,15 +5,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use canary::judge::{self, JudgeConfig, Kind, Method, Report, Verdict};
+use canary::judge::{self, JudgeConfig, Kind, Method, ReplayError, Report, Verdict};
 
 use crate::commands::common::Output;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Intervals to replay, JSON lines: {"t": <seconds>, "group": "baseline"|"canary",
-    /// "requests": <int>, "errors": <int>, "latency_ms": [<samples>]} (latency optional).
+    /// Intervals to replay, JSON lines in t order: {"t": <seconds>, "group":
+    /// "baseline"|"canary", "requests": <int>, "errors": <int>, "latency_ms": [<samples>]}
+    /// (latency optional). Read a line at a time.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     /// How the judge weighs the evidence [default: sequential, or the config's].
@@ -65,12 +66,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         None => anyhow::anyhow!("{e}"),
     })?;
 
-    let text = std::fs::read_to_string(&args.input)
+    // Read a line at a time: the judge holds one interval, whatever the input's size.
+    let input = std::fs::File::open(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let intervals = judge::parse_intervals(&text)
-        .map_err(|e| anyhow::anyhow!("{}:{}: {}", args.input.display(), e.line, e.message))?;
-    let report = judge::replay(&config, &intervals)
-        .with_context(|| format!("replaying {}", args.input.display()))?;
+    let report = judge::replay(&config, std::io::BufReader::new(input)).map_err(|e| match e {
+        ReplayError::Line(e) => {
+            anyhow::anyhow!("{}:{}: {}", args.input.display(), e.line, e.message)
+        }
+        other => anyhow::anyhow!("{}: {other}", args.input.display()),
+    })?;
 
     match args.output {
         Output::Text => write!(out, "{report}")?,

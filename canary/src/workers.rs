@@ -84,6 +84,10 @@ fn other(pool: Pool) -> Pool {
 
 #[async_trait]
 impl LoadBalancer for WorkerPool {
+    fn node_metrics_span_pools(&self) -> bool {
+        true
+    }
+
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         let mut state = self.load()?;
         Ok(Self::list(&mut state, pool)

@@ -1,7 +1,8 @@
 //! The comparison itself: a structural diff of the two configurations, then, with schemas,
 //! what each code version accepts.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::ignore::{ExpiredIgnore, Ignores};
 use crate::report::{Finding, IgnoredFinding, Report, Violation};
@@ -56,12 +57,11 @@ pub fn check(old: &Config, new: &Config, schemas: Option<&Schemas>, ignores: &Ig
 
     // One finding per rule and path.
     let mut merged: Vec<Draft> = Vec::new();
+    let mut seen: HashMap<(Rule, Vec<Segment>), usize> = HashMap::new();
     for d in drafts {
-        match merged
-            .iter_mut()
-            .find(|m| m.rule == d.rule && m.path == d.path)
-        {
-            Some(m) => {
+        match seen.get(&(d.rule, d.path.clone())) {
+            Some(&i) => {
+                let m = &mut merged[i];
                 m.level = m.level.min(d.level);
                 for b in d.breaks {
                     if !m.breaks.contains(&b) {
@@ -70,7 +70,10 @@ pub fn check(old: &Config, new: &Config, schemas: Option<&Schemas>, ignores: &Ig
                 }
                 m.breaks.sort();
             }
-            None => merged.push(d),
+            None => {
+                seen.insert((d.rule, d.path.clone()), merged.len());
+                merged.push(d);
+            }
         }
     }
 
@@ -268,17 +271,52 @@ fn renames(
         Value::Map(m) => m.is_empty(),
         _ => false,
     };
-    let mut used = BTreeSet::new();
+    // The first unused added key with the same value under the same parent, or with the
+    // same name: candidates are queued by value hash and parent, and by value hash and name,
+    // so each removed key costs O(1) amortised (a hash collision costs a scan of its queue).
+    let build = RandomState::new();
+    let parent = |p: &[Segment]| p[..p.len() - 1].to_vec();
+    let mut by_parent: HashMap<(u64, Vec<Segment>), VecDeque<usize>> = HashMap::new();
+    let mut by_name: HashMap<(u64, Option<Segment>), VecDeque<usize>> = HashMap::new();
+    for (i, (apath, anode)) in added.iter().enumerate() {
+        if trivial(anode) {
+            continue;
+        }
+        let h = anode.value_hash(&build);
+        by_parent
+            .entry((h, parent(apath)))
+            .or_default()
+            .push_back(i);
+        by_name
+            .entry((h, apath.last().cloned()))
+            .or_default()
+            .push_back(i);
+    }
+    let mut used: HashSet<usize> = HashSet::new();
+    let first_match = |queue: Option<&mut VecDeque<usize>>, used: &HashSet<usize>, rnode: &Node| {
+        let queue = queue?;
+        while queue.front().is_some_and(|i| used.contains(i)) {
+            queue.pop_front();
+        }
+        queue.iter().copied().find(|&i| {
+            !used.contains(&i)
+                && rnode.storage == added[i].1.storage
+                && rnode.same_value(added[i].1)
+        })
+    };
     for (rpath, rnode) in &removed {
-        let candidate = added.iter().enumerate().find(|(i, (apath, anode))| {
-            !used.contains(i)
-                && !trivial(rnode)
-                && rnode.same_value(anode)
-                && rnode.storage == anode.storage
-                && (apath[..apath.len() - 1] == rpath[..rpath.len() - 1]
-                    || apath.last() == rpath.last())
-        });
-        match candidate {
+        let candidate = if trivial(rnode) {
+            None
+        } else {
+            let h = rnode.value_hash(&build);
+            let a = first_match(by_parent.get_mut(&(h, parent(rpath))), &used, rnode);
+            let b = first_match(by_name.get_mut(&(h, rpath.last().cloned())), &used, rnode);
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        match candidate.map(|i| (i, &added[i])) {
             Some((i, (apath, _))) => {
                 used.insert(i);
                 out.push(draft(
@@ -318,6 +356,18 @@ fn covers(prefix: &[Segment], path: &[Segment]) -> bool {
         })
 }
 
+/// The violations under each path: every prefix of a violation's path leads to it, so a
+/// finding finds the violations it explains without scanning them all.
+fn by_prefix(violations: Option<&[SchemaViolation]>) -> HashMap<&[Segment], Vec<usize>> {
+    let mut under: HashMap<&[Segment], Vec<usize>> = HashMap::new();
+    for (i, v) in violations.unwrap_or(&[]).iter().enumerate() {
+        for n in 0..=v.path.len() {
+            under.entry(&v.path[..n]).or_default().push(i);
+        }
+    }
+    under
+}
+
 fn judge_by_schemas(
     old: &Config,
     new: &Config,
@@ -329,6 +379,8 @@ fn judge_by_schemas(
     // schema on the old configuration.
     let rollback: Option<Vec<SchemaViolation>> = schemas.old.as_ref().map(|s| s.validate(new));
     let mixed: Option<Vec<SchemaViolation>> = schemas.new.as_ref().map(|s| s.validate(old));
+    let (rollback_under, mixed_under) =
+        (by_prefix(rollback.as_deref()), by_prefix(mixed.as_deref()));
     if let Some(schema) = &schemas.new {
         for v in schema.validate(new) {
             invalid.push(Violation {
@@ -342,14 +394,25 @@ fn judge_by_schemas(
         Rollback => rollback.as_deref(),
         MixedFleet => mixed.as_deref(),
     };
-    let mut consumed: BTreeSet<(Direction, usize)> = BTreeSet::new();
-    let hit = |d: Direction, path: &[Segment], consumed: &mut BTreeSet<(Direction, usize)>| {
+    let under = |d: Direction| match d {
+        Rollback => &rollback_under,
+        MixedFleet => &mixed_under,
+    };
+    let mut consumed: HashSet<(Direction, usize)> = HashSet::new();
+    let hit = |d: Direction, path: &[Segment], consumed: &mut HashSet<(Direction, usize)>| {
         let mut any = false;
-        for (i, v) in violations(d).unwrap_or(&[]).iter().enumerate() {
-            if covers(path, &v.path) {
-                consumed.insert((d, i));
-                any = true;
+        let mut take = |i: usize| {
+            consumed.insert((d, i));
+            any = true;
+        };
+        if path.contains(&Segment::Index(ANY_ITEM)) {
+            for (i, v) in violations(d).unwrap_or(&[]).iter().enumerate() {
+                if covers(path, &v.path) {
+                    take(i);
+                }
             }
+        } else if let Some(found) = under(d).get(path) {
+            found.iter().for_each(|&i| take(i));
         }
         any
     };
@@ -436,7 +499,7 @@ fn judge_by_schemas(
     }
 
     // A required key is named once, by the narrower rule.
-    let required: Vec<Vec<Segment>> = drafts
+    let required: HashSet<Vec<Segment>> = drafts
         .iter()
         .filter(|d| d.rule == Rule::RequiredAddedWithoutDefault)
         .map(|d| d.path.clone())

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::ignore::{ExpiredIgnore, Ignores};
 use crate::report::{Finding, IgnoredFinding, Report, Violation};
 use crate::rules::{Direction, Level, Rule};
-use crate::schema::{compare, SchemaChange, SchemaViolation, Schemas, ANY_ITEM};
+use crate::schema::{compare, SchemaChange, SchemaViolation, Schemas, ViolationKind, ANY_ITEM};
 use crate::value::{path_string, Config, Kind, Location, Node, Segment, Storage, Value};
 
 use Direction::{MixedFleet, Rollback};
@@ -418,14 +418,31 @@ fn judge_by_schemas(
     };
 
     // Structural findings: where a direction has a schema, it breaks only if the schema
-    // rejects the configuration there.
+    // rejects the configuration there, and then surely: a warning the schema confirms is an
+    // error. An added key is the schema's to judge (REQUIRED_ADDED_WITHOUT_DEFAULT below);
+    // secret storage stands whatever the schema accepts.
     drafts.retain_mut(|d| {
         if d.rule == Rule::SecretStorageChanged {
             return true;
         }
+        if d.rule == Rule::KeyAdded {
+            d.breaks.retain(|&dir| violations(dir).is_none());
+            return !d.breaks.is_empty();
+        }
         let path = d.path.clone();
         d.breaks
             .retain(|&dir| violations(dir).is_none() || hit(dir, &path, &mut consumed));
+        let confirmed = d.breaks.iter().any(|&dir| violations(dir).is_some());
+        if confirmed && d.level == Level::Warn {
+            d.breaks.retain(|&dir| violations(dir).is_some());
+            d.level = Level::Error;
+            for dir in &d.breaks {
+                d.message.push_str(match dir {
+                    Rollback => "; the old code's schema rejects the new value",
+                    MixedFleet => "; the new code's schema rejects the old value",
+                });
+            }
+        }
         !d.breaks.is_empty()
     });
 
@@ -517,12 +534,12 @@ fn judge_by_schemas(
                 MixedFleet => ("new code's schema rejects the old configuration", old),
             };
             let _ = config;
-            let rule = if v.key_missing && d == MixedFleet {
-                Rule::RequiredAddedWithoutDefault
-            } else if v.key_missing {
-                Rule::KeyRemoved
-            } else {
-                Rule::SchemaViolation
+            let rule = match (v.kind, d) {
+                (ViolationKind::Required, MixedFleet) => Rule::RequiredAddedWithoutDefault,
+                (ViolationKind::Required, Rollback) => Rule::KeyRemoved,
+                (ViolationKind::Type, _) => Rule::SchemaTypeMismatch,
+                (ViolationKind::Enum, _) => Rule::SchemaEnumMismatch,
+                (ViolationKind::Other, _) => Rule::SchemaViolation,
             };
             drafts.push(Draft {
                 rule,

@@ -5,6 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::ignore::{ExpiredIgnore, Ignores};
+use crate::parse::collection_kind;
 use crate::report::{Finding, IgnoredFinding, Report, Violation};
 use crate::rules::{Direction, Level, Rule};
 use crate::schema::{compare, SchemaChange, SchemaViolation, Schemas, ViolationKind, ANY_ITEM};
@@ -243,6 +244,24 @@ fn diff<'a>(
                 }
             }
         }
+        (Value::String(so), Value::String(sn)) if so != sn => {
+            // A string holding a collection where it held plain text, or the reverse.
+            let (eo, en) = (collection_kind(so), collection_kind(sn));
+            if eo.is_some() != en.is_some() {
+                let message = match (eo, en) {
+                    (None, Some(k)) => format!(
+                        "was a plain string, now a string holding a {} as JSON/YAML text (encoded twice?)",
+                        k.name()
+                    ),
+                    (Some(k), _) => format!(
+                        "was a string holding a {} as JSON/YAML text, now a plain string",
+                        k.name()
+                    ),
+                    (None, None) => unreachable!("one side holds a collection"),
+                };
+                out.push(draft(Rule::DoubleEncodedValue, path, &both, message));
+            }
+        }
         (Value::List(lo), Value::List(ln)) => {
             for (i, (a, b)) in lo.iter().zip(ln).enumerate() {
                 path.push(Segment::Index(i));
@@ -420,7 +439,7 @@ fn judge_by_schemas(
     // Structural findings: where a direction has a schema, it breaks only if the schema
     // rejects the configuration there, and then surely: a warning the schema confirms is an
     // error. An added key is the schema's to judge (REQUIRED_ADDED_WITHOUT_DEFAULT below);
-    // secret storage stands whatever the schema accepts.
+    // secret storage and double encoding stand whatever the schema accepts.
     drafts.retain_mut(|d| {
         if d.rule == Rule::SecretStorageChanged {
             return true;
@@ -430,6 +449,7 @@ fn judge_by_schemas(
             return !d.breaks.is_empty();
         }
         let path = d.path.clone();
+        let all = d.breaks.clone();
         d.breaks
             .retain(|&dir| violations(dir).is_none() || hit(dir, &path, &mut consumed));
         let confirmed = d.breaks.iter().any(|&dir| violations(dir).is_some());
@@ -442,6 +462,8 @@ fn judge_by_schemas(
                     MixedFleet => "; the new code's schema rejects the old value",
                 });
             }
+        } else if !confirmed && d.rule == Rule::DoubleEncodedValue {
+            d.breaks = all;
         }
         !d.breaks.is_empty()
     });

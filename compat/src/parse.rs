@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::LoadError;
-use crate::value::{Config, Key, Location, Map, Node, SecretDigest, Storage, Value};
+use crate::value::{Config, Key, Kind, Location, Map, Node, SecretDigest, Storage, Value};
 
 /// Files above this size are refused before they are read.
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -413,6 +413,29 @@ mod yaml_events {
             Node::new(Value::Map(Map::new()), Location::new(file, 1, 1))
         }))
     }
+}
+
+/// The kind of collection (list or map) `text` holds as JSON or YAML, if it holds one: a
+/// flow collection (`[...]`, `{...}`) or a block one over several lines (`a: 1\nb: 2`). One
+/// line of `key: value` text is not taken for a map.
+pub(crate) fn collection_kind(text: &str) -> Option<Kind> {
+    let t = text.trim();
+    let flow = t.starts_with('[') || t.starts_with('{');
+    if !flow && !t.contains('\n') {
+        return None;
+    }
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(_) => Some(Kind::List),
+        serde_json::Value::Object(_) => Some(Kind::Map),
+        _ => None,
+    };
+    if flow {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(t) {
+            return kind(&v);
+        }
+    }
+    let node = yaml_events::parse(t, &Arc::from("value")).ok()?;
+    matches!(node.kind(), Kind::List | Kind::Map).then(|| node.kind())
 }
 
 fn yaml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {

@@ -98,6 +98,8 @@ rules! {
         "The other code version's schema expects another `type` where the configuration has this value: the new configuration against the old schema (rollback) or the old configuration against the new schema (mixed fleet). Named when no structural rule (TYPE_CHANGED, JSON_STRING_TYPE_CHANGED) explains it, for example a value whose type did not change but which the new schema types differently.";
     SchemaEnumMismatch => "SCHEMA_ENUM_MISMATCH", Error,
         "The configuration holds a value the other code version's schema does not list (`enum` or `const`): a value only the new code knows, which old code rejects after a rollback, or an old value the new code no longer accepts. Named when ENUM_VALUE_REMOVED (a schema-to-schema change) does not explain it.";
+    DoubleEncodedValue => "DOUBLE_ENCODED_VALUE", Warn,
+        "A string that now holds the JSON or YAML text of a list or map where it held a plain string, or the reverse: a generated configuration encoding items twice (`[\"recipe[a]\"]` becoming `[\"[\\\"recipe[a]\\\"]\"]`). Readers still get a string, so nothing fails to parse, but it means something else. A warning; an error when a schema of the reading code rejects the value there (its type, enum or pattern no longer matches).";
     SchemaViolation => "SCHEMA_VIOLATION", Error,
         "The other code version's schema rejects the configuration for a reason no narrower rule names (a bound, a pattern, a key the schema does not allow).";
 }

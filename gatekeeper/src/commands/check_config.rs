@@ -19,13 +19,17 @@ pub struct Args {
     /// The configuration to deploy, in the same forms as --old.
     #[arg(long, value_name = "SOURCE")]
     pub new: String,
-    /// JSON Schema (draft 2020-12, JSON or YAML) both code versions accept.
+    /// JSON Schema (draft 2020-12, JSON or YAML) both code versions accept: the same as
+    /// giving it as --old-schema and --new-schema.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["old_schema", "new_schema"])]
     pub schema: Option<PathBuf>,
-    /// JSON Schema of the old code's configuration.
+    /// JSON Schema of the old code's configuration. Its required keys, types and enums are
+    /// checked against the new configuration (rollback: old code on the new configuration).
     #[arg(long, value_name = "FILE")]
     pub old_schema: Option<PathBuf>,
-    /// JSON Schema of the new code's configuration.
+    /// JSON Schema of the new code's configuration. Its required keys, types and enums are
+    /// checked against the old configuration (mixed fleet: new code on the old configuration,
+    /// as a canary runs) and against the new one (invalid: exit 1).
     #[arg(long, value_name = "FILE")]
     pub new_schema: Option<PathBuf>,
     /// Accepted findings (TOML or YAML): [[ignore]] rule, path, reason, expires (YYYY-MM-DD).

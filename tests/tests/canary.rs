@@ -88,7 +88,9 @@ fn passed_canary_waits_for_promote_which_records_the_approver() {
     assert!(!rt.block_on(fleet.members(&fleet.prod_tg)).contains(&canary));
     let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
     assert_eq!(code, Some(0));
-    assert!(status.contains("held by arn:aws"), "{status}");
+    // The run is parked: in flight, no process driving it, the service taken until it ends.
+    assert!(status.contains(": parked: canary run"), "{status}");
+    assert!(status.contains("by arn:aws"), "{status}");
     assert!(status.contains("listener weights: 95/5"), "{status}");
     assert!(status.contains("awaiting approval"), "{status}");
     // A second run is refused while this one is unfinished: the lock is parked by it.

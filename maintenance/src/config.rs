@@ -430,6 +430,19 @@ rewrite = "orphans/{batch}/{path}"
     }
 
     #[test]
+    fn the_state_table_is_read_with_this_view_and_located() {
+        let c =
+            parse_str("service = \"x\"\n[state]\nurl = \"s3://photos-prod-gk/state\"\n").unwrap();
+        assert_eq!(c.state.url.as_deref(), Some("s3://photos-prod-gk/state"));
+        let e = parse_str("service = \"x\"\n[state]\nlease_seconds = 1\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.lease_seconds"), "{e}");
+        let e = parse_str("[state]\nurl = \"http://x\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.url"), "{e}");
+        let e = parse_str("[state]\nurls = \"s3://b/x\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.urls"), "{e}");
+    }
+
+    #[test]
     fn invalid_values_name_their_key() {
         let e = parse_str("[maintenance]\nconcurrency = 0\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("maintenance.concurrency"));

@@ -578,12 +578,14 @@ pub async fn on(
     }
 }
 
+/// The hooks a run ended by `off` did not run. A hook still `in_hook` in this process's
+/// progress ran to its end: only its `hook-done` record lost its slot to `off`'s.
 fn not_run(config: &MaintenanceConfig, progress: &Progress) -> Vec<String> {
     config
         .hooks
         .iter()
         .map(|h| h.name.clone())
-        .filter(|h| !progress.hooks_done.contains(h))
+        .filter(|h| !progress.hooks_done.contains(h) && progress.in_hook.as_ref() != Some(h))
         .collect()
 }
 

@@ -1031,3 +1031,113 @@ async fn a_message_received_but_not_deleted_keeps_the_drain_waiting_until_its_ti
     let done = maintenance::progress(&state.scope, run).await.unwrap();
     assert!(!done.drained, "{done:?}");
 }
+
+#[tokio::test]
+async fn on_force_takes_the_lock_from_a_canary_awaiting_approval_and_off_hands_it_back() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let service = unique("pre");
+    let (stack, mconfig) = config(&service, "[maintenance]\nflag_ttl_seconds = 0\n");
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    for q in &target.queues {
+        queue(&m, q).await;
+    }
+    let clients = clients(&m);
+    let mut state = locking(dir.path());
+    // A canary awaiting approval: parked in the lock.
+    let canary = Claim {
+        run_id: "canary-20261204T100000Z-7".into(),
+        purpose: "canary".into(),
+        holder: Holder::this_process("ci", "canary run"),
+        ttl: 30,
+    };
+    let lease = lock::acquire(&state.scope, &canary, Mode::Fresh, lock::wall_now())
+        .await
+        .unwrap();
+    lock::park(&state.scope, &lease, lock::wall_now())
+        .await
+        .unwrap();
+
+    // Without --force: refused, nothing changed.
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &state,
+        &on_request(&mconfig),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let OnOutcome::Held { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains(&format!("canary run {} is in flight", canary.run_id)),
+        "{reason}"
+    );
+    assert_eq!(
+        maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap(),
+        None
+    );
+    let before = lock_of(&state).await;
+    assert_eq!(
+        (before.run_id.as_str(), before.generation),
+        (canary.run_id.as_str(), 1)
+    );
+
+    // With it: taken, said so, and the canary is handed back, parked, by `off`.
+    state.force = true;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &state,
+        &on_request(&mconfig),
+        &move |e| seen.lock().unwrap().push(e),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, OnOutcome::Done { .. }), "{outcome:?}");
+    assert!(events.lock().unwrap().contains(&Event::Preempted {
+        run: canary.run_id.clone(),
+        purpose: "canary".into()
+    }));
+    let held = lock_of(&state).await;
+    assert_eq!(
+        (held.state, held.purpose.as_str()),
+        (LockState::Parked, "maintenance")
+    );
+    state.force = false;
+    let cleared = maintenance::off(
+        &m.ssm,
+        &target,
+        &state,
+        "me",
+        Duration::ZERO,
+        Duration::from_secs(5),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let OffOutcome::Cleared { handed_back, .. } = cleared else {
+        panic!("{cleared:?}")
+    };
+    assert_eq!(handed_back.as_deref(), Some(canary.run_id.as_str()));
+    let back = lock_of(&state).await;
+    assert_eq!(
+        (back.state, back.run_id.as_str(), back.purpose.as_str()),
+        (LockState::Parked, canary.run_id.as_str(), "canary")
+    );
+    assert!(
+        !maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+}

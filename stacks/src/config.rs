@@ -63,6 +63,9 @@ pub struct Config {
     /// Read by the maintenance crate.
     #[serde(default, rename = "maintenance")]
     pub _maintenance: Option<toml::Value>,
+    /// The state layer's `[state]` table (`state::StateConfig`).
+    #[serde(default, rename = "state")]
+    pub _state: Option<toml::Value>,
     /// Read by the pipelines crate (`pipelines::config`), which rejects its unknown keys.
     #[serde(default, rename = "pipeline")]
     pub _pipeline: Option<toml::Value>,

@@ -169,16 +169,14 @@ impl Session {
             clients.sts.clone(),
         );
         let deployer: Box<dyn Deployer> = match &c.deployer {
-            DeployerConfig::Command { command, current } => {
-                Box::new(
-                    canary::command::CommandDeployer {
-                        command: command.clone(),
-                        current: current.clone(),
-                        smoke: c.smoke_command.clone(),
-                    }
-                    .with_timeouts(c.timeouts.clone()),
-                )
-            }
+            DeployerConfig::Command { command, current } => Box::new(
+                canary::command::CommandDeployer {
+                    command: command.clone(),
+                    current: current.clone(),
+                    smoke: c.smoke_command.clone(),
+                }
+                .with_timeouts(c.timeouts.clone()),
+            ),
             DeployerConfig::Codedeploy {
                 application,
                 deployment_group,

@@ -490,12 +490,7 @@ impl Executor<'_> {
         let s = &self.settings;
         let interval = s.interval.as_secs();
         let n = s.bake.as_secs().checked_div(interval).unwrap_or(1).max(1);
-        let bake_start = self.providers.clock.now();
-        let mut from = if self.providers.lb.node_metrics_span_pools() {
-            first_window_after_repool(bake_start)
-        } else {
-            first_window_start(bake_start)
-        };
+        let mut from = first_window_start(self.providers.clock.now());
         let mut judge = Judge::new(&s.judge).map_err(|e| ProviderError::new(e.to_string()))?;
         let lock_info = LockInfo {
             holder: s.holder.clone(),
@@ -608,14 +603,6 @@ fn first_window_start(bake_start: u64) -> u64 {
     (bake_start / BUCKET_SECONDS).saturating_sub(1) * BUCKET_SECONDS
 }
 
-/// Where a worker fleet's first window starts: the first whole minute after the bake began,
-/// so after the canary node was repooled. A worker keeps its name in both roles, so a minute
-/// before the repool holds its work on the old revision, which the judge must not count as
-/// the canary's.
-fn first_window_after_repool(bake_start: u64) -> u64 {
-    bake_start.div_ceil(BUCKET_SECONDS) * BUCKET_SECONDS
-}
-
 /// The next window `[from, to)` of the bake to read, in whole minutes, or `None` when no minute
 /// has completed since `from`. Windows never overlap, so no datapoint is judged twice. Only
 /// complete minutes are read, except at the bake's last look, which also takes the minute under
@@ -659,15 +646,6 @@ mod tests {
         // Looks within a minute that is still under way read nothing.
         assert_eq!(next_window(43_260, 43_290, false), None);
         assert_eq!(next_window(43_260, 43_290, true), Some((43_260, 43_320)));
-    }
-
-    #[test]
-    fn a_worker_fleet_reads_no_minute_begun_before_the_bake() {
-        assert_eq!(first_window_after_repool(43_205), 43_260);
-        assert_eq!(first_window_after_repool(43_260), 43_260);
-        let from = first_window_after_repool(43_205);
-        assert_eq!(next_window(from, 43_265, false), None);
-        assert_eq!(next_window(from, 43_325, false), Some((43_260, 43_320)));
     }
 
     #[test]

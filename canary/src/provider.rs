@@ -40,12 +40,6 @@ pub trait LoadBalancer: Send + Sync {
     async fn set_weight(&self, canary: u8) -> Result<()>;
     /// The canary weight the listener has now.
     async fn weight(&self) -> Result<u8>;
-    /// Whether a node's metrics carry its name in both pools (a worker fleet, judged node by
-    /// node): the canary's metrics then hold the node's work in production, on the old
-    /// revision, up to its repool as the canary.
-    fn node_metrics_span_pools(&self) -> bool {
-        false
-    }
 }
 
 /// Puts a revision on nodes.

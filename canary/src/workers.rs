@@ -108,11 +108,7 @@ pub struct TimedWorkerPool {
 }
 
 #[async_trait]
-impl LoadBalancer for TimedWorkerPool {
-    fn node_metrics_span_pools(&self) -> bool {
-        true
-    }
-
+impl LoadBalancer for WorkerPool {
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         let (mut state, _) = self.pool.load().await?;
         Ok(WorkerPool::list(&mut state, pool)
@@ -174,10 +170,6 @@ impl LoadBalancer for TimedWorkerPool {
 
 #[async_trait]
 impl LoadBalancer for WorkerPool {
-    fn node_metrics_span_pools(&self) -> bool {
-        true
-    }
-
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         self.timed().members(pool).await
     }

@@ -59,8 +59,6 @@ struct FakeLb {
     /// Raise this flag (a SIGTERM) at the n-th look that sees a node draining from production.
     signal_at_drain_look: Option<(u32, Arc<AtomicBool>)>,
     draining_looks: AtomicU32,
-    /// Judged node by node, as a worker fleet is.
-    workers: bool,
     /// Looks at a pool that saw a node not yet healthy after the signal was raised.
     unhealthy_looks_after_signal: AtomicU32,
 }
@@ -79,7 +77,6 @@ impl FakeLb {
             health_polls: 1,
             signal_at_drain_look: None,
             draining_looks: AtomicU32::new(0),
-            workers: false,
             unhealthy_looks_after_signal: AtomicU32::new(0),
         }
     }
@@ -116,10 +113,6 @@ impl FakeLb {
 
 #[async_trait]
 impl LoadBalancer for FakeLb {
-    fn node_metrics_span_pools(&self) -> bool {
-        self.workers
-    }
-
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         let signalled = self.signalled();
         let mut s = self.state.lock().unwrap();
@@ -1087,33 +1080,4 @@ async fn a_failed_deploy_rolls_back() {
     );
     f.assert_safe_on("v1");
     assert!(r.failures(Mode::Rollback).is_empty());
-}
-
-/// A worker keeps its name in both roles: no window the bake reads may reach back before the
-/// canary node was repooled, or the node's work on the old revision would be judged as the
-/// canary's. A load-balancer fleet's first window does reach back (its canary group had no
-/// traffic before).
-#[tokio::test]
-async fn a_worker_fleet_judges_no_minute_from_before_the_repool() {
-    for workers in [true, false] {
-        let mut f = Fleet::new();
-        f.lb.workers = workers;
-        let r = run(&f, plan(), settings()).await;
-        assert!(canary::executor::succeeded(&r.next), "{:?}", r.next);
-        let (repooled_at, _) = r.step(Mode::Canary, "repool");
-        let windows = f.metrics.windows();
-        assert!(!windows.is_empty());
-        let earliest = windows.iter().map(|w| w.0).min().unwrap();
-        if workers {
-            assert!(
-                earliest >= repooled_at,
-                "a window from {earliest} reads before the repool at {repooled_at}"
-            );
-        } else {
-            assert!(
-                earliest < repooled_at,
-                "the load-balancer fleet reaches back"
-            );
-        }
-    }
 }

@@ -341,7 +341,7 @@ struct Run {
 }
 
 enum Begun {
-    Run(Run),
+    Run(Box<Run>),
     Held(String),
 }
 
@@ -479,13 +479,13 @@ async fn begin(
             continue;
         }
         let journal = RunJournal::continue_at(scope, &run_id, progress.records, generation)?;
-        return Ok(Begun::Run(Run {
+        return Ok(Begun::Run(Box::new(Run {
             scope: scope.clone(),
             id: run_id,
             keeper: Keeper::start(scope, lease),
             journal,
             progress,
-        }));
+        })));
     }
     Err(MaintenanceError::State(StateError::Conflict {
         key: scope.lock_key(),

@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+/// Values with their multiplicities, sorted.
+type Weighted = Vec<(f64, u64)>;
+
 use super::config::{Kind, MetricConfig};
 use super::report::{fmt_p, Bounds, MetricReport, Status};
 use super::{fmt_ratio, GroupData, Tally};
@@ -109,7 +112,7 @@ impl MwMetric {
     }
 
     /// The compared values, sorted: rates (count) or ln latency (continuous).
-    fn values(&self) -> (Vec<(f64, u64)>, Vec<(f64, u64)>) {
+    fn values(&self) -> (Weighted, Weighted) {
         let f = match self.cfg.kind {
             Kind::Count => |v: f64| v,
             Kind::Continuous => f64::ln,

@@ -351,8 +351,8 @@ pub(crate) fn fmt_ratio(r: f64) -> String {
 }
 
 enum MetricState {
-    Seq(SeqMetric),
-    Mw(MwMetric),
+    Seq(Box<SeqMetric>),
+    Mw(Box<MwMetric>),
 }
 
 /// The streaming judge the bake loop feeds every interval.
@@ -376,8 +376,8 @@ impl Judge {
             .metrics
             .iter()
             .map(|m| match config.method {
-                Method::Sequential => MetricState::Seq(SeqMetric::new(m, metric_alpha)),
-                Method::MannWhitney => MetricState::Mw(MwMetric::new(m, metric_alpha)),
+                Method::Sequential => MetricState::Seq(Box::new(SeqMetric::new(m, metric_alpha))),
+                Method::MannWhitney => MetricState::Mw(Box::new(MwMetric::new(m, metric_alpha))),
             })
             .collect();
         Ok(Judge {
@@ -459,7 +459,7 @@ impl Judge {
             .metrics
             .iter()
             .filter_map(|m| match m {
-                MetricState::Seq(s) => Some(s),
+                MetricState::Seq(s) => Some(&**s),
                 MetricState::Mw(_) => None,
             })
             .collect();

@@ -108,7 +108,7 @@ pub struct TimedWorkerPool {
 }
 
 #[async_trait]
-impl LoadBalancer for WorkerPool {
+impl LoadBalancer for TimedWorkerPool {
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         let (mut state, _) = self.pool.load().await?;
         Ok(WorkerPool::list(&mut state, pool)

@@ -313,9 +313,9 @@ pub fn inconclusive() -> BakeRecord {
     })
 }
 
-/// 60 looks, 4 metrics, 12 latency samples per group per look, and a latency regression
-/// of 25% that the latency metric (not critical) catches early; the bake goes on to its end
-/// (`pass_early = false`) and fails there.
+/// 60 looks, 4 metrics, 12 latency samples per group per look, and no regression: the bake
+/// goes on to its end (`pass_early = false`) and passes there (a failed metric would end it
+/// at once).
 pub fn sixty_by_four() -> BakeRecord {
     let config = JudgeConfig {
         pass_early: false,
@@ -332,7 +332,7 @@ pub fn sixty_by_four() -> BakeRecord {
         let c = 950 + (rng.next() * 100.0) as u64;
         (
             group(b, rng.errors(b, 0.002), rng.latency(12, 120.0)),
-            group(c, rng.errors(c, 0.002), rng.latency(12, 150.0)),
+            group(c, rng.errors(c, 0.002), rng.latency(12, 120.0)),
         )
     })
 }

@@ -480,8 +480,12 @@ fn another_runner_with_nothing_local_sees_and_promotes_the_run() {
 
 /// Starts `canary run --revision v2` and returns once its journal says the bake has begun:
 /// the process, and the run's id.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the caller waits for the process it returns"
+)]
 fn spawn_baking(fleet: &Fleet, rt: &tokio::runtime::Runtime) -> (std::process::Child, String) {
-    let child = fleet
+    let mut child = fleet
         .gatekeeper(&["canary", "run", "--revision", "v2"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -489,7 +493,11 @@ fn spawn_baking(fleet: &Fleet, rt: &tokio::runtime::Runtime) -> (std::process::C
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        assert!(std::time::Instant::now() < deadline, "the bake never began");
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bake never began");
+        }
         if let Some(run) = rt.block_on(fleet.runs()).pop() {
             let records = rt.block_on(fleet.records(&run));
             if records

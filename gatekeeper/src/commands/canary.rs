@@ -147,7 +147,7 @@ impl Session {
                     repool_command: c.repool_command.clone(),
                     state: scope.clone(),
                 }
-                .with_timeouts(c.timeouts.clone());
+                .with_timeouts(c.timeouts);
                 // The canary node is known once a run is planned: see `metrics_for`.
                 let source = worker_source(&config, "", &c.nodes);
                 (
@@ -175,7 +175,7 @@ impl Session {
                     current: current.clone(),
                     smoke: c.smoke_command.clone(),
                 }
-                .with_timeouts(c.timeouts.clone()),
+                .with_timeouts(c.timeouts),
             ),
             DeployerConfig::Codedeploy {
                 application,

@@ -368,7 +368,6 @@ async fn off_during_the_flag_wait_ends_on_before_any_hook() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "the slow hook's fixture does not hang: `on` exits 0 before the kill; the fixture must be fixed before this test can show the resume"]
 async fn a_run_killed_on_one_runner_is_resumed_from_another() {
     let Some(moto) = moto() else { return };
     // The slow hook hangs on the first runner; the second finds `go` and goes on.
@@ -378,12 +377,9 @@ async fn a_run_killed_on_one_runner_is_resumed_from_another() {
     wait_for("the slow hook", Duration::from_secs(30), || {
         lines(&s, "slow") == 1
     });
-    let pid = on.id();
-    let killed = Command::new("kill")
-        .args(["-9", &format!("-{pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // kill -9 of the runner: gatekeeper and the hook it is running, its whole process group.
+    let group = rustix::process::Pid::from_raw(on.id() as i32).unwrap();
+    rustix::process::kill_process_group(group, rustix::process::Signal::KILL).unwrap();
     let (code, _) = finish(on);
     assert_eq!(code, -1, "killed");
     drop(first);

@@ -448,7 +448,16 @@ async fn begin(
                     last = r.info.run_id.clone();
                     continue;
                 }
-                return Ok(Begun::Held(r.to_string()));
+                let mut reason = r.to_string();
+                if !lock.force && r.info.parked(now) && r.info.purpose != PURPOSE {
+                    reason.push_str(&format!(
+                        "; or `gatekeeper maintenance on --force`, which leaves {} run {} where it \
+                         is (no step of it is taken) and hands it the lock back at `maintenance \
+                         off`",
+                        r.info.purpose, r.info.run_id
+                    ));
+                }
+                return Ok(Begun::Held(reason));
             }
             Err(e) => return Err(e.into()),
         };

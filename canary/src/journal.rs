@@ -36,6 +36,12 @@ pub enum Record {
         holder: String,
         command: String,
     },
+    /// The bake's evidence: what the judge saw and concluded (see [`crate::evidence`]). Not a
+    /// step of the run: replay leaves it to the evidence reader.
+    Evidence {
+        at: u64,
+        entry: Box<evidence::Entry>,
+    },
 }
 
 /// Where records go. Appends are durable when they return.
@@ -53,7 +59,7 @@ impl Journal for StateJournal {
     async fn append(&mut self, record: &Record) -> Result<()> {
         let at = match record {
             Record::Start { at, .. } | Record::Event { at, .. } | Record::Finish { at, .. } => *at,
-            Record::Took { at, .. } => *at,
+            Record::Took { at, .. } | Record::Evidence { at, .. } => *at,
         };
         self.0
             .append(at, record)
@@ -108,7 +114,7 @@ pub fn replay(records: &[Record]) -> std::result::Result<Option<RunState>, (usiz
                 index_of.push(i);
             }
             Record::Finish { at, outcome } => finished = Some((*at, outcome.clone())),
-            Record::Took { .. } => {}
+            Record::Took { .. } | Record::Evidence { .. } => {}
         }
     }
     let machine =

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod config;
+pub mod evidence;
 pub mod executor;
 pub mod fenced;
 pub mod iam;

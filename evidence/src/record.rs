@@ -102,11 +102,19 @@ pub struct JudgeSpec {
     pub alpha: f64,
     #[serde(default = "yes")]
     pub pass_early: bool,
+    /// The run fails once the percentage of metrics not failed falls below this (the judge's
+    /// `min_score`; 100 when the record predates it).
+    #[serde(default = "all")]
+    pub min_score: f64,
     pub metrics: Vec<MetricSpec>,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn all() -> f64 {
+    100.0
 }
 
 /// One `[[canary.judge.metrics]]` entry, defaults resolved.

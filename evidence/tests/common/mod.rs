@@ -85,6 +85,7 @@ pub fn spec(config: &JudgeConfig) -> JudgeSpec {
         method: config.method.as_str().to_string(),
         alpha: config.alpha,
         pass_early: config.pass_early,
+        min_score: config.min_score,
         metrics: config
             .metrics
             .iter()

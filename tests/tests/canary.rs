@@ -103,7 +103,7 @@ fn passed_canary_waits_for_promote_which_records_the_approver() {
     let lock = rt.block_on(fleet.lock()).unwrap();
     assert_eq!(lock["state"], "parked", "{lock}");
 
-    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote", "--yes"]));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("promoted"), "{stdout}");
     rt.block_on(fleet.assert_safe_on("v2"));
@@ -463,7 +463,7 @@ fn another_runner_with_nothing_local_sees_and_promotes_the_run() {
     let (code, status, _) = output(on_other(&["canary", "status"]));
     assert_eq!(code, Some(0));
     assert!(status.contains("awaiting approval"), "{status}");
-    let (code, stdout, stderr) = output(on_other(&["promote"]));
+    let (code, stdout, stderr) = output(on_other(&["promote", "--yes"]));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     rt.block_on(fleet.assert_safe_on("v2"));
     let (code, status, _) = output(on_other(&["canary", "status"]));

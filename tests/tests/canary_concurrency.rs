@@ -94,7 +94,7 @@ fn sixteen_runs_at_once_one_drives_fifteen_are_refused_having_changed_nothing() 
             "round {round}: {status}"
         );
         if round % 2 == 0 {
-            let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+            let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote", "--yes"]));
             assert_eq!(code, Some(0), "round {round}: {stdout}\n{stderr}");
             assert!(stdout.contains(&winner), "round {round}: {stdout}");
             rt.block_on(fleet.assert_safe_on(&revision));
@@ -132,8 +132,8 @@ fn two_promotes_at_once_one_promotes_the_other_is_refused() {
             output(fleet.gatekeeper(&["canary", "run", "--revision", &revision]));
         assert_eq!(code, Some(0), "round {round}: {stdout}\n{stderr}");
         let run = run_id(&stdout);
-        let a = spawn(&fleet, &["promote"]);
-        let b = spawn(&fleet, &["promote"]);
+        let a = spawn(&fleet, &["promote", "--yes"]);
+        let b = spawn(&fleet, &["promote", "--yes"]);
         let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
         let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
         let text: Vec<String> = outs
@@ -182,7 +182,7 @@ fn a_promote_killed_at_any_moment_is_finished_by_a_plain_resume() {
         let (code, stdout, stderr) =
             output(fleet.gatekeeper(&["canary", "run", "--revision", &revision]));
         assert_eq!(code, Some(0), "round {round}: {stdout}\n{stderr}");
-        let mut promote = spawn(&fleet, &["promote"]);
+        let mut promote = spawn(&fleet, &["promote", "--yes"]);
         std::thread::sleep(delay);
         let _ = promote.kill();
         // Reaped, so its pid is gone (not a zombie) when resume checks it.
@@ -197,7 +197,7 @@ fn a_promote_killed_at_any_moment_is_finished_by_a_plain_resume() {
             // Killed before its approval was journaled: nothing was promoted yet, and the
             // run waits as before; a promote finishes it.
             assert_eq!(rt.block_on(fleet.weights()), (95, 5), "round {round}");
-            let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+            let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote", "--yes"]));
             assert_eq!(code, Some(0), "round {round}: {stdout}\n{stderr}");
         }
         rt.block_on(fleet.assert_safe_on(&revision));
@@ -232,7 +232,7 @@ fn a_lock_or_record_that_is_not_ours_is_an_error_naming_it_and_nothing_changes()
             &["canary", "run", "--revision", "v2"][..],
             &["canary", "status"],
             &["canary", "abort"],
-            &["promote"],
+            &["promote", "--yes"],
         ] {
             let (code, stdout, stderr) = output(fleet.gatekeeper(args));
             assert_eq!(code, Some(1), "{args:?}: {stdout}\n{stderr}");

@@ -176,7 +176,7 @@ fn maintenance_on_during_a_canary_is_refused_unless_forced_and_the_canary_gets_t
     at_weight(&fleet);
 
     // While maintenance holds it, the canary cannot be promoted.
-    let (code, out, err) = output(fleet.gatekeeper(&["promote"]));
+    let (code, out, err) = output(fleet.gatekeeper(&["promote", "--yes"]));
     assert_eq!(code, Some(2), "{out}{err}");
     at_weight(&fleet);
 
@@ -190,7 +190,7 @@ fn maintenance_on_during_a_canary_is_refused_unless_forced_and_the_canary_gets_t
         ("parked", "canary", canary.2.as_str())
     );
     at_weight(&fleet);
-    let (code, out, err) = output(fleet.gatekeeper(&["promote"]));
+    let (code, out, err) = output(fleet.gatekeeper(&["promote", "--yes"]));
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains(&canary.2), "{out}");
     rt.block_on(fleet.assert_safe_on("v2"));

@@ -1,4 +1,5 @@
-//! `gatekeeper canary run|status|resume|abort`: one node through depool, deploy, smoke,
+//! `gatekeeper canary run|status|resume|abort` (and `report|export|history`, in
+//! `canary_evidence`): one node through depool, deploy, smoke,
 //! repool at a weight, bake; then roll back, or wait for `gatekeeper promote`.
 //!
 //! Test hook: `GATEKEEPER_CRASH_AFTER=<action>` (e.g. `deploy`, `set-weight`) or
@@ -42,6 +43,12 @@ pub enum Sub {
     Resume(TakeOver),
     /// Roll back from any point, a promotion included.
     Abort(TakeOver),
+    /// The bake's evidence: every look, the judge's bounds and e-values, the verdict.
+    Report(crate::commands::canary_evidence::ReportArgs),
+    /// The bake's observations in `gatekeeper judge`'s input format, to replay the decision.
+    Export(crate::commands::canary_evidence::ExportArgs),
+    /// The service's last runs: revision, outcome, who, when, how long.
+    History(crate::commands::canary_evidence::HistoryArgs),
 }
 
 /// `resume` and `abort` drive a run another process started: they refuse while that process
@@ -95,6 +102,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             Sub::Status(c) => status(c, out).await,
             Sub::Resume(t) => resume(&t.common, t.force, Action::Resume, out).await,
             Sub::Abort(t) => resume(&t.common, t.force, Action::Abort, out).await,
+            Sub::Report(a) => crate::commands::canary_evidence::report(a, out).await,
+            Sub::Export(a) => crate::commands::canary_evidence::export(a, out).await,
+            Sub::History(a) => crate::commands::canary_evidence::history(a, out).await,
         }
     });
     crate::aws::report_calls();
@@ -228,6 +238,16 @@ impl Session {
             bake: Duration::from_secs(c.bake_seconds),
             interval: Duration::from_secs(c.interval_seconds),
             judge: c.judge.clone(),
+            evidence: canary::evidence::Context {
+                service: self.config.service.clone(),
+                environment: self.config.environment.clone(),
+                started_by: holder.clone(),
+                alarms_watched: vec![format!(
+                    "{}* (alarms in ALARM stop the bake)",
+                    self.config.alarm_prefix()
+                )],
+                config_check: None,
+            },
             holder,
             lock_ttl: Duration::from_secs(self.config.lease_seconds()),
             auto_promote,

@@ -2,6 +2,7 @@
 
 pub mod annotations;
 pub mod canary;
+pub mod canary_evidence;
 pub mod check_config;
 pub mod common;
 pub mod diff;

@@ -1,8 +1,11 @@
 //! `gatekeeper promote`: approve a passed canary (recording who, from the caller identity,
 //! and when) and deploy the rest of the fleet in waves. A step of the run, under its lock:
 //! two `promote` at once, or a `promote` beside an `abort`, cannot both drive the fleet.
+//!
+//! Before it acts it shows the bake's evidence and asks for confirmation on a terminal; without
+//! a terminal (CI) it needs `--yes`. `--reason` is recorded with the approver in the evidence.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use canary::journal::{Journal, Record};
@@ -20,12 +23,70 @@ pub struct Args {
     pub config: PathBuf,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Promote without asking. Required when standard input is not a terminal (CI): without
+    /// it `promote` shows the evidence, changes nothing and exits 2.
+    #[arg(long)]
+    pub yes: bool,
+    /// Why this promotion is approved; recorded with the approver's ARN in the run's evidence.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// Shows the run's evidence (read only, no lock) and asks for confirmation: `Ok(true)` to go
+/// on; `Ok(false)` after a refusal was written (exit 2, nothing changed).
+async fn confirm(s: &Session, args: &Args, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let Ok(Some(run_id)) = s.current_run_id().await? else {
+        // Nothing to show; take_over says why it cannot go on.
+        return Ok(true);
+    };
+    let text = args.output != Output::Json;
+    if let Some(run) = canary::journal::read_run(&s.scope, &run_id).await? {
+        match crate::commands::canary_evidence::record_of(&run) {
+            Ok(record) if text => {
+                let report = evidence::render(&record, evidence::Format::Text);
+                // The summary and the per-metric table; the look-by-look table is in the report.
+                let summary = report.split("\nlook ").next().unwrap_or(&report);
+                writeln!(out, "{}", summary.trim_end())?;
+                writeln!(
+                    out,
+                    "full report: gatekeeper canary report --config {} --run {run_id} --output html --out report.html",
+                    args.config.display()
+                )?;
+            }
+            Ok(_) => {}
+            Err(e) if text => writeln!(out, "no evidence to show: {e:#}")?,
+            Err(_) => {}
+        }
+    }
+    if args.yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        writeln!(
+            out,
+            "refused: promote asks for confirmation and standard input is not a terminal: pass \
+             --yes (and --reason) to approve run {run_id}; nothing was changed"
+        )?;
+        return Ok(false);
+    }
+    write!(out, "promote run {run_id} to the whole fleet? [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Ok(true);
+    }
+    writeln!(out, "not promoted: nothing was changed")?;
+    Ok(false)
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let rt = crate::aws::runtime()?;
     let result = rt.block_on(async {
         let s = Session::open(&args.config).await?;
+        if !confirm(&s, args, out).await? {
+            return Ok(ExitStatus::Changes);
+        }
         let Continued {
             run,
             mut journal,
@@ -71,6 +132,23 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                 command: "promote".into(),
             })
             .await?;
+        let now = SystemClock.now();
+        let verdict_recorded = canary::evidence::bake_record(&run.records)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.verdict.is_some());
+        if verdict_recorded {
+            journal
+                .append(&Record::Evidence {
+                    at: now,
+                    entry: Box::new(evidence::Entry::Approval(evidence::record::Approval {
+                        who: who.clone(),
+                        at: now,
+                        reason: args.reason.clone(),
+                    })),
+                })
+                .await?;
+        }
         let settings = s.settings(holder, false, false);
         s.drive(
             &mut m,

@@ -789,6 +789,26 @@ impl Deployer for CodeDeploy {
     }
 }
 
+/// Run notifications published to an SNS topic (`[notify] sns_topic_arn`).
+pub struct Sns {
+    pub client: aws_sdk_sns::Client,
+    pub topic_arn: String,
+}
+
+impl Sns {
+    pub async fn publish(&self, m: &crate::notify::Message) -> Result<()> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&m.subject)
+            .message(&m.body)
+            .send()
+            .await
+            .map_err(|e| aws_err(&format!("Publish {}", self.topic_arn), e))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

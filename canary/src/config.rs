@@ -340,6 +340,8 @@ struct View {
     canary: Option<CanaryConfig>,
     #[serde(default)]
     state: state::StateConfig,
+    #[serde(default)]
+    notify: crate::notify::NotifyConfig,
 }
 
 /// A loaded configuration: the service it belongs to and its `[canary]` table.
@@ -352,6 +354,8 @@ pub struct Config {
     pub canary: CanaryConfig,
     /// `[state]`: where the lock and the journals live.
     pub state: state::StateConfig,
+    /// `[notify]`: where a run's state changes are published.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// A configuration the user has to fix, located in the file.
@@ -421,7 +425,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         region: view.region,
         canary,
         state: view.state,
+        notify: view.notify,
     };
+    config.notify.validate().map_err(|(key, message)| {
+        let offset = find_key(text, key).or(text.find("[notify]"));
+        invalid(offset, format!("notify.{key}: {message}"))
+    })?;
     config.state.validate().map_err(|(key, message)| {
         let offset = find_key(text, key).or(text.find("[state]"));
         invalid(offset, format!("state.{key}: {message}"))

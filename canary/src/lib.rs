@@ -13,6 +13,7 @@ pub mod iam;
 pub mod journal;
 pub mod judge;
 pub mod machine;
+pub mod notify;
 pub mod provider;
 pub mod workers;
 

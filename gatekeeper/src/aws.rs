@@ -54,6 +54,7 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sts: aws_sdk_sts::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 /// Loads the standard credential chain, region and `AWS_ENDPOINT_URL` (aws-config reads it),
@@ -100,6 +101,7 @@ pub async fn clients(region: Option<&str>) -> Clients {
         sqs: client!(aws_sdk_sqs),
         cloudwatch: client!(aws_sdk_cloudwatch),
         sts: client!(aws_sdk_sts),
+        sns: client!(aws_sdk_sns),
         s3,
         sdk,
     }

@@ -69,6 +69,9 @@ pub struct Config {
     /// Read by the pipelines crate (`pipelines::config`), which rejects its unknown keys.
     #[serde(default, rename = "pipeline")]
     pub _pipeline: Option<toml::Value>,
+    /// Read by the canary crate (`canary::notify::NotifyConfig`), which rejects its unknown keys.
+    #[serde(default, rename = "notify")]
+    pub _notify: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

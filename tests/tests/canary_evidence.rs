@@ -174,3 +174,151 @@ fn report_of_a_run_that_does_not_exist_or_names_a_path_is_an_error() {
     assert_eq!(code, Some(1));
     assert!(err.contains("no run canary-nope"), "{err}");
 }
+
+/// A topic and an SQS queue subscribed to it, in moto; the fleet's `[notify]` names the topic.
+async fn subscribed(fleet: &Fleet) -> (aws_sdk_sqs::Client, String) {
+    let sdk = gatekeeper_e2e::fleet::sdk(&fleet.moto).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name(format!("{}-deploys", fleet.service))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{}-notes", fleet.service))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .unwrap();
+    let mut text = std::fs::read_to_string(&fleet.config).unwrap();
+    text.push_str(&format!("\n[notify]\nsns_topic_arn = \"{topic}\"\n"));
+    std::fs::write(&fleet.config, text).unwrap();
+    (sqs, queue)
+}
+
+/// Every message on the queue, in order: (change, subject, body).
+async fn received(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+) -> Vec<(String, String, serde_json::Value)> {
+    let mut got = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages();
+        if messages.is_empty() {
+            return got;
+        }
+        for m in messages {
+            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+            got.push((
+                body["change"].as_str().unwrap().to_string(),
+                envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                body,
+            ));
+            sqs.delete_message()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn changes(got: &[(String, String, serde_json::Value)]) -> Vec<&str> {
+    got.iter().map(|(c, ..)| c.as_str()).collect()
+}
+
+#[test]
+fn each_state_change_of_a_run_is_one_message_in_order() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
+    let (sqs, queue) = rt.block_on(subscribed(&fleet));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+
+    // A pass awaiting approval, then the approval.
+    let (code, out, err) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let run = run_id(&out);
+    let got = rt.block_on(received(&sqs, &queue));
+    assert_eq!(
+        changes(&got),
+        ["started", "canary-live", "verdict", "awaiting-approval"],
+        "{got:?}"
+    );
+    assert!(got.iter().all(|(_, _, b)| b["run_id"] == run.as_str()));
+    assert_eq!(got[2].2["verdict"], "pass");
+    let (_, subject, body) = &got[3];
+    assert!(
+        subject.contains("awaits approval") && subject.len() <= 100,
+        "{subject}"
+    );
+    let commands = body["commands"].to_string();
+    assert!(
+        commands.contains("gatekeeper promote --config")
+            && commands.contains("gatekeeper canary abort --config"),
+        "{commands}"
+    );
+    let (code, out, err) = output(fleet.gatekeeper(&["promote", "--yes"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    let got = rt.block_on(received(&sqs, &queue));
+    assert_eq!(changes(&got), ["promoted"], "{got:?}");
+    rt.block_on(fleet.assert_safe_on("v2"));
+
+    // A regression: rolled back, with the reason.
+    rt.block_on(fleet.put_metrics((19_000.0, 19.0, 0.120), (1_000.0, 150.0, 0.121)));
+    let (code, out, err) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v3"]));
+    assert_eq!(code, Some(2), "{out}{err}");
+    let got = rt.block_on(received(&sqs, &queue));
+    assert_eq!(
+        changes(&got),
+        [
+            "started",
+            "canary-live",
+            "verdict",
+            "rolling-back",
+            "rolled-back"
+        ],
+        "{got:?}"
+    );
+    assert_eq!(got[2].2["verdict"], "fail");
+    assert!(
+        got[4].2["reason"].as_str().unwrap().contains("error_rate"),
+        "{got:?}"
+    );
+    rt.block_on(fleet.assert_safe_on("v2"));
+}

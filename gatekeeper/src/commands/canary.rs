@@ -331,9 +331,18 @@ impl Session {
         }
         let crash = std::env::var("GATEKEEPER_CRASH_AFTER").ok();
         let dry_run = settings.dry_run;
+        let notifier = (!dry_run).then(|| self.notifier(m)).flatten();
+        if let Some(n) = &notifier {
+            if m.mode() == Mode::Canary && matches!(m.next(), Next::Do { index: 0, .. }) {
+                n.send(canary::notify::Change::Started);
+            }
+        }
         let mut view = View::new(output, dry_run);
         let mut on_progress = |p: &Progress| {
             view.show(p);
+            if let (Some(n), Some(change)) = (&notifier, canary::notify::Change::from_progress(p)) {
+                n.send(change);
+            }
             if let (
                 Some(hook),
                 Progress::Journaled {
@@ -390,6 +399,16 @@ impl Session {
         if let Err(e) = lock.set_down(in_flight && m.in_flight()).await {
             eprintln!("canary: {e}");
         }
+        if let Some(n) = notifier {
+            if let Some(change) = driven
+                .as_ref()
+                .ok()
+                .and_then(canary::notify::Change::from_next)
+            {
+                n.send(change);
+            }
+            n.finish().await;
+        }
         let next = driven?;
         let mut report = Report::new(m, &next);
         if dry_run && matches!(next, Next::Finished(Outcome::Promoted)) {
@@ -408,6 +427,65 @@ impl Session {
             Next::Finished(_) => ExitStatus::Changes,
             Next::Halted { .. } | Next::Do { .. } => ExitStatus::Error,
         })
+    }
+}
+
+impl Session {
+    /// The run's notifications, when `[notify] sns_topic_arn` is set.
+    fn notifier(&self, m: &Machine) -> Option<Notifier> {
+        let topic = self.config.notify.sns_topic_arn.clone()?;
+        let p = m.plan();
+        let run = canary::notify::RunContext {
+            service: self.config.service.clone(),
+            environment: self.config.environment.clone(),
+            run_id: p.run_id.clone(),
+            revision: p.revision.clone(),
+            previous: p.previous.clone(),
+            config: self.config.file.display().to_string(),
+        };
+        let sns = canary::aws::Sns {
+            client: self.clients.sns.clone(),
+            topic_arn: topic,
+        };
+        Some(Notifier::start(sns, run))
+    }
+}
+
+/// Publishes a run's state changes in order, on a task of its own: the run never waits on a
+/// notification, and one that cannot be sent is reported on stderr.
+struct Notifier {
+    tx: tokio::sync::mpsc::UnboundedSender<canary::notify::Change>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Notifier {
+    fn start(sns: canary::aws::Sns, run: canary::notify::RunContext) -> Notifier {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<canary::notify::Change>();
+        let task = tokio::spawn(async move {
+            while let Some(change) = rx.recv().await {
+                let message = canary::notify::message(&change, &run);
+                if let Err(e) = sns.publish(&message).await {
+                    eprintln!("canary: notification {} not sent: {e}", change.name());
+                }
+            }
+        });
+        Notifier { tx, task }
+    }
+
+    fn send(&self, change: canary::notify::Change) {
+        // The receiver lives until `finish`.
+        let _ = self.tx.send(change);
+    }
+
+    /// Sends what is queued, for at most 30 s.
+    async fn finish(self) {
+        drop(self.tx);
+        if tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .is_err()
+        {
+            eprintln!("canary: notifications still unsent after 30 s were dropped");
+        }
     }
 }
 

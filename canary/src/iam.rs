@@ -200,6 +200,14 @@ pub fn policy(config: &Config, options: &Options) -> (Value, Vec<String>) {
         ));
     }
 
+    if let Some(topic) = &config.notify.sns_topic_arn {
+        statements.push(statement(
+            "NotifyRunChanges",
+            &["sns:Publish"],
+            vec![topic.clone()],
+        ));
+    }
+
     match &c.deployer {
         DeployerConfig::Codedeploy {
             application,

@@ -98,6 +98,32 @@ fn a_run_keeps_its_evidence_and_promote_shows_it_before_it_acts() {
         "{replay}"
     );
 
+    // status: each node's group and revision, and the bake's evidence.
+    let (code, status, err) = output(fleet.gatekeeper(&["canary", "status"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        status.contains(&format!(
+            "node {}: canary (healthy), revision v2",
+            fleet.nodes[0]
+        )),
+        "{status}"
+    );
+    for n in &fleet.nodes[1..] {
+        assert!(
+            status.contains(&format!("node {n}: prod (healthy), revision v1")),
+            "{status}"
+        );
+    }
+    assert!(
+        status.contains("bake: look 1 of 1, verdict pass"),
+        "{status}"
+    );
+    assert!(status.contains("error_rate: pass ratio"), "{status}");
+    let (_, json, _) = output(fleet.gatekeeper(&["canary", "status", "--output", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["bake"]["verdict"], "pass");
+    assert_eq!(json["nodes"].as_array().unwrap().len(), 3);
+
     // promote without a terminal and without --yes: shows the evidence, changes nothing.
     let lock = rt.block_on(fleet.lock()).unwrap();
     let records = rt.block_on(fleet.records(&run)).len();

@@ -932,6 +932,27 @@ struct StatusReport {
     lock_object: String,
     canary_weight: Option<u8>,
     run: Option<RunSummary>,
+    /// The run's nodes: which group each is in, its health there, the revision it runs.
+    nodes: Vec<NodeLine>,
+    /// The bake's evidence so far: the last look, the verdict once reached.
+    bake: Option<BakeSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeLine {
+    node: String,
+    /// `prod`, `canary` or `none` (depooled).
+    group: &'static str,
+    health: Option<String>,
+    revision: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct BakeSummary {
+    look: u32,
+    of: u32,
+    verdict: Option<&'static str>,
+    metrics: Vec<evidence::record::MetricLook>,
 }
 
 #[derive(Debug, Serialize)]
@@ -986,6 +1007,46 @@ async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Some(r) => Some(r),
         None => s.last_run().await?,
     };
+    // Each node's group and revision, and the bake's evidence so far.
+    let mut nodes = Vec::new();
+    let mut bake = None;
+    if let Some(r) = &run {
+        let p = r.machine.plan();
+        let prod = s.lb.members(Pool::Prod).await.unwrap_or_default();
+        let canary_group = s.lb.members(Pool::Canary).await.unwrap_or_default();
+        for node in &p.nodes {
+            let group = |members: &[canary::provider::NodeHealth]| {
+                members
+                    .iter()
+                    .find(|h| &h.node == node)
+                    .map(|h| h.state.clone())
+            };
+            let (group, health) = match (group(&prod), group(&canary_group)) {
+                (Some(h), _) => ("prod", Some(h)),
+                (None, Some(h)) => ("canary", Some(h)),
+                (None, None) => ("none", None),
+            };
+            nodes.push(NodeLine {
+                node: node.clone(),
+                group,
+                health,
+                revision: s.deployer.current(node).await.ok().flatten(),
+            });
+        }
+        bake = canary::evidence::bake_record(&r.records)
+            .ok()
+            .flatten()
+            .map(|b| BakeSummary {
+                look: b.looks.last().map_or(0, |l| l.index),
+                of: b.looks.last().map_or(0, |l| l.of),
+                verdict: b.verdict.as_ref().map(|v| v.outcome.as_str()),
+                metrics: b
+                    .looks
+                    .last()
+                    .map(|l| l.metrics.clone())
+                    .unwrap_or_default(),
+            });
+    }
     let run = run.map(|r| {
         let p = r.machine.plan();
         RunSummary {
@@ -1009,6 +1070,8 @@ async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         lock_object: s.scope.store().describe(&s.scope.lock_key()),
         canary_weight: weight,
         run,
+        nodes,
+        bake,
     };
     if c.output == Output::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -1053,6 +1116,44 @@ async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             }
         }
         None => writeln!(out, "no canary run in {}", s.scope.location())?,
+    }
+    for n in &report.nodes {
+        writeln!(
+            out,
+            "  node {}: {}{}, revision {}",
+            n.node,
+            n.group,
+            n.health
+                .as_ref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default(),
+            n.revision.as_deref().unwrap_or("unknown")
+        )?;
+    }
+    if let Some(b) = &report.bake {
+        writeln!(
+            out,
+            "  bake: look {} of {}{}",
+            b.look,
+            b.of,
+            b.verdict
+                .map(|v| format!(", verdict {v}"))
+                .unwrap_or_default()
+        )?;
+        for m in &b.metrics {
+            let bound = |v: Option<f64>| v.map_or("∞".to_string(), |v| format!("{v:.2}x"));
+            writeln!(
+                out,
+                "    {}: {} ratio {} [{} .. {}] e-value {} (fails at {:.0})",
+                m.name,
+                m.status.as_str(),
+                m.estimate.map_or("-".to_string(), |e| format!("{e:.2}x")),
+                m.lower.map_or("0.00x".to_string(), |v| format!("{v:.2}x")),
+                bound(m.upper),
+                m.e_value.map_or("-".to_string(), |e| format!("{e:.3}")),
+                m.e_threshold
+            )?;
+        }
     }
     Ok(ExitStatus::Success)
 }

@@ -348,3 +348,83 @@ fn each_state_change_of_a_run_is_one_message_in_order() {
     );
     rt.block_on(fleet.assert_safe_on("v2"));
 }
+
+/// A bake of 60 looks judged on 4 metrics (1 s apart, so the test takes a minute): the HTML
+/// report is self-contained, under 500 KB, the same bytes twice, and its verdict is the one
+/// `gatekeeper judge` reaches on the run's export.
+#[test]
+fn a_sixty_look_bake_on_four_metrics_reports_and_replays() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(
+        &moto,
+        2,
+        "bake_seconds = 60\ninterval_seconds = 1",
+    ));
+    let text = std::fs::read_to_string(&fleet.config).unwrap();
+    let four = format!(
+        "{}{}",
+        gatekeeper_e2e::fleet::JUDGE,
+        "\n[[canary.judge.metrics]]\nname = \"server_errors\"\nkind = \"count\"\ntolerance = 0.5\n\
+         min_samples = 100\n\n[[canary.judge.metrics]]\nname = \"latency_strict\"\n\
+         kind = \"continuous\"\ntolerance = 0.2\nmin_samples = 1\n"
+    );
+    let text = text
+        .replace("alpha = 0.05\n", "alpha = 0.05\npass_early = false\n")
+        .replace(gatekeeper_e2e::fleet::JUDGE, &four);
+    std::fs::write(&fleet.config, text).unwrap();
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    let (code, out, err) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    let (_, json, _) = output(fleet.gatekeeper(&["canary", "report", "--output", "json"]));
+    let record: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(record["looks"].as_array().unwrap().len(), 60);
+    assert_eq!(record["judge"]["metrics"].as_array().unwrap().len(), 4);
+    assert_eq!(record["judge"]["pass_early"], false);
+    let html = fleet.dir.path().join("report.html");
+    let mut pages = Vec::new();
+    for _ in 0..2 {
+        let (code, _, err) = output(fleet.gatekeeper(&[
+            "canary",
+            "report",
+            "--output",
+            "html",
+            "--out",
+            html.to_str().unwrap(),
+        ]));
+        assert_eq!(code, Some(0), "{err}");
+        pages.push(std::fs::read(&html).unwrap());
+    }
+    assert_eq!(pages[0], pages[1], "byte-identical");
+    assert!(pages[0].len() < 500 * 1024, "{} bytes", pages[0].len());
+    let page = String::from_utf8(pages.remove(0)).unwrap();
+    for external in ["src=\"http", "href=\"http", "<script", "url(http"] {
+        assert!(!page.contains(external), "{external}");
+    }
+
+    let observations = fleet.dir.path().join("run.jsonl");
+    let judge_toml = fleet.dir.path().join("judge.toml");
+    let (code, _, err) = output(fleet.gatekeeper(&[
+        "canary",
+        "export",
+        "--out",
+        observations.to_str().unwrap(),
+        "--judge-config",
+        judge_toml.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    let mut judge = gatekeeper();
+    judge
+        .args(["judge", "--output", "json", "--input"])
+        .arg(&observations);
+    judge.arg("--config").arg(&judge_toml);
+    let (_, replay, err) = output(judge);
+    let replay: serde_json::Value =
+        serde_json::from_str(&replay).unwrap_or_else(|_| panic!("{err}"));
+    assert_eq!(replay["verdict"], record["verdict"]["outcome"], "{replay}");
+    assert_eq!(
+        replay["decided_at"], record["verdict"]["decided_at"],
+        "{replay}"
+    );
+}

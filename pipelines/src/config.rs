@@ -69,6 +69,9 @@ impl Kind {
 struct View {
     service: Spanned<String>,
     pipeline: Option<RawPipeline>,
+    /// Where the pipeline's runs are journaled and locked (`[state]`, as for a canary).
+    #[serde(default)]
+    state: state::StateConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +122,8 @@ pub struct Pipeline {
     pub ci: Ci,
     /// In the file's order.
     pub stages: Vec<Stage>,
+    /// `[state]` of the pipeline's file: where its runs live.
+    pub state: state::StateConfig,
 }
 
 /// What the CI configuration needs beyond the stages.
@@ -461,12 +466,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline, ConfigError> {
             ));
         }
     }
+    view.state
+        .validate()
+        .map_err(|(key, message)| invalid(format!("state.{key}"), None, message))?;
     Ok(Pipeline {
         file: file.to_path_buf(),
         service,
         name,
         ci,
         stages,
+        state: view.state,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod iam_policy;
 pub mod judge;
 pub mod maintenance;
 pub mod pipeline;
+pub mod pipeline_run;
 pub mod plan;
 pub mod promote;
 pub mod redrive;

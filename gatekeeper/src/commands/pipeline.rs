@@ -19,6 +19,18 @@ pub enum Command {
     /// Write the CI configuration of the pipeline: one job per stage, approvals handed to the
     /// platform, runs serialised. The same configuration gives the same bytes.
     Emit(EmitArgs),
+    /// Start a run: pin the revision and every configuration's digest; prints the run id.
+    Run(crate::commands::pipeline_run::RunArgs),
+    /// Each stage's state, the pinned revision, who approved.
+    Status(crate::commands::pipeline_run::StatusArgs),
+    /// Approve a stage of a run (as the caller's principal ARN, with a reason).
+    Approve(crate::commands::pipeline_run::ApproveArgs),
+    /// Run one stage of a run on its pinned revision, once its gates allow.
+    Stage(crate::commands::pipeline_run::StageArgs),
+    /// Continue a run: the stage in flight, else the next one.
+    Resume(crate::commands::pipeline_run::RunRef),
+    /// Roll back the canary a run put in place, and end the run.
+    Abort(crate::commands::pipeline_run::RunRef),
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,9 +55,25 @@ pub enum PlatformArg {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    match &args.command {
-        Command::Emit(args) => emit(args, out),
-    }
+    use crate::commands::pipeline_run as r;
+    let acting = match &args.command {
+        Command::Emit(args) => return emit(args, out),
+        other => other,
+    };
+    let rt = crate::aws::runtime()?;
+    let result = rt.block_on(async {
+        match acting {
+            Command::Emit(_) => unreachable!("handled above"),
+            Command::Run(a) => r::run(a, out).await,
+            Command::Status(a) => r::status(a, out).await,
+            Command::Approve(a) => r::approve(a, out).await,
+            Command::Stage(a) => r::stage(a, out).await,
+            Command::Resume(a) => r::resume(a, out).await,
+            Command::Abort(a) => r::abort(a, out).await,
+        }
+    });
+    crate::aws::report_calls();
+    result
 }
 
 fn emit(args: &EmitArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {

@@ -7,7 +7,8 @@
 # scripts/test installs it), and runs the harness tests/benches/canary_overhead.rs (built in the
 # test profile: it only starts processes and reads clocks; the binary measured is the release
 # one), which prints a table: wall time of `gatekeeper canary run --auto-promote` and the AWS
-# requests it sent (GATEKEEPER_AWS_CALLS), for fleets of 3 and 9 nodes.
+# requests it sent (GATEKEEPER_AWS_CALLS), for fleets of 3 and 9 nodes; then the same for a
+# three-stage pipeline (tests/benches/pipeline_overhead.rs: stack on staging, canary, promote).
 set -euo pipefail
 
 runs="${1:-5}"
@@ -40,3 +41,4 @@ export AWS_MAX_ATTEMPTS=2 AWS_EC2_METADATA_DISABLED=true
 export GATEKEEPER_BIN="$target/release/gatekeeper" RUNS="$runs"
 unset AWS_PROFILE AWS_SESSION_TOKEN
 cargo test -q -p gatekeeper-e2e --bench canary_overhead
+cargo test -q -p gatekeeper-e2e --bench pipeline_overhead

@@ -369,6 +369,39 @@ url = "s3://{state_bucket}/gatekeeper"
         }
     }
 
+    /// The fleet's prod configuration, a staging one (the example's rails), and a pipeline file
+    /// beside them whose runs live in the fleet's state bucket.
+    pub fn pipeline(&self, approval: &str) -> PathBuf {
+        let fleet = self;
+        let dir = fleet.dir.path();
+        let staging = std::fs::read_to_string(repo_root().join("examples/photos/prod.toml"))
+            .unwrap()
+            .replace(
+                "service = \"photos\"",
+                &format!("service = \"{}\"", fleet.service),
+            )
+            .replace("environment = \"prod\"", "environment = \"staging\"")
+            .replace("region = \"eu-west-1\"", "region = \"us-east-1\"");
+        std::fs::write(dir.join("staging.toml"), staging).unwrap();
+        let file = dir.join("pipeline.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "service = \"{service}\"\n\n[state]\nurl = \"s3://{bucket}/pipelines\"\nlease_seconds = 3\n\n\
+                 [pipeline.ci]\nregion = \"us-east-1\"\n\n\
+                 [[pipeline.stages]]\nname = \"staging\"\nconfig = \"staging.toml\"\nkind = \"stack\"\n\n\
+                 [[pipeline.stages]]\nname = \"prod-canary\"\nconfig = \"gatekeeper.toml\"\nkind = \"canary\"\n\
+                 needs = [\"staging\"]\n{approval}\n\n\
+                 [[pipeline.stages]]\nname = \"promote\"\nconfig = \"gatekeeper.toml\"\nkind = \"promote\"\n\
+                 needs = [\"prod-canary\"]\n",
+                service = fleet.service,
+                bucket = fleet.state_bucket,
+            ),
+        )
+        .unwrap();
+        file
+    }
+
     /// `gatekeeper <args> --config <this fleet's config>` against moto, deploy state wired.
     pub fn gatekeeper(&self, args: &[&str]) -> Command {
         let mut cmd = self.moto.gatekeeper();

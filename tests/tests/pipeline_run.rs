@@ -6,45 +6,13 @@
 use std::path::PathBuf;
 
 use gatekeeper_e2e::fleet::{Fleet, HEALTHY};
-use gatekeeper_e2e::{moto, output, repo_root};
+use gatekeeper_e2e::{moto, output};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// The fleet's prod configuration, a staging one (the example's rails), and a pipeline file
-/// beside them whose runs live in the fleet's state bucket.
-fn pipeline(fleet: &Fleet, approval: &str) -> PathBuf {
-    let dir = fleet.dir.path();
-    let staging = std::fs::read_to_string(repo_root().join("examples/photos/prod.toml"))
-        .unwrap()
-        .replace(
-            "service = \"photos\"",
-            &format!("service = \"{}\"", fleet.service),
-        )
-        .replace("environment = \"prod\"", "environment = \"staging\"")
-        .replace("region = \"eu-west-1\"", "region = \"us-east-1\"");
-    std::fs::write(dir.join("staging.toml"), staging).unwrap();
-    let file = dir.join("pipeline.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "service = \"{service}\"\n\n[state]\nurl = \"s3://{bucket}/pipelines\"\nlease_seconds = 3\n\n\
-             [pipeline.ci]\nregion = \"us-east-1\"\n\n\
-             [[pipeline.stages]]\nname = \"staging\"\nconfig = \"staging.toml\"\nkind = \"stack\"\n\n\
-             [[pipeline.stages]]\nname = \"prod-canary\"\nconfig = \"gatekeeper.toml\"\nkind = \"canary\"\n\
-             needs = [\"staging\"]\n{approval}\n\n\
-             [[pipeline.stages]]\nname = \"promote\"\nconfig = \"gatekeeper.toml\"\nkind = \"promote\"\n\
-             needs = [\"prod-canary\"]\n",
-            service = fleet.service,
-            bucket = fleet.state_bucket,
-        ),
-    )
-    .unwrap();
-    file
 }
 
 fn gk(fleet: &Fleet, file: &PathBuf, args: &[&str]) -> std::process::Command {
@@ -114,7 +82,7 @@ fn three_stages_on_one_pinned_revision_with_their_gates() {
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
-    let file = pipeline(&fleet, MOTO_USER);
+    let file = fleet.pipeline(MOTO_USER);
 
     let (code, out, err) = output(gk(&fleet, &file, &["pipeline", "run", "--revision", "v2"]));
     assert_eq!(code, Some(0), "{err}");
@@ -197,7 +165,7 @@ fn a_stage_whose_configuration_changed_is_refused_naming_the_file() {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
-    let file = pipeline(&fleet, "");
+    let file = fleet.pipeline("");
     let (code, out, err) = output(gk(&fleet, &file, &["pipeline", "run", "--revision", "v2"]));
     assert_eq!(code, Some(0), "{err}");
     let run = out.trim().to_string();
@@ -236,10 +204,7 @@ fn approve_by_a_principal_not_allowed_is_refused_and_records_nothing() {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
-    let file = pipeline(
-        &fleet,
-        "approval = [\"arn:aws:iam::123456789012:role/release-managers\"]",
-    );
+    let file = fleet.pipeline("approval = [\"arn:aws:iam::123456789012:role/release-managers\"]");
     let (_, out, _) = output(gk(&fleet, &file, &["pipeline", "run", "--revision", "v2"]));
     let run = out.trim().to_string();
     let records = rt.block_on(pipeline_records(&fleet, &run));
@@ -281,7 +246,7 @@ fn a_run_cut_after_any_record_is_finished_from_another_runner() {
     for cut in 0..7 {
         let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
         rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
-        let file = pipeline(&fleet, "");
+        let file = fleet.pipeline("");
         let crash = format!("pipeline:{cut}");
         // Drive the run on runner A until its journal reaches the cut.
         let mut run = None;

@@ -5,6 +5,10 @@
 //! proxy asks for `Connection: close`), so which requests are held is decided request by
 //! request.
 //!
+//! What a held request does is the [`Fault`]: by default it never reaches moto
+//! ([`Fault::Unsent`]); with [`Fault::AnswerLost`] moto performs it and its answer is what is
+//! lost, so a retry repeats a request that already took effect.
+//!
 //! Which requests are held is deterministic: with a fraction `f`, the `n`-th request is held
 //! when `floor(n f)` steps up, so `f = 0.25` holds the 4th, 8th, 12th... and `f = 1` every one.
 //!
@@ -14,12 +18,21 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest request head the proxy reads before it gives up on a connection.
 const MAX_HEAD: usize = 64 * 1024;
+
+/// What happens to a held request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Read and never sent on: the request has no effect.
+    Unsent,
+    /// Sent on and performed; the answer is dropped.
+    AnswerLost,
+}
 
 /// A running proxy; stopped (and every held connection closed) when dropped.
 pub struct FaultProxy {
@@ -32,6 +45,8 @@ struct Shared {
     upstream: String,
     /// The fraction held, in millionths (changeable while the proxy runs).
     fraction_ppm: AtomicU64,
+    /// A [`Fault`], as `Fault as u8`.
+    fault: AtomicU8,
     requests: AtomicU64,
     held: AtomicU64,
     /// The first line and the `X-Amz-Target` of each held request, for failure messages.
@@ -54,6 +69,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream,
             fraction_ppm: AtomicU64::new(ppm(fraction)),
+            fault: AtomicU8::new(Fault::Unsent as u8),
             requests: AtomicU64::new(0),
             held: AtomicU64::new(0),
             held_requests: Mutex::new(Vec::new()),
@@ -90,6 +106,11 @@ impl FaultProxy {
         self.shared
             .fraction_ppm
             .store(ppm(fraction), Ordering::SeqCst);
+    }
+
+    /// Changes what a held request does, from the next request on.
+    pub fn set_fault(&self, fault: Fault) {
+        self.shared.fault.store(fault as u8, Ordering::SeqCst);
     }
 
     /// Requests seen so far (held or not).
@@ -172,6 +193,19 @@ impl Shared {
                 .push(format!("{first}{target}"));
             if let Ok(clone) = client.try_clone() {
                 self.held_streams.lock().unwrap().push(clone);
+            }
+            if self.fault.load(Ordering::SeqCst) == Fault::AnswerLost as u8 {
+                // Performed: the whole request goes on, the answer is read and dropped.
+                let mut upstream = TcpStream::connect(&self.upstream)?;
+                upstream.write_all(close_connection(&head).as_bytes())?;
+                upstream.write_all(&buf[head_end..])?;
+                let mut to_upstream = upstream.try_clone()?;
+                let body = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client, &mut to_upstream);
+                });
+                let _ = std::io::copy(&mut upstream, &mut std::io::sink());
+                let _ = body.join();
+                return Ok(());
             }
             // Read whatever comes, answer nothing, until the client gives up.
             let mut sink = [0u8; 4096];
@@ -288,6 +322,7 @@ mod tests {
         let shared = |f: f64| Shared {
             upstream: String::new(),
             fraction_ppm: AtomicU64::new(ppm(f)),
+            fault: AtomicU8::new(Fault::Unsent as u8),
             requests: AtomicU64::new(0),
             held: AtomicU64::new(0),
             held_requests: Mutex::new(Vec::new()),
@@ -318,16 +353,19 @@ mod tests {
     }
 
     /// Against a one-answer upstream: a forwarded request gets its answer, a held one none
-    /// within a second, and the proxy counts both.
+    /// within a second; an unsent one never reaches the upstream, one whose answer is lost does.
     #[test]
     fn held_requests_get_no_answer_and_the_others_theirs() {
         let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = upstream.local_addr().unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let counting = Arc::clone(&served);
         std::thread::spawn(move || {
             for stream in upstream.incoming() {
                 let mut s = stream.unwrap();
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf);
+                counting.fetch_add(1, Ordering::SeqCst);
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
             }
         });
@@ -348,5 +386,20 @@ mod tests {
         assert!(ask().is_some());
         assert_eq!((proxy.requests(), proxy.held()), (3, 1));
         assert_eq!(proxy.held_requests(), ["GET / HTTP/1.1"]);
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            2,
+            "the held one was not sent"
+        );
+
+        proxy.set_fault(Fault::AnswerLost);
+        assert_eq!(ask(), None, "the 4th request is held");
+        assert!(ask().is_some());
+        assert_eq!((proxy.requests(), proxy.held()), (5, 2));
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            4,
+            "the held one was performed"
+        );
     }
 }

@@ -1,17 +1,20 @@
-//! Every command through a network that loses answers (`gatekeeper_e2e::fault::FaultProxy` in
-//! front of moto, `--aws-timeout 2`, `AWS_MAX_ATTEMPTS=2`): with every request held it ends
-//! within its budget with an error naming the operation and the timeout, having changed
-//! nothing; with a fraction held it ends within its budget, done through retries or with such
-//! an error, having lost nothing; and a rerun without the proxy completes. End state is read
-//! from moto: objects and their versions (redrive), the flag (maintenance), target groups,
-//! weights and revisions (canary), the stack's status (stack deploy).
+//! Every command through a network that leaves requests unanswered
+//! (`gatekeeper_e2e::fault::FaultProxy` in front of moto, `--aws-timeout 2`,
+//! `AWS_MAX_ATTEMPTS=2`): with every request held it ends within its budget with an error
+//! naming the timeout, having changed nothing; with a fraction held it ends within its budget,
+//! done through retries or with a one-line error, having lost nothing; and a rerun without the
+//! proxy completes. Each command runs twice so: with held requests never sent on
+//! (`Fault::Unsent`), and with held requests performed and only their answer lost
+//! (`Fault::AnswerLost`: a retry repeats what already took effect). End state is read from
+//! moto: objects and their versions (redrive), the flag (maintenance), target groups, weights
+//! and revisions (canary), the stack's status (stack deploy).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use gatekeeper_e2e::fault::{output_within, FaultProxy, Timed};
+use gatekeeper_e2e::fault::{output_within, Fault, FaultProxy, Timed};
 use gatekeeper_e2e::fleet::Fleet;
 use gatekeeper_e2e::{moto, repo_root, unique, Moto};
 
@@ -92,16 +95,20 @@ fn assert_short_error<'t>(what: &str, t: &'t Timed, proxy: &FaultProxy) -> &'t s
     line
 }
 
-/// Runs `cmd` through `proxy` with some answers lost: it must end within `budget`, done
-/// (`done` codes) or with a one-line error, after at least one lost answer.
+/// Runs `cmd` through `proxy` with [`SOME_HELD`] of the requests held as `fault` says: it must
+/// end within `budget`, done (`done` codes) or with a one-line error, after at least one held
+/// request.
 fn some_held(
     what: &str,
     proxy: &FaultProxy,
+    fault: Fault,
     cmd: Command,
     budget: Duration,
     done: &[i32],
 ) -> Timed {
+    let what = &format!("{what} ({fault:?})");
     proxy.set_fraction(SOME_HELD);
+    proxy.set_fault(fault);
     let (requests, held) = (proxy.requests(), proxy.held());
     let t = output_within(through(proxy, cmd), budget);
     let (requests, held) = (proxy.requests() - requests, proxy.held() - held);
@@ -110,18 +117,23 @@ fn some_held(
         t.code,
         t.elapsed.as_secs_f64(),
     );
-    assert!(held > 0, "{what}: no answer was lost ({requests} requests)");
+    assert!(
+        held > 0,
+        "{what}: no request was held ({requests} requests)"
+    );
     if !t.code.is_some_and(|c| done.contains(&c)) {
         // A lost answer, or what it led to (a lease that could not be renewed in time...).
-        assert_short_error(what, &t, proxy);
+        let line = assert_short_error(what, &t, proxy);
+        eprintln!("{what}: {line}");
     }
     t
 }
 
-/// Runs `cmd` through `proxy` with every answer lost: it must end within [`ALL_HELD`] with an
-/// error naming the timeout.
+/// Runs `cmd` through `proxy` with every request held, none sent on: it must end within
+/// [`ALL_HELD`] with an error naming the timeout.
 fn all_held(what: &str, proxy: &FaultProxy, cmd: Command) {
     proxy.set_fraction(1.0);
+    proxy.set_fault(Fault::Unsent);
     let t = output_within(through(proxy, cmd), ALL_HELD);
     eprintln!(
         "{what}: exit {:?} after {:.1}s",
@@ -174,7 +186,26 @@ async fn versions(
 }
 
 #[test]
-fn redrive_through_lost_answers_ends_in_time_and_a_rerun_moves_everything_once() {
+fn redrive_through_unanswered_requests_ends_in_time_and_a_rerun_moves_everything_once() {
+    redrive_through(Fault::Unsent, true);
+}
+
+#[test]
+fn redrive_through_lost_answers_ends_in_time_and_a_rerun_loses_nothing() {
+    redrive_through(Fault::AnswerLost, false);
+}
+
+#[test]
+#[ignore = "a CopyObject performed whose answer is lost is sent again by the SDK's retry: the \
+            key gets a second, identical version in ingestion (and its ingestion event fires \
+            twice); needs a copy that a retry cannot repeat"]
+fn redrive_through_lost_answers_copies_each_object_once() {
+    redrive_through(Fault::AnswerLost, true);
+}
+
+/// 12 uploads parked in a versioned bucket, redriven through `fault`: each lands in ingestion
+/// with its bytes (`once`: as one version), and nothing is left parked.
+fn redrive_through(fault: Fault, once: bool) {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let s3 = rt.block_on(s3(&moto));
@@ -220,7 +251,7 @@ fn redrive_through_lost_answers_ends_in_time_and_a_rerun_moves_everything_once()
     let redrive = || gatekeeper(&moto, &["redrive", "--concurrency", "4"], &config);
 
     let proxy = FaultProxy::start(&moto.endpoint, 1.0);
-    all_held("redrive, every answer lost", &proxy, redrive());
+    all_held("redrive, every request unanswered", &proxy, redrive());
     assert_eq!(
         rt.block_on(versions(&s3, &parking)),
         (parked.clone(), vec![])
@@ -228,8 +259,9 @@ fn redrive_through_lost_answers_ends_in_time_and_a_rerun_moves_everything_once()
     assert!(rt.block_on(versions(&s3, &ingestion)).0.is_empty());
 
     some_held(
-        "redrive, some answers lost",
+        "redrive, some requests unanswered",
         &proxy,
+        fault,
         redrive(),
         Duration::from_secs(90),
         &[0],
@@ -243,9 +275,32 @@ fn redrive_through_lost_answers_ends_in_time_and_a_rerun_moves_everything_once()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every upload is in ingestion once (one version, its bytes); nothing is left parked, not
-    // even a delete marker or a noncurrent version.
-    assert_eq!(rt.block_on(versions(&s3, &ingestion)), (parked, vec![]));
+    // Every upload is in ingestion, current, with its bytes, no version with other bytes (and,
+    // `once`, as one version); nothing is left parked, not even a delete marker or a noncurrent
+    // version.
+    let (landed, markers) = rt.block_on(versions(&s3, &ingestion));
+    assert!(markers.is_empty(), "{markers:?}");
+    if once {
+        assert_eq!(landed, parked);
+    } else {
+        assert_eq!(
+            landed.keys().collect::<Vec<_>>(),
+            parked.keys().collect::<Vec<_>>()
+        );
+        for (key, versions) in &landed {
+            let bytes = &parked[key][0].0;
+            assert!(versions
+                .last()
+                .is_some_and(|(b, current)| b == bytes && *current));
+            assert!(
+                versions.iter().all(|(b, _)| b == bytes),
+                "{key}: {versions:?}"
+            );
+            if versions.len() > 1 {
+                eprintln!("{key}: {} identical versions in ingestion", versions.len());
+            }
+        }
+    }
     assert_eq!(
         rt.block_on(versions(&s3, &parking)),
         (BTreeMap::new(), vec![])
@@ -304,7 +359,18 @@ async fn flag(moto: &Moto, name: &str) -> Option<serde_json::Value> {
 }
 
 #[test]
+fn maintenance_on_and_off_through_unanswered_requests_end_in_time_and_a_rerun_completes() {
+    maintenance_through(Fault::Unsent);
+}
+
+#[test]
 fn maintenance_on_and_off_through_lost_answers_end_in_time_and_a_rerun_completes() {
+    maintenance_through(Fault::AnswerLost);
+}
+
+/// `maintenance on`, then an upload parked, then `maintenance off`, each through `fault`: the
+/// flag ends on with its message, then off, and the parked upload is back in ingestion.
+fn maintenance_through(fault: Fault) {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let (_dir, config, name) = maintenance_service(&rt, &moto);
@@ -325,12 +391,13 @@ fn maintenance_on_and_off_through_lost_answers_end_in_time_and_a_rerun_completes
     let off = || gatekeeper(&moto, &["maintenance", "off"], &config);
 
     let proxy = FaultProxy::start(&moto.endpoint, 1.0);
-    all_held("maintenance on, every answer lost", &proxy, on());
+    all_held("maintenance on, every request unanswered", &proxy, on());
     assert_eq!(rt.block_on(flag(&moto, &name)), None, "nothing written");
 
     some_held(
-        "maintenance on, some answers lost",
+        "maintenance on, some requests unanswered",
         &proxy,
+        fault,
         on(),
         Duration::from_secs(90),
         &[0],
@@ -362,12 +429,13 @@ fn maintenance_on_and_off_through_lost_answers_end_in_time_and_a_rerun_completes
     )
     .unwrap();
 
-    all_held("maintenance off, every answer lost", &proxy, off());
+    all_held("maintenance off, every request unanswered", &proxy, off());
     assert_eq!(rt.block_on(flag(&moto, &name)), Some(on_flag), "still on");
 
     some_held(
-        "maintenance off, some answers lost",
+        "maintenance off, some requests unanswered",
         &proxy,
+        fault,
         off(),
         Duration::from_secs(90),
         &[0],
@@ -412,7 +480,19 @@ const HEALTHY: ((f64, f64, f64), (f64, f64, f64)) =
     ((19_000.0, 19.0, 0.120), (1_000.0, 1.0, 0.121));
 
 #[test]
+fn canary_run_through_unanswered_requests_ends_in_time_and_leaves_a_safe_fleet() {
+    canary_through(Fault::Unsent);
+}
+
+#[test]
 fn canary_run_through_lost_answers_ends_in_time_and_leaves_a_safe_fleet() {
+    canary_through(Fault::AnswerLost);
+}
+
+/// `canary run --auto-promote` through `fault`, finished by `canary resume` when it stopped on
+/// an error: every node in production on one revision, weights 100/0, the lock free; the next
+/// run promotes.
+fn canary_through(fault: Fault) {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
@@ -420,40 +500,43 @@ fn canary_run_through_lost_answers_ends_in_time_and_leaves_a_safe_fleet() {
     let run = || fleet.gatekeeper(&["canary", "run", "--revision", "v2", "--auto-promote"]);
 
     let proxy = FaultProxy::start(&moto.endpoint, 1.0);
-    all_held("canary run, every answer lost", &proxy, run());
+    all_held("canary run, every request unanswered", &proxy, run());
     rt.block_on(fleet.assert_safe_on("v1"));
     assert!(rt.block_on(fleet.runs()).is_empty(), "nothing journaled");
 
     let t = some_held(
-        "canary run, some answers lost",
+        "canary run, some requests unanswered",
         &proxy,
+        fault,
         run(),
         Duration::from_secs(180),
         &[0, 2],
     );
     drop(proxy);
 
-    // Promoted (0) or rolled back (2): done. An error (1) leaves the run in flight, and
-    // `canary resume` finishes it.
-    let code = match t.code {
-        Some(1) => {
-            let out = fleet.gatekeeper(&["canary", "resume"]).output().unwrap();
-            let code = out.status.code();
-            assert!(
-                matches!(code, Some(0 | 2)),
-                "resume: {code:?}\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            code
-        }
-        code => code,
-    };
-    // Every node in production on one revision, the canary group empty, weights 100/0, the
-    // lock free.
-    let revision = if code == Some(0) { "v2" } else { "v1" };
-    rt.block_on(fleet.assert_safe_on(revision));
-    // And the next run goes through.
+    // Promoted (0) or rolled back (2): done. An error (1) leaves the run in flight (or ended
+    // before it changed anything), and `canary resume` finishes it.
+    if t.code == Some(1) {
+        let out = fleet.gatekeeper(&["canary", "resume"]).output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 2)),
+            "resume: {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every node in production on one revision (v2 when promoted, v1 otherwise), the canary
+    // group empty, weights 100/0, the lock free.
+    let revisions: std::collections::BTreeSet<String> = fleet.revisions().into_values().collect();
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
+    let revision = revisions.into_iter().next().unwrap();
+    if t.code == Some(0) {
+        assert_eq!(revision, "v2");
+    }
+    rt.block_on(fleet.assert_safe_on(&revision));
+    // And the next run goes through (on fresh metrics: the bake reads the last minutes).
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     let out = fleet
         .gatekeeper(&["canary", "run", "--revision", "v3", "--auto-promote"])
         .output()
@@ -469,7 +552,17 @@ fn canary_run_through_lost_answers_ends_in_time_and_leaves_a_safe_fleet() {
 }
 
 #[test]
+fn stack_deploy_through_unanswered_requests_ends_in_time_and_a_rerun_completes() {
+    stack_deploy_through(Fault::Unsent);
+}
+
+#[test]
 fn stack_deploy_through_lost_answers_ends_in_time_and_a_rerun_completes() {
+    stack_deploy_through(Fault::AnswerLost);
+}
+
+/// `stack deploy` through `fault`, then again without: the stack is created.
+fn stack_deploy_through(fault: Fault) {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let dir = tempfile::tempdir().unwrap();
@@ -496,12 +589,13 @@ fn stack_deploy_through_lost_answers_ends_in_time_and_a_rerun_completes() {
     };
 
     let proxy = FaultProxy::start(&moto.endpoint, 1.0);
-    all_held("stack deploy, every answer lost", &proxy, deploy());
+    all_held("stack deploy, every request unanswered", &proxy, deploy());
     assert_eq!(status(), None, "no stack was created");
 
     some_held(
-        "stack deploy, some answers lost",
+        "stack deploy, some requests unanswered",
         &proxy,
+        fault,
         deploy(),
         Duration::from_secs(120),
         &[0],

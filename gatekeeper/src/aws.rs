@@ -139,8 +139,12 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
 
 /// With `GATEKEEPER_AWS_CALLS` set, prints on stderr how many requests this process sent to
 /// AWS, per operation: what a run costs in API calls (and throttling budget).
+/// Reports once per process, whichever caller comes first (the CLI reports after every command).
 pub fn report_calls() {
-    if std::env::var_os("GATEKEEPER_AWS_CALLS").is_none() {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var_os("GATEKEEPER_AWS_CALLS").is_none()
+        || REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         return;
     }
     let Ok(calls) = CALLS.lock() else { return };

@@ -63,6 +63,7 @@ pub fn run() -> ExitStatus {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
             let _ = err.print();
+            crate::aws::report_calls();
             return if asked {
                 ExitStatus::Success
             } else {
@@ -87,6 +88,7 @@ pub fn run() -> ExitStatus {
         Command::Redrive(args) => commands::redrive::run(args, &mut out),
         Command::Pipeline(args) => commands::pipeline::run(args, &mut out),
     };
+    crate::aws::report_calls();
     match result {
         Ok(status) => status,
         Err(err) => {

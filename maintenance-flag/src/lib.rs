@@ -146,7 +146,7 @@ pub async fn read(
             }
             Err(ReadError::Ssm {
                 parameter: parameter.to_string(),
-                message: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                message: aws_errors::message(&e),
             })
         }
     }

@@ -54,6 +54,11 @@ use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
 struct View {
+    /// They name the maintenance journal: checked here too, whatever view loads first.
+    #[serde(default)]
+    service: Option<Spanned<String>>,
+    #[serde(default)]
+    environment: Option<Spanned<String>>,
     #[serde(default)]
     maintenance: Option<MaintenanceConfig>,
     /// The top-level `[state]` table: where the lock and the run journals live.
@@ -151,7 +156,7 @@ impl MaintenanceConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InFlightConfig {
     #[serde(default)]
@@ -160,9 +165,31 @@ pub struct InFlightConfig {
     pub objects_prefix: Option<String>,
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// How long `command` may run before it is stopped with its process group.
+    #[serde(default = "default_in_flight_timeout")]
+    pub timeout_seconds: u64,
     #[serde(default)]
     pub refuse: bool,
 }
+
+fn default_in_flight_timeout() -> u64 {
+    60
+}
+
+impl Default for InFlightConfig {
+    fn default() -> Self {
+        InFlightConfig {
+            queue_prefix: None,
+            objects_prefix: None,
+            command: None,
+            timeout_seconds: default_in_flight_timeout(),
+            refuse: false,
+        }
+    }
+}
+
+/// The longest any command may be given (a day): a larger value is taken for a mistake.
+pub const MAX_COMMAND_TIMEOUT_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,8 +225,15 @@ pub struct BatchesConfig {
     pub queue: String,
     #[serde(default)]
     pub command: Option<Spanned<Vec<String>>>,
+    /// How long the liveness `command` may run per batch before it is stopped.
+    #[serde(default = "default_liveness_timeout")]
+    pub timeout_seconds: u64,
     #[serde(default = "default_rewrite")]
     pub rewrite: Spanned<String>,
+}
+
+fn default_liveness_timeout() -> u64 {
+    30
 }
 
 fn default_batch_queue() -> String {
@@ -216,9 +250,21 @@ impl Default for BatchesConfig {
             liveness: Liveness::default(),
             queue: default_batch_queue(),
             command: None,
+            timeout_seconds: default_liveness_timeout(),
             rewrite: default_rewrite(),
         }
     }
+}
+
+/// Checks `maintenance on --until`: an RFC 3339 date and time (`2026-11-22T14:00:00Z`), as the
+/// flag contract says; fit for clap's `value_parser`, so a bad value stops before any AWS call.
+pub fn parse_until(text: &str) -> Result<String, String> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .map(|_| text.to_string())
+        .map_err(|_| {
+            format!("{text:?} is not an RFC 3339 date and time, e.g. 2026-11-22T14:00:00Z")
+        })
 }
 
 /// Reads the `[maintenance]` table of `path`; a file without one gets the defaults.
@@ -246,6 +292,41 @@ pub fn parse(file: &Path, text: &str) -> Result<MaintenanceConfig, ConfigError> 
             return Err(fail(&format!("state.{key}"), st.span(), &message));
         }
         config.state = st.into_inner();
+    }
+    for (key, name) in [
+        ("service", &view.service),
+        ("environment", &view.environment),
+    ] {
+        if let Some(name) = name {
+            stacks::validate::short_name(name.get_ref()).map_err(|m| fail(key, name.span(), &m))?;
+        }
+    }
+    let timeout = |key: &str, v: u64| {
+        if (1..=MAX_COMMAND_TIMEOUT_SECONDS).contains(&v) {
+            Ok(())
+        } else {
+            Err(fail(
+                key,
+                0..0,
+                &format!("{v} is out of range 1..={MAX_COMMAND_TIMEOUT_SECONDS} (seconds)"),
+            ))
+        }
+    };
+    timeout(
+        "maintenance.in_flight.timeout_seconds",
+        config.in_flight.timeout_seconds,
+    )?;
+    for (i, hook) in config.hooks.iter().enumerate() {
+        timeout(
+            &format!("maintenance.hooks[{i}].timeout_seconds"),
+            hook.timeout_seconds,
+        )?;
+    }
+    if let Some(b) = &config.batches {
+        timeout(
+            "maintenance.batches.timeout_seconds",
+            b.get_ref().timeout_seconds,
+        )?;
     }
     if config.queues.is_some() && config.queue_prefix.is_some() {
         let span = config
@@ -490,5 +571,40 @@ rewrite = "orphans/{batch}/{path}"
         assert_eq!(c.batches().unwrap().liveness, Liveness::None);
         let c = parse_str("[maintenance.batches]\nid_prefix = \"b-\"\n").unwrap();
         assert_eq!(c.batches().unwrap().liveness, Liveness::Queue);
+    }
+
+    #[test]
+    fn until_is_rfc_3339() {
+        assert_eq!(
+            parse_until("2026-11-22T14:00:00Z").unwrap(),
+            "2026-11-22T14:00:00Z"
+        );
+        parse_until("2026-11-22T14:00:00+01:00").unwrap();
+        for bad in ["tomorrow", "2026-11-22", "14:00", ""] {
+            let e = parse_until(bad).unwrap_err();
+            assert!(e.contains("is not an RFC 3339 date and time"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_and_timeouts_are_checked_in_the_maintenance_view() {
+        let e = parse_str("service = \"../../../tmp/x\"\nenvironment = \"prod\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":1:11: service: `../../../tmp/x` must be"),
+            "{e}"
+        );
+        let e = parse_str(
+            "service = \"x\"\n[[maintenance.hooks]]\nname = \"b\"\ncommand = [\"true\"]\ntimeout_seconds = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("maintenance.hooks[0].timeout_seconds: 0 is out of range"),
+            "{e}"
+        );
+        let c = parse_str("service = \"x\"\n").unwrap();
+        assert_eq!(c.in_flight.timeout_seconds, 60);
     }
 }

@@ -91,18 +91,6 @@ pub enum MaintenanceError {
     EndedByOff { run: String, who: String },
 }
 
-pub(crate) fn sdk_message<E>(e: &E) -> String
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    // A service's own code and message say it best; transport errors need the whole chain.
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-    }
-}
-
 /// Progress of a maintenance command, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Event {
@@ -226,7 +214,7 @@ pub async fn read_flag(
                 })
         }
         Err(e) => {
-            let text = sdk_message(&e);
+            let text = aws_errors::message(&e);
             if text.contains("ParameterNotFound") {
                 Ok(None)
             } else {
@@ -257,7 +245,7 @@ pub async fn write_flag(
         .map_err(|e| MaintenanceError::Aws {
             operation: "PutParameter",
             resource: parameter.to_string(),
-            message: sdk_message(&e),
+            message: aws_errors::message(&e),
         })?;
     match read_flag(ssm, parameter).await? {
         Some(stored) if &stored == flag => Ok(()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::config::{HookConfig, InFlightConfig};
-use super::{queues, sdk_message, Clients, MaintenanceError};
+use super::{queues, Clients, MaintenanceError};
 
 /// One piece of work that maintenance would strand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,35 +69,29 @@ pub async fn in_flight(
         }
     }
     if let Some(command) = &config.command {
-        found.extend(command_in_flight(command).await?);
+        found.extend(command_in_flight(command, config.timeout_seconds).await?);
     }
     Ok(found)
 }
 
-async fn command_in_flight(command: &[String]) -> Result<Vec<InFlight>, MaintenanceError> {
+async fn command_in_flight(
+    command: &[String],
+    timeout_seconds: u64,
+) -> Result<Vec<InFlight>, MaintenanceError> {
     let shown = command.join(" ");
     let fail = |message: String| MaintenanceError::InFlightCommand {
         command: shown.clone(),
         message,
     };
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| fail("empty command".into()))?;
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
+    let step = command_step::Step::new(command, &[], Duration::from_secs(timeout_seconds));
+    let out = command_step::run(&step)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(format!("{e} ([maintenance.in_flight] timeout_seconds)")))?;
     if !out.status.success() {
-        return Err(fail(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(fail(format!("{}: {}", out.status, out.stderr.trim())));
     }
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| fail(format!("stdout is not JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&out.stdout).map_err(|e| fail(format!("stdout is not JSON: {e}")))?;
     let items = value
         .as_array()
         .ok_or_else(|| fail("stdout must be a JSON array".into()))?;
@@ -136,7 +130,7 @@ pub async fn list_keys(
         let page = page.map_err(|e| MaintenanceError::Aws {
             operation: "ListObjectsV2",
             resource: format!("s3://{bucket}/{prefix}"),
-            message: sdk_message(&e),
+            message: aws_errors::message(&e),
         })?;
         keys.extend(
             page.contents()
@@ -162,31 +156,57 @@ pub async fn run_hook(hook: &HookConfig) -> Result<String, MaintenanceError> {
         name: hook.name.clone(),
         message,
     };
-    let (program, args) = hook
-        .command
-        .get_ref()
-        .split_first()
-        .ok_or_else(|| fail("empty command".into()))?;
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(hook.timeout_seconds), child)
+    let step = command_step::Step::new(
+        hook.command.get_ref(),
+        &[],
+        Duration::from_secs(hook.timeout_seconds),
+    );
+    let out = command_step::run(&step)
         .await
-        .map_err(|_| {
-            fail(format!(
-                "still running after {}s; stopped",
-                hook.timeout_seconds
-            ))
-        })?
-        .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let tail: Vec<&str> = text.lines().rev().take(20).collect();
-    let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        .map_err(|e| fail(e.to_string()))?;
+    let mut text = out.stdout;
+    text.push_str(&out.stderr);
+    let tail = command_step::tail(&text, 20).join("\n");
     if !out.status.success() {
         return Err(fail(format!("exited with {}: {tail}", out.status)));
     }
     Ok(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hook_past_its_timeout_is_stopped_and_named() {
+        let hook = HookConfig {
+            name: "db-backup".into(),
+            command: toml::Spanned::new(
+                0..0,
+                vec!["sh".into(), "-c".into(), "sleep 1000 & sleep 1000".into()],
+            ),
+            timeout_seconds: 1,
+        };
+        let err = run_hook(&hook).await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "hook db-backup: `sh -c sleep 1000 & sleep 1000` still running after 1s"
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_command_past_its_timeout_names_the_key() {
+        let command = vec!["sleep".to_string(), "1000".to_string()];
+        let err = command_in_flight(&command, 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("still running after 1s"), "{err}");
+        assert!(
+            err.contains("[maintenance.in_flight] timeout_seconds"),
+            "{err}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
 use serde::Serialize;
 
-use super::{sdk_message, Event, MaintenanceError};
+use super::{Event, MaintenanceError};
 
 /// Messages in one queue, as SQS counts them (approximately, on real SQS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,7 +28,7 @@ pub async fn url(sqs: &Client, queue: &str) -> Result<Option<String>, Maintenanc
     match sqs.get_queue_url().queue_name(queue).send().await {
         Ok(out) => Ok(out.queue_url().map(str::to_string)),
         Err(e) => {
-            let text = sdk_message(&e);
+            let text = aws_errors::message(&e);
             if text.contains("NonExistentQueue") || text.contains("does not exist") {
                 Ok(None)
             } else {
@@ -57,7 +57,7 @@ pub async fn with_prefix(sqs: &Client, prefix: &str) -> Result<Vec<String>, Main
             .map_err(|e| MaintenanceError::Aws {
                 operation: "ListQueues",
                 resource: prefix.to_string(),
-                message: sdk_message(&e),
+                message: aws_errors::message(&e),
             })?;
         for u in out.queue_urls() {
             let name = u.rsplit('/').next().unwrap_or(u).to_string();
@@ -95,7 +95,7 @@ pub async fn depth(sqs: &Client, queue: &str) -> Result<Depth, MaintenanceError>
         .map_err(|e| MaintenanceError::Aws {
             operation: "GetQueueAttributes",
             resource: queue.to_string(),
-            message: sdk_message(&e),
+            message: aws_errors::message(&e),
         })?;
     let get = |name: QueueAttributeName| {
         out.attributes()

@@ -1,5 +1,6 @@
 //! Helpers for the end-to-end tests in `tests/`: where the binary is, and how to reach moto.
 
+pub mod fault;
 pub mod fleet;
 
 use std::path::PathBuf;

@@ -510,3 +510,64 @@ fn spawn_baking(fleet: &Fleet, rt: &tokio::runtime::Runtime) -> (std::process::C
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_hanging_deployer_is_stopped_with_its_process_group_at_its_timeout_and_the_run_rolls_back() {
+    let Some(moto) = moto() else { return };
+    let rt = rt();
+    let fleet = rt.block_on(Fleet::new(
+        &moto,
+        3,
+        "[canary.timeouts]\ndeploy_seconds = 2\n",
+    ));
+    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
+    // Deploying v2 starts a child that would outlive the script, records its pid and hangs;
+    // any other revision goes through the example deployer.
+    let real = gatekeeper_e2e::repo_root().join("examples/photos/canary/deploy.sh");
+    let pid_file = fleet.dir.path().join("hung.pid");
+    let hanging = fleet.dir.path().join("deploy-hangs.sh");
+    std::fs::write(
+        &hanging,
+        format!(
+            "#!/bin/sh\nif [ \"$2\" = v2 ]; then\n  sleep 1000 &\n  echo $! > '{}'\n  wait\nfi\nexec '{}' \"$@\"\n",
+            pid_file.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hanging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = std::fs::read_to_string(&fleet.config).unwrap();
+    let real_line = format!("command = [\"{}\"]", real.display());
+    assert!(config.contains(&real_line), "{config}");
+    std::fs::write(
+        &fleet.config,
+        config.replace(
+            &real_line,
+            &format!("command = [\"{}\"]", hanging.display()),
+        ),
+    )
+    .unwrap();
+
+    let (code, stdout, stderr) =
+        output(fleet.gatekeeper(&["canary", "run", "--revision", "v2", "--auto-promote"]));
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stdout.contains("rolled-back"), "{stdout}");
+    assert!(
+        stderr.contains("still running after 2s (timeout_seconds): stopped with its process group"),
+        "{stderr}"
+    );
+    // Back to a safe state: every node in production on v1, the canary group empty, weights
+    // 100/0, the lock free; only the rollback's redeploy of v1 reached the example deployer.
+    rt.block_on(fleet.assert_safe_on("v1"));
+    let log = std::fs::read_to_string(fleet.dir.path().join("state/deploy.log")).unwrap();
+    assert_eq!(log, format!("{} v1\n", fleet.nodes[0]));
+    // The deployer's child went with it (gone, or a zombie not yet reaped).
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+    assert!(
+        !stat.is_ok_and(|s| !s.contains(") Z ")),
+        "the deployer's child {} outlived the step",
+        pid.trim()
+    );
+}

@@ -151,9 +151,18 @@ async fn deploy_creates_the_rails_and_a_second_deploy_changes_nothing() {
         );
     }
 
-    // The exports are there, under the stack's name.
-    let exports = cfn.list_exports().send().await.unwrap();
-    let names: Vec<&str> = exports.exports().iter().filter_map(|e| e.name()).collect();
+    // The exports are there, under the stack's name (every page: moto is shared with the
+    // other tests' stacks).
+    let mut names: Vec<String> = Vec::new();
+    let mut pages = cfn.list_exports().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        names.extend(
+            page.unwrap()
+                .exports()
+                .iter()
+                .filter_map(|e| e.name().map(str::to_string)),
+        );
+    }
     for key in [
         "MaintenanceFlagName",
         "IngestionBucketName",
@@ -163,7 +172,7 @@ async fn deploy_creates_the_rails_and_a_second_deploy_changes_nothing() {
         "DeadLetterQueueUploadsUrl",
     ] {
         let export = format!("{stack}-{key}");
-        assert!(names.contains(&export.as_str()), "missing export {export}");
+        assert!(names.contains(&export), "missing export {export}");
     }
 
     // The same configuration again: nothing to do.

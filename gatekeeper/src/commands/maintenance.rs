@@ -60,7 +60,7 @@ pub struct OnArgs {
     #[arg(long, default_value = "Down for maintenance")]
     pub message: String,
     /// When maintenance is expected to end (RFC 3339), e.g. 2026-11-22T14:00:00Z.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = maintenance::config::parse_until)]
     pub until: Option<String>,
     /// Show what would happen and change nothing.
     #[arg(long)]

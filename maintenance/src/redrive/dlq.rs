@@ -35,7 +35,7 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use serde::Serialize;
 
-use super::{sdk_message, RedriveError};
+use super::RedriveError;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -92,7 +92,7 @@ async fn queue_url(sqs: &Client, queue: &str) -> Result<String, RedriveError> {
         .queue_name(queue)
         .send()
         .await
-        .map_err(|e| aws("GetQueueUrl", queue, sdk_message(&e)))?
+        .map_err(|e| aws("GetQueueUrl", queue, aws_errors::message(&e)))?
         .queue_url()
         .map(str::to_string)
         .ok_or_else(|| aws("GetQueueUrl", queue, "no URL returned".into()))
@@ -106,7 +106,7 @@ pub async fn source_of(sqs: &Client, dlq: &str) -> Result<Option<String>, Redriv
         .queue_url(&url)
         .send()
         .await
-        .map_err(|e| aws("ListDeadLetterSourceQueues", dlq, sdk_message(&e)))?;
+        .map_err(|e| aws("ListDeadLetterSourceQueues", dlq, aws_errors::message(&e)))?;
     Ok(match out.queue_urls() {
         [one] => Some(one.rsplit('/').next().unwrap_or(one).to_string()),
         _ => None,
@@ -124,7 +124,7 @@ async fn count(sqs: &Client, url: &str, queue: &str) -> Result<(u64, u64, u64), 
         .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
-        .map_err(|e| aws("GetQueueAttributes", queue, sdk_message(&e)))?;
+        .map_err(|e| aws("GetQueueAttributes", queue, aws_errors::message(&e)))?;
     let get = |name: QueueAttributeName| {
         out.attributes()
             .and_then(|a| a.get(&name))
@@ -222,7 +222,7 @@ pub async fn run(
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(|e| aws("ReceiveMessage", &request.dlq, sdk_message(&e)))?;
+            .map_err(|e| aws("ReceiveMessage", &request.dlq, aws_errors::message(&e)))?;
         let messages = received.messages();
         if messages.is_empty() {
             // Long polls can come back empty while messages remain; two in a row, and none
@@ -270,7 +270,7 @@ pub async fn run(
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| aws("SendMessageBatch", &request.source, sdk_message(&e)))?;
+            .map_err(|e| aws("SendMessageBatch", &request.source, aws_errors::message(&e)))?;
         let mut to_delete = Vec::new();
         for ok in sent.successful() {
             let Some(m) = ok.id().parse::<usize>().ok().and_then(|i| messages.get(i)) else {
@@ -310,7 +310,7 @@ pub async fn run(
                 .set_entries(Some(to_delete))
                 .send()
                 .await
-                .map_err(|e| aws("DeleteMessageBatch", &request.dlq, sdk_message(&e)))?;
+                .map_err(|e| aws("DeleteMessageBatch", &request.dlq, aws_errors::message(&e)))?;
             report.moved += deleted.successful().len() as u64;
             for f in deleted.failed() {
                 report.failures += 1;

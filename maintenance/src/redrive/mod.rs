@@ -89,18 +89,6 @@ pub enum RedriveError {
     Liveness { batch: String, message: String },
 }
 
-fn sdk_message<E>(e: &E) -> String
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    // A service's own code and message say it best; transport errors need the whole chain.
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-    }
-}
-
 /// How batch keys are recognised, checked and rewritten.
 #[derive(Debug, Clone)]
 pub struct BatchRules {
@@ -116,8 +104,12 @@ pub struct BatchRules {
 pub enum LivenessCheck {
     /// Alive while this queue exists; `{batch}` is replaced by the id.
     Queue(String),
-    /// Alive when this command exits 0, dead on exit 1; `{batch}` is replaced by the id.
-    Command(Vec<String>),
+    /// Alive when this command exits 0, dead on exit 1; `{batch}` is replaced by the id. Past
+    /// `timeout` it is stopped with its process group and the batch's keys stay where they are.
+    Command {
+        argv: Vec<String>,
+        timeout: std::time::Duration,
+    },
     /// Every batch is alive: keys are never rewritten.
     None,
 }
@@ -140,13 +132,14 @@ impl BatchRules {
         };
         let liveness = match config.liveness {
             Liveness::Queue => LivenessCheck::Queue(config.queue.replace("{prefix}", prefix)),
-            Liveness::Command => LivenessCheck::Command(
-                config
+            Liveness::Command => LivenessCheck::Command {
+                argv: config
                     .command
                     .as_ref()
                     .map(|c| c.get_ref().clone())
                     .unwrap_or_default(),
-            ),
+                timeout: std::time::Duration::from_secs(config.timeout_seconds),
+            },
             Liveness::None => LivenessCheck::None,
         };
         BatchRules {
@@ -690,7 +683,7 @@ async fn hide(
     if !(status == Some(412) || code == "PreconditionFailed") {
         return Err(format!(
             "DeleteObject {target} (If-Match the moved version): {}; the copy is verified, run again",
-            sdk_message(&e)
+            aws_errors::message(&e)
         ));
     }
     let Some(version) = version else {
@@ -708,7 +701,7 @@ async fn hide(
         .map_err(|e| {
             format!(
                 "DeleteObject {target} version {version}: {}; the copy is verified, run again",
-                sdk_message(&e)
+                aws_errors::message(&e)
             )
         })
 }
@@ -814,10 +807,12 @@ async fn list_range(
             Some(t) => list.continuation_token(t),
             None => list.start_after(start.as_str()),
         };
-        let out = list
-            .send()
-            .await
-            .map_err(|e| format!("ListObjectsV2 s3://{bucket}/{prefix}: {}", sdk_message(&e)))?;
+        let out = list.send().await.map_err(|e| {
+            format!(
+                "ListObjectsV2 s3://{bucket}/{prefix}: {}",
+                aws_errors::message(&e)
+            )
+        })?;
         let mut seen = "";
         for o in out.contents() {
             let Some(key) = o.key() else { continue };
@@ -922,7 +917,7 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<Parked>, Redr
             .map_err(|e| RedriveError::Aws {
                 operation: "ListObjectVersions",
                 resource: format!("s3://{bucket}"),
-                message: sdk_message(&e),
+                message: aws_errors::message(&e),
             })?;
         for v in page.versions() {
             let Some(key) = v.key() else { continue };
@@ -962,7 +957,7 @@ async fn current_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<Strin
         let page = page.map_err(|e| RedriveError::Aws {
             operation: "ListObjectsV2",
             resource: format!("s3://{bucket}"),
-            message: sdk_message(&e),
+            message: aws_errors::message(&e),
         })?;
         keys.extend(
             page.contents()
@@ -999,7 +994,7 @@ async fn is_alive(
             match sqs.get_queue_url().queue_name(&name).send().await {
                 Ok(_) => Ok(true),
                 Err(e) => {
-                    let text = sdk_message(&e);
+                    let text = aws_errors::message(&e);
                     if text.contains("NonExistentQueue") || text.contains("does not exist") {
                         Ok(false)
                     } else {
@@ -1008,24 +1003,20 @@ async fn is_alive(
                 }
             }
         }
-        LivenessCheck::Command(argv) => {
+        LivenessCheck::Command { argv, timeout } => {
             let argv: Vec<String> = argv.iter().map(|a| a.replace("{batch}", batch)).collect();
-            let (program, args) = argv
-                .split_first()
-                .ok_or_else(|| fail("empty command".into()))?;
-            let status = tokio::process::Command::new(program)
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .status()
+            let step = command_step::Step::new(&argv, &[], *timeout);
+            let out = command_step::run(&step)
                 .await
-                .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
-            match status.code() {
+                .map_err(|e| fail(format!("{e} ([maintenance.batches] timeout_seconds)")))?;
+            match out.status.code() {
                 Some(0) => Ok(true),
                 Some(1) => Ok(false),
                 _ => Err(fail(format!(
-                    "{} ended with {status}; expected exit 0 (alive) or 1 (dead)",
-                    argv.join(" ")
+                    "{} ended with {}; expected exit 0 (alive) or 1 (dead): {}",
+                    argv.join(" "),
+                    out.status,
+                    out.stderr_tail(3)
                 ))),
             }
         }
@@ -1094,7 +1085,7 @@ async fn head(
             } else {
                 Err(format!(
                     "HeadObject s3://{bucket}/{key}: {}",
-                    sdk_message(&e)
+                    aws_errors::message(&e)
                 ))
             }
         }
@@ -1170,7 +1161,7 @@ async fn crc32_of(
         .set_version_id(version.map(str::to_string))
         .send()
         .await
-        .map_err(|e| format!("GetObject s3://{bucket}/{key}: {}", sdk_message(&e)))?;
+        .map_err(|e| format!("GetObject s3://{bucket}/{key}: {}", aws_errors::message(&e)))?;
     let mut body = out.body;
     let mut hasher = crc32fast::Hasher::new();
     let mut n = 0u64;
@@ -1398,7 +1389,10 @@ fn copy_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + '
     } else if code == "NoSuchKey" || code == "NoSuchVersion" {
         CopyError::SourceGone
     } else {
-        CopyError::Other(format!("{operation} to {target}: {}", sdk_message(&e)))
+        CopyError::Other(format!(
+            "{operation} to {target}: {}",
+            aws_errors::message(&e)
+        ))
     }
 }
 
@@ -1471,7 +1465,7 @@ async fn delete_sources(
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| sdk_message(&e)),
+                .map_err(|e| aws_errors::message(&e)),
             Err(e) => Err(e.to_string()),
         };
         let failed: BTreeMap<String, String> = match &result {
@@ -1531,7 +1525,7 @@ async fn copy_multipart(
         .set_metadata(src.metadata.clone())
         .send()
         .await
-        .map_err(|e| fail("CreateMultipartUpload", sdk_message(&e)))?;
+        .map_err(|e| fail("CreateMultipartUpload", aws_errors::message(&e)))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
     let result = async {
         let size = src.size as u64;
@@ -1555,7 +1549,7 @@ async fn copy_multipart(
                 .copy_source_range(format!("bytes={start}-{end}"))
                 .send()
                 .await
-                .map_err(|e| fail("UploadPartCopy", sdk_message(&e)))?;
+                .map_err(|e| fail("UploadPartCopy", aws_errors::message(&e)))?;
             parts.push(
                 aws_sdk_s3::types::CompletedPart::builder()
                     .part_number(number)
@@ -1756,5 +1750,48 @@ mod tests {
         assert_eq!((r.skipped, r.conflicts, r.failures), (1, 1, 1));
         let notable: Vec<&str> = r.notable.iter().map(|n| n.key.as_str()).collect();
         assert_eq!(notable, ["b", "d", "e", "f/"]);
+    }
+
+    #[tokio::test]
+    async fn a_liveness_command_past_its_timeout_is_stopped_and_moves_nothing() {
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let script = format!("sleep 1000 & echo $! > {}; wait", pid_file.display());
+        let check = LivenessCheck::Command {
+            argv: vec!["sh".into(), "-c".into(), script],
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let started = std::time::Instant::now();
+        let err = is_alive(&sqs, &check, "b-1").await.unwrap_err().to_string();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(8),
+            "{err}"
+        );
+        assert!(err.starts_with("batch b-1: liveness check: "), "{err}");
+        assert!(err.contains("still running after 1s"), "{err}");
+        assert!(
+            err.contains("[maintenance.batches] timeout_seconds"),
+            "{err}"
+        );
+        assert!(err.ends_with("nothing was moved"), "{err}");
+        // The command's child went with it.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        // Gone, or a zombie nobody reaped yet (the `sh` that started it was stopped too).
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+        let alive = stat.is_ok_and(|s| !s.contains(") Z "));
+        assert!(!alive, "sleep {} outlived its liveness check", pid.trim());
+
+        let alive = LivenessCheck::Command {
+            argv: vec!["sh".into(), "-c".into(), "test {batch} = b-1".into()],
+            timeout: std::time::Duration::from_secs(5),
+        };
+        assert!(is_alive(&sqs, &alive, "b-1").await.unwrap());
+        assert!(!is_alive(&sqs, &alive, "b-2").await.unwrap());
     }
 }

@@ -89,9 +89,15 @@ impl RunJournal {
             self.next += 1;
             return Ok(seq);
         }
-        // The slot is taken: by a newer holder (fenced), or by a writer of our own
-        // generation (a second process that believes it holds the same lease).
-        let theirs = match self.scope.store.get(&key).await? {
+        // The slot is taken: by this very write (its answer was lost and the retry found the
+        // object there), by a newer holder (fenced), or by a writer of our own generation (a
+        // second process that believes it holds the same lease).
+        let existing = self.scope.store.get(&key).await?;
+        if existing.as_ref().is_some_and(|(b, _)| *b == body) {
+            self.next += 1;
+            return Ok(seq);
+        }
+        let theirs = match existing {
             Some((b, _)) => serde_json::from_slice::<Envelope<serde_json::Value>>(&b)
                 .map(|e| e.generation)
                 .unwrap_or(u64::MAX),

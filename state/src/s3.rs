@@ -51,22 +51,7 @@ impl S3Store {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let detail = match e {
-            SdkError::ServiceError(s) => {
-                let err = s.err();
-                format!(
-                    "{} ({})",
-                    err.message().unwrap_or("no message"),
-                    err.code().unwrap_or("no code")
-                )
-            }
-            SdkError::TimeoutError(_) => "timed out".to_string(),
-            SdkError::DispatchFailure(d) => format!("could not send the request: {d:?}")
-                .chars()
-                .take(200)
-                .collect(),
-            other => other.to_string(),
-        };
+        let detail = aws_errors::message(e);
         StateError::Backend {
             key: self.describe(key),
             message: format!("{op}: {detail}"),

@@ -332,3 +332,67 @@ async fn a_parked_run_refuses_new_runs_and_a_preempting_holder_hands_it_back() {
     let (info, _) = lock::read(&s).await.unwrap().unwrap();
     assert_eq!(info.state, LockState::Free);
 }
+
+/// A store whose creates land but whose answers are lost once: the SDK's retry then finds the
+/// object there and is told 412, as S3 answers a create-only PUT that already happened.
+struct AnswersLost {
+    inner: LocalStore,
+    lose: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl state::Store for AnswersLost {
+    async fn get(&self, key: &str) -> state::Result<Option<(Vec<u8>, state::Etag)>> {
+        self.inner.get(key).await
+    }
+    async fn put_new(&self, key: &str, body: &[u8]) -> state::Result<Option<state::Etag>> {
+        let etag = self.inner.put_new(key, body).await?;
+        if self.lose.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        Ok(etag)
+    }
+    async fn put_if(
+        &self,
+        key: &str,
+        body: &[u8],
+        etag: &state::Etag,
+    ) -> state::Result<Option<state::Etag>> {
+        self.inner.put_if(key, body, etag).await
+    }
+    async fn list(&self, prefix: &str) -> state::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    fn describe(&self, key: &str) -> String {
+        self.inner.describe(key)
+    }
+}
+
+#[tokio::test]
+async fn a_record_whose_answer_was_lost_is_ours_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(AnswersLost {
+        inner: LocalStore::new(dir.path()),
+        lose: std::sync::atomic::AtomicBool::new(false),
+    });
+    let s = Scope::new(store.clone(), "gatekeeper", "photos-prod").unwrap();
+    let mut j = RunJournal::create(&s, "r1", 1).unwrap();
+    j.append(10, &"start").await.unwrap();
+    store.lose.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        j.append(11, &"depool").await.unwrap(),
+        1,
+        "our own record, not a rival's"
+    );
+    j.append(12, &"deploy").await.unwrap();
+    let records: Vec<state::Envelope<String>> = journal::read(&s, "r1").await.unwrap();
+    let got: Vec<&str> = records.iter().map(|e| e.record.as_str()).collect();
+    assert_eq!(got, ["start", "depool", "deploy"]);
+
+    // Another writer's record in the slot (other bytes, same generation) still stops us.
+    let mut twin = RunJournal::continue_at(&s, "r1", 3, 1).unwrap();
+    let mut me = RunJournal::continue_at(&s, "r1", 3, 1).unwrap();
+    twin.append(13, &"smoke").await.unwrap();
+    let err = me.append(13, &"rollback").await.unwrap_err();
+    assert!(matches!(err, StateError::Conflict { .. }), "{err}");
+}

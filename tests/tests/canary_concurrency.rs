@@ -39,8 +39,10 @@ fn sixteen_runs_at_once_one_drives_fifteen_are_refused_having_changed_nothing() 
     let Some(moto) = moto() else { return };
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
-    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     for round in 0..5 {
+        // Datapoints of this minute: the bake reads the minutes around it, and a long test
+        // outlives the first ones.
+        rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
         let revision = format!("v{}", round + 2);
         let previous = format!("v{}", round + 1);
         let started = Instant::now();
@@ -121,12 +123,14 @@ fn two_promotes_at_once_one_promotes_the_other_is_refused() {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
-    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     let rounds: usize = std::env::var("PROMOTE_RACE_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
     for round in 0..rounds {
+        // Datapoints of this minute: the bake reads the minutes around it, and a long test
+        // outlives the first ones.
+        rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
         let revision = format!("v{}", round + 2);
         let (code, stdout, stderr) =
             output(fleet.gatekeeper(&["canary", "run", "--revision", &revision]));
@@ -169,11 +173,13 @@ fn a_promote_killed_at_any_moment_is_finished_by_a_plain_resume() {
     let Some(moto) = moto() else { return };
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
-    rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     // Ten moments spread over a promotion (which takes a second or two here), in a fixed
     // pseudo-random order so a failure can be replayed.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for round in 0..10 {
+        // Datapoints of this minute: the bake reads the minutes around it, and a long test
+        // outlives the first ones.
+        rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

@@ -18,7 +18,9 @@ pub fn load_configs(paths: &[PathBuf]) -> anyhow::Result<Vec<Loaded>> {
 }
 
 pub fn load_config(path: &Path) -> anyhow::Result<Loaded> {
-    Ok(config::load(path)?)
+    let loaded = config::load(path)?;
+    tracing::info!(file = %path.display(), "configuration loaded");
+    Ok(loaded)
 }
 
 pub fn load_example() -> anyhow::Result<Loaded> {

@@ -71,8 +71,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         );
         match args.output {
             Output::Text => {
-                let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
-                    && std::env::var_os("NO_COLOR").is_none();
+                let color = crate::ui::stdout_color();
                 out.write_all(stacks::diff::render_text(&diff, Some(&title), color).as_bytes())?;
                 if args.change_set && old.is_none() {
                     writeln!(

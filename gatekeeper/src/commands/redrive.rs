@@ -15,6 +15,7 @@ use stacks::config::Config;
 
 use crate::aws::Clients;
 use crate::commands::common::{self, Output};
+use crate::ui;
 use crate::ExitStatus;
 
 /// Test hook: the process kills itself (SIGKILL) right after this many copies are verified,
@@ -249,7 +250,8 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
             } else {
                 writeln!(
                     out,
-                    "redrive s3://{} -> s3://{}{}",
+                    "{} s3://{} -> s3://{}{}",
+                    ui::paint(ui::BOLD, "redrive", ui::stdout_color()),
                     report.parking_lot,
                     report.ingestion,
                     if report.dry_run {
@@ -272,11 +274,19 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
             if !report.dead_batches.is_empty() {
                 writeln!(out, "dead batches: {}", report.dead_batches.join(", "))?;
             }
+            let color = !md && ui::stdout_color();
+            let paint = |style, text| ui::paint(style, text, color);
             for r in &report.notable {
                 let line = match &r.outcome {
-                    Outcome::Conflict { reason } => format!("conflict  {}: {reason}", r.key),
-                    Outcome::Failed { error } => format!("failed    {}: {error}", r.key),
-                    Outcome::Skipped { reason } => format!("skipped   {}: {reason}", r.key),
+                    Outcome::Conflict { reason } => {
+                        format!("{}  {}: {reason}", paint(ui::BAD, "conflict"), r.key)
+                    }
+                    Outcome::Failed { error } => {
+                        format!("{}    {}: {error}", paint(ui::BAD, "failed"), r.key)
+                    }
+                    Outcome::Skipped { reason } => {
+                        format!("{}   {}: {reason}", paint(ui::WARN, "skipped"), r.key)
+                    }
                     _ => format!("rewritten {} -> {}", r.key, r.destination),
                 };
                 writeln!(out, "{}{line}", if md { "- " } else { "  " })?;

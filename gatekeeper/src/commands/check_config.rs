@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use compat::{Ignores, Schema, Schemas, Source, Verdict};
 
-use crate::commands::common::Output;
+use crate::commands::common::OutputOrMarkdown as Output;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]

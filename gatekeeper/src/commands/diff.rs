@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use stacks::diff::{self, DiffOptions};
 
-use crate::commands::common::Output;
+use crate::commands::common::OutputOrMarkdown as Output;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use stack_deploy::{self, Request, Timing};
 use serde_json::Value;
 
-use crate::commands::common::{self, Output};
+use crate::commands::common::{self, OutputOrMarkdown as Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]

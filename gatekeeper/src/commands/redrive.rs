@@ -14,7 +14,7 @@ use maintenance::redrive::{self, dlq, BatchRules, Event, Outcome, Report};
 use stacks::config::Config;
 
 use crate::aws::Clients;
-use crate::commands::common::{self, Output};
+use crate::commands::common::{self, OutputOrMarkdown as Output};
 use crate::ui;
 use crate::ExitStatus;
 
@@ -47,6 +47,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    if args.dlq.is_some() && args.output == Output::Markdown {
+        anyhow::bail!("--output markdown: `redrive --dlq` reports as text or json");
+    }
     let loaded = args
         .config
         .as_deref()
@@ -218,7 +221,14 @@ fn kill_self() -> ! {
     std::process::abort()
 }
 
-pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
+/// The report in `output` (`maintenance off`, which renders no markdown, passes its own
+/// `--output`).
+pub fn render(
+    report: &Report,
+    output: impl Into<Output>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let output = output.into();
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
         Output::Text | Output::Markdown => {

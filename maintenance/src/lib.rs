@@ -29,9 +29,9 @@ pub mod redrive;
 
 use std::time::Duration;
 
+use maintenance_flag::MaintenanceFlag;
 use serde::Serialize;
 use stacks::config::Config;
-use stacks::flag::MaintenanceFlag;
 
 pub use config::MaintenanceConfig;
 pub use queues::{Depth, DrainOutcome};
@@ -168,34 +168,24 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// The flag as stored, or `None` when the parameter does not exist (maintenance never set).
+/// The flag as stored, or `None` when the parameter does not exist (maintenance never set,
+/// which the contract counts as off): the one reader, [`maintenance_flag::read_stored`].
 pub async fn read_flag(
     ssm: &aws_sdk_ssm::Client,
     parameter: &str,
 ) -> Result<Option<MaintenanceFlag>, MaintenanceError> {
-    match ssm.get_parameter().name(parameter).send().await {
-        Ok(out) => {
-            let value = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-            MaintenanceFlag::from_json(value)
-                .map(Some)
-                .map_err(|e| MaintenanceError::BadFlag {
-                    parameter: parameter.to_string(),
-                    message: e.to_string(),
-                })
-        }
-        Err(e) => {
-            let text = sdk_message(&e);
-            if text.contains("ParameterNotFound") {
-                Ok(None)
-            } else {
-                Err(MaintenanceError::Aws {
-                    operation: "GetParameter",
-                    resource: parameter.to_string(),
-                    message: text,
-                })
+    maintenance_flag::read_stored(ssm, parameter)
+        .await
+        .map_err(|e| match e {
+            maintenance_flag::ReadError::Invalid { parameter, message } => {
+                MaintenanceError::BadFlag { parameter, message }
             }
-        }
-    }
+            maintenance_flag::ReadError::Ssm { parameter, message } => MaintenanceError::Aws {
+                operation: "GetParameter",
+                resource: parameter,
+                message,
+            },
+        })
 }
 
 /// Writes the flag and reads it back; the stored document must be the one written.

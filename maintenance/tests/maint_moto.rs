@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use maintenance::{self as maintenance, journal::Journal, DrainOutcome, Event, OnOutcome};
 use maintenance::redrive;
-use stacks::flag::MaintenanceFlag;
+use maintenance_flag::MaintenanceFlag;
 
 mod common;
 use common::{bucket, moto, put, unique, Moto};

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, QueueConfig};
 use crate::expr::pseudo;
-use crate::flag::MaintenanceFlag;
+use maintenance_flag::MaintenanceFlag;
 use crate::template::{Output, Resource, Template};
 use crate::{map, Expr};
 

@@ -74,8 +74,13 @@ fn man_renders_roff_with_every_command_and_the_exit_codes() {
     c.arg("man");
     let (code, stdout, stderr) = output(c);
     assert_eq!(code, Some(0), "{stderr}");
+    // After roff's two-line preamble that defines the apostrophe string, the title.
+    let first = stdout
+        .lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "))
+        .unwrap_or_default();
     assert!(
-        stdout.starts_with(".TH"),
+        first.starts_with(".TH gatekeeper"),
         "{}",
         &stdout[..stdout.len().min(200)]
     );
@@ -239,4 +244,38 @@ fn a_closed_pipe_exits_0_quietly() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
+}
+
+#[test]
+fn output_accepts_only_the_formats_a_command_renders() {
+    // No markdown renderer: refused by the parser (exit 1) before anything runs.
+    for args in [
+        &["canary", "status"][..],
+        &["promote"],
+        &["maintenance", "status"],
+        &["redrive", "--dlq", "q"],
+    ] {
+        let mut c = gatekeeper();
+        c.args(args).args(["--output", "markdown"]);
+        let (code, stdout, stderr) = output(c);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.contains("markdown"), "{args:?}: {stderr}");
+    }
+    for args in [&["canary", "status"][..], &["promote"], &["maintenance", "status"]] {
+        let mut c = gatekeeper();
+        c.args(args).arg("--help");
+        let (_, stdout, _) = output(c);
+        assert!(
+            stdout.contains("[possible values: text, json]"),
+            "{args:?}: {stdout}"
+        );
+    }
+    // Markdown where it is rendered.
+    let (old, new) = changed_templates();
+    let mut c = gatekeeper();
+    c.arg("diff").arg(old).arg(new).args(["--output", "markdown"]);
+    let (code, stdout, _) = output(c);
+    assert_eq!(code, Some(2));
+    assert!(stdout.contains('|'), "a markdown table: {stdout}");
 }

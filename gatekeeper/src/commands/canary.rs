@@ -309,7 +309,7 @@ impl Session {
                 if *phase == want_phase
                     && (what == action.name() || what == format!("{}:{index}", mode.as_str()))
                 {
-                    eprintln!("GATEKEEPER_CRASH_AFTER={hook}: aborting");
+                    crate::ui::eprintln!("GATEKEEPER_CRASH_AFTER={hook}: aborting");
                     std::process::abort();
                 }
             }
@@ -382,10 +382,17 @@ fn watch_signals(stop: Arc<AtomicBool>) {
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("canary: second signal: stopping now; run `gatekeeper canary resume`");
+                crate::ui::eprintln!(
+                    "canary: second signal: stopping now; run `gatekeeper canary resume`"
+                );
+                #[expect(
+                    clippy::exit,
+                    clippy::disallowed_methods,
+                    reason = "a second signal stops at once, as it says"
+                )]
                 std::process::exit(130);
             }
-            eprintln!(
+            crate::ui::eprintln!(
                 "canary: signal received: rolling back at the next safe point (again to stop now)"
             );
         }
@@ -408,7 +415,7 @@ async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         }
     }
     for note in s.config.unchecked_preflight(&a.revision) {
-        eprintln!("preflight: {note}");
+        crate::ui::eprintln!("preflight: {note}");
     }
     let c = &s.config.canary;
     let mut nodes = c.nodes.clone();
@@ -816,7 +823,7 @@ impl View {
     fn line(&self, text: String) {
         match &self.bar {
             Some(b) => b.println(text),
-            None => eprintln!("{text}"),
+            None => crate::ui::eprintln!("{text}"),
         }
     }
 
@@ -885,7 +892,7 @@ impl View {
                         b.set_position(*interval);
                         b.set_message(msg);
                     }
-                    None => eprintln!("  bake {interval}/{of}: {msg}"),
+                    None => crate::ui::eprintln!("  bake {interval}/{of}: {msg}"),
                 }
             }
             Progress::Approved { who } => self.line(format!("approved by {who}")),

@@ -309,7 +309,7 @@ impl DrainView {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => eprintln!("{text}"),
+            None => crate::ui::eprintln!("{text}"),
         }
     }
 
@@ -359,7 +359,7 @@ impl DrainView {
                     }
                 } else if state.last.as_ref() != Some(&now) {
                     let text: Vec<String> = now.iter().map(|(q, n)| format!("{q}={n}")).collect();
-                    eprintln!("drain ({}s): {}", waited.as_secs(), text.join(" "));
+                    crate::ui::eprintln!("drain ({}s): {}", waited.as_secs(), text.join(" "));
                 }
                 state.last = Some(now);
             }

@@ -11,6 +11,8 @@
 //! sequential runs behind the comparison with `N*` (default 300000, each stopped at its first
 //! failure: enough to show a power of 99.999% when every regressed run fails).
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
+
 #[path = "../tests/judge_sim.rs"]
 mod sim;
 

@@ -162,6 +162,10 @@ pub async fn target(
 }
 
 /// Now, as RFC 3339 in UTC.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the flag's `when` is wall-clock time for people"
+)]
 pub fn now_rfc3339() -> String {
     aws_smithy_types::DateTime::from(std::time::SystemTime::now())
         .fmt(aws_smithy_types::date_time::Format::DateTime)
@@ -352,6 +356,10 @@ pub async fn on(
 /// When every service has noticed a flag read back at `at` (RFC 3339, from the journal):
 /// `ttl` after it, counted from now as far as it has not passed. A time that cannot be read,
 /// or lies in the future (the clock moved back), waits the whole TTL from now.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "compares with a wall-clock time read back from the journal"
+)]
 fn noticed_by(at: Option<&str>, ttl: Duration) -> tokio::time::Instant {
     let since = at
         .and_then(|at| {
@@ -460,6 +468,10 @@ mod tests {
         );
         assert!(left(Some("garbage")) > Duration::from_secs(29));
         assert!(left(Some("2999-01-01T00:00:00Z")) > Duration::from_secs(29));
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "noticed_by reads the system clock"
+        )]
         let ten_ago = aws_smithy_types::DateTime::from(
             std::time::SystemTime::now() - Duration::from_secs(10),
         )

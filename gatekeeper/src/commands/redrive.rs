@@ -409,7 +409,7 @@ impl Bar {
     pub fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(format!("{}: {text}", self.prefix)),
-            None => eprintln!("{}: {text}", self.prefix),
+            None => ui::eprintln!("{}: {text}", self.prefix),
         }
     }
 

@@ -1,16 +1,20 @@
 """Writes a pair of 500-resource CloudFormation templates for the diff benchmark.
 
-usage: python3 gen.py OUT_DIR [RESOURCES]
+usage: python3 gen.py OUT_DIR [RESOURCES] [--yaml]
 The new template modifies about one resource in ten (mutable properties), renames one in fifty
-(replacement, with propagation through Ref/GetAtt), adds ten and removes ten.
+(replacement, with propagation through Ref/GetAtt), adds ten and removes ten. With --yaml it also
+writes the same pair as old.yaml and new.yaml, block style with the short `!Ref` and `!GetAtt`
+tags, as hand-written templates are.
 """
 import copy
 import json
 import random
 import sys
 
-out = sys.argv[1]
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+args = [a for a in sys.argv[1:] if a != "--yaml"]
+out = args[0]
+n = int(args[1]) if len(args) > 1 else 500
+yaml_too = "--yaml" in sys.argv
 rng = random.Random(42)
 
 
@@ -93,4 +97,28 @@ for k in range(10):
 for name, t in (("old.json", old), ("new.json", new)):
     with open(f"{out}/{name}", "w") as f:
         json.dump(t, f, indent=1)
+if yaml_too:
+    import yaml
+
+    class Short(dict):
+        """An intrinsic written with its short tag."""
+
+    def shorten(v):
+        if isinstance(v, dict):
+            if list(v) == ["Ref"]:
+                return Short(tag="!Ref", value=v["Ref"])
+            if list(v) == ["Fn::GetAtt"] and isinstance(v["Fn::GetAtt"], list):
+                return Short(tag="!GetAtt", value=".".join(v["Fn::GetAtt"]))
+            return {k: shorten(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [shorten(x) for x in v]
+        return v
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(Short, lambda d, s: d.represent_scalar(s["tag"], s["value"]))
+    for name, t in (("old.yaml", old), ("new.yaml", new)):
+        with open(f"{out}/{name}", "w") as f:
+            yaml.dump(shorten(t), f, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=1000)
 print(f"{out}: {len(old['Resources'])} -> {len(new['Resources'])} resources")

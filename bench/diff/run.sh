@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process time of `gatekeeper diff` against @aws-cdk/cloudformation-diff (what `cdk diff`
 # uses) on the same 500-resource template pair, in one run. Prints both medians and the ratio.
+# First, scale.sh: wall time and peak memory on a 10,000-resource pair, JSON and YAML (no node).
 #
 #   bench/diff/run.sh [resources] [runs]
 set -euo pipefail
@@ -10,6 +11,7 @@ resources="${1:-500}"
 runs="${2:-20}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 (cd "$root" && cargo build --release -q -p gatekeeper)
+GATEKEEPER="$target/release/gatekeeper" "$here/scale.sh" 10000 5
 if [ ! -d "$here/node_modules/@aws-cdk/cloudformation-diff" ]; then
   (cd "$here" && npm ci --no-audit --no-fund --silent)
 fi

@@ -9,7 +9,9 @@
 //! look) needs to reach the power the sequential judge reaches by the end of the bake.
 //! `JUDGE_BENCH_RUNS` sets the runs per row (default 10000), `JUDGE_BENCH_POWER_RUNS` the
 //! sequential runs behind the comparison with `N*` (default 300000, each stopped at its first
-//! failure: enough to show a power of 99.999% when every regressed run fails).
+//! failure: enough to show a power of 99.999% when every regressed run fails). Last, the
+//! run-level decision with the default configuration (both metrics, the first failed metric
+//! ending the bake); `JUDGE_BENCH_SECTION=run-level` prints only that table.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
@@ -17,7 +19,7 @@
 mod sim;
 
 use canary::judge::{
-    Direction, Group, Interval, Judge, JudgeConfig, Kind, Method, MetricConfig, Verdict,
+    Direction, Group, Interval, Judge, JudgeConfig, Kind, Method, MetricConfig, Status, Verdict,
 };
 use sim::{Scenario, Stream};
 
@@ -55,6 +57,7 @@ fn config(method: Method, kind: Kind) -> JudgeConfig {
         method,
         alpha: ALPHA,
         pass_early: false,
+        min_score: 100.0,
         metrics: vec![MetricConfig {
             name: name.into(),
             kind,
@@ -325,6 +328,166 @@ fn thousands(v: f64) -> String {
     format!("{:.0}k", v / 1000.0)
 }
 
+/// The run's decision with the default configuration (both metrics, alpha split between
+/// them, pass early, the first failed metric ends the bake): the interval the run was decided
+/// at and its verdict, and the interval each metric failed at.
+struct RunLevel {
+    verdict: Verdict,
+    decided: usize,
+    metric_failed: [Option<usize>; 2],
+}
+
+fn run_level_one(scenario: &Scenario, seed: u64) -> RunLevel {
+    let mut judge = Judge::new(&JudgeConfig::default()).expect("valid config");
+    for (h, pair) in Stream::new(scenario, seed).enumerate() {
+        for i in &pair {
+            judge.observe(i).expect("valid interval");
+        }
+        let at_end = h + 1 == scenario.intervals;
+        if let Some(verdict) = judge.verdict(at_end) {
+            let report = judge.report(at_end);
+            let t = |at: Option<f64>| at.map(|t| (t / scenario.step).round() as usize);
+            return RunLevel {
+                verdict,
+                decided: t(report.decided_at).unwrap_or(h + 1),
+                metric_failed: [
+                    t(report.metrics[0].decided_at)
+                        .filter(|_| report.metrics[0].status == Status::Fail),
+                    t(report.metrics[1].decided_at)
+                        .filter(|_| report.metrics[1].status == Status::Fail),
+                ],
+            };
+        }
+    }
+    unreachable!("a verdict at the bake end")
+}
+
+fn median(mut v: Vec<usize>) -> Option<usize> {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// Run-level decision times with the default configuration, on streams carrying both the
+/// error counts and the latency samples.
+fn run_level(runs: u64) {
+    let both = Scenario {
+        intervals: 60,
+        step: 30.0,
+        requests: 10_000,
+        latency_samples: 1000,
+        ..Scenario::default()
+    };
+    let latency_rows = Scenario {
+        intervals: 30,
+        requests: 20_000,
+        latency_samples: 1000,
+        ..Scenario::default()
+    };
+    let rows: Vec<(&str, Scenario, Option<usize>)> = vec![
+        ("A/A", both.clone(), None),
+        (
+            "errors 2x (0.5% -> 1%)",
+            Scenario {
+                error_ratio: 2.0,
+                ..both.clone()
+            },
+            Some(0),
+        ),
+        (
+            "latency +20%",
+            Scenario {
+                latency_ratio: 1.2,
+                ..both.clone()
+            },
+            Some(1),
+        ),
+        ("A/A, 30 x 60 s", latency_rows.clone(), None),
+        (
+            "latency +20%, 30 x 60 s",
+            Scenario {
+                latency_ratio: 1.2,
+                ..latency_rows.clone()
+            },
+            Some(1),
+        ),
+    ];
+    println!();
+    println!(
+        "Run-level decisions with the default configuration (error_rate critical and latency,"
+    );
+    println!(
+        "alpha 0.05 split between them, pass_early, min_score 100: the first failed metric ends"
+    );
+    println!("the bake), {runs} runs per row. Streams carry both metrics: a 30-minute bake of 60");
+    println!(
+        "intervals of 30 s, ~10,000 requests and 1000 latency samples each (5% canary); and the"
+    );
+    println!(
+        "latency rows' 30 intervals of 60 s, ~20,000 requests and 1000 samples. 'run decided':"
+    );
+    println!("the interval the run's verdict came at, as a share of the bake (median, and 90th");
+    println!("percentile); 'metric failed': the regressed metric's own failure, for comparison.");
+    println!();
+    println!(
+        "| {:<24} | {:>6} | {:>7} | {:>7} | {:>7} | {:>20} | {:>20} | {:>20} |",
+        "stream",
+        "bake",
+        "fail",
+        "pass",
+        "inconcl.",
+        "run decided median",
+        "run decided p90",
+        "metric failed median"
+    );
+    println!(
+        "|{:-<26}|{:-<8}|{:-<9}|{:-<9}|{:-<10}|{:-<22}|{:-<22}|{:-<22}|",
+        "", "", "", "", "", "", "", ""
+    );
+    for (salt, (name, scenario, regressed)) in rows.iter().enumerate() {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let all: Vec<RunLevel> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|th| {
+                    scope.spawn(move || {
+                        (th..runs)
+                            .step_by(threads as usize)
+                            .map(|i| run_level_one(scenario, (7000 + salt as u64) * 1_000_003 + i))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("bench thread"))
+                .collect()
+        });
+        let count = |v: Verdict| all.iter().filter(|r| r.verdict == v).count() as f64 / runs as f64;
+        let len = scenario.intervals as f64;
+        let share = |h: Option<usize>| {
+            h.map_or_else(
+                || "-".to_string(),
+                |h| format!("{h} ({:.3})", h as f64 / len),
+            )
+        };
+        let mut decided: Vec<usize> = all.iter().map(|r| r.decided).collect();
+        decided.sort_unstable();
+        let p90 = decided.get(decided.len() * 9 / 10).copied();
+        let metric =
+            regressed.and_then(|m| median(all.iter().filter_map(|r| r.metric_failed[m]).collect()));
+        println!(
+            "| {:<24} | {:>6} | {:>7} | {:>7} | {:>8} | {:>20} | {:>20} | {:>20} |",
+            name,
+            scenario.intervals,
+            pct(count(Verdict::Fail)),
+            pct(count(Verdict::Pass)),
+            pct(count(Verdict::Inconclusive)),
+            share(median(decided.clone())),
+            share(p90),
+            share(metric),
+        );
+    }
+}
+
 fn main() {
     let runs: u64 = std::env::var("JUDGE_BENCH_RUNS")
         .ok()
@@ -335,6 +498,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let started = std::time::Instant::now();
+    if std::env::var("JUDGE_BENCH_SECTION").as_deref() == Ok("run-level") {
+        run_level(runs);
+        println!();
+        println!("took {:.1} s", started.elapsed().as_secs_f64());
+        return;
+    }
     let counts = Scenario {
         intervals: 60,
         step: 30.0,
@@ -574,6 +743,7 @@ fn main() {
             );
         }
     }
+    run_level(runs);
     println!();
     println!("took {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -13,8 +13,7 @@ use aws_smithy_types::DateTime;
 use crate::config::{Config, MaintenanceRequirement};
 use crate::machine::Pool;
 use crate::provider::{
-    Deployer, LoadBalancer, Lock, LockInfo, Metrics, NodeHealth, Preflight, ProviderError, Result,
-    Sample,
+    Deployer, LoadBalancer, Metrics, NodeHealth, Preflight, ProviderError, Result, Sample,
 };
 
 fn aws_err(what: &str, e: impl std::error::Error) -> ProviderError {
@@ -381,139 +380,6 @@ impl Metrics for CloudWatch {
     }
 }
 
-/// The deploy lock: an SSM parameter created only when absent (`Overwrite=false`).
-#[derive(Debug, Clone)]
-pub struct SsmLock {
-    pub client: aws_sdk_ssm::Client,
-    pub parameter: String,
-}
-
-impl SsmLock {
-    async fn put(&self, info: &LockInfo, overwrite: bool) -> std::result::Result<(), bool> {
-        let value = serde_json::to_string(info).expect("lock info serializes");
-        match self
-            .client
-            .put_parameter()
-            .name(&self.parameter)
-            .value(value)
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(overwrite)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e
-                .as_service_error()
-                .is_some_and(|s| s.is_parameter_already_exists())),
-        }
-    }
-}
-
-#[async_trait]
-impl Lock for SsmLock {
-    async fn acquire(&self, info: &LockInfo, now: u64) -> Result<()> {
-        for _ in 0..2 {
-            match self.put(info, false).await {
-                Ok(()) => return Ok(()),
-                Err(false) => {
-                    return Err(ProviderError::new(format!(
-                        "cannot create the lock parameter {}",
-                        self.parameter
-                    )))
-                }
-                Err(true) => {}
-            }
-            match self.holder().await? {
-                Some(h) if h.run_id == info.run_id => return Ok(()),
-                Some(h) if h.expires_at > now => {
-                    return Err(ProviderError::new(format!(
-                        "the deploy lock {} is held by {} (run {}) until {}; \
-                         `gatekeeper canary status` shows it",
-                        self.parameter, h.holder, h.run_id, h.expires_at
-                    )))
-                }
-                // Expired (or unreadable): take it over. Another runner racing for it loses
-                // the create-only put that follows.
-                _ => {
-                    let _ = self
-                        .client
-                        .delete_parameter()
-                        .name(&self.parameter)
-                        .send()
-                        .await;
-                }
-            }
-        }
-        Err(ProviderError::new(format!(
-            "lost the race for the deploy lock {}",
-            self.parameter
-        )))
-    }
-
-    async fn renew(&self, info: &LockInfo) -> Result<()> {
-        match self.holder().await? {
-            Some(h) if h.run_id == info.run_id => {
-                let renewed = LockInfo {
-                    acquired_at: h.acquired_at,
-                    ..info.clone()
-                };
-                self.put(&renewed, true).await.map_err(|_| {
-                    ProviderError::new(format!("cannot renew the lock {}", self.parameter))
-                })
-            }
-            Some(h) => Err(ProviderError::new(format!(
-                "the deploy lock {} was taken over by {} (run {})",
-                self.parameter, h.holder, h.run_id
-            ))),
-            None => Err(ProviderError::new(format!(
-                "the deploy lock {} disappeared",
-                self.parameter
-            ))),
-        }
-    }
-
-    async fn release(&self, run_id: &str) -> Result<()> {
-        if let Some(h) = self.holder().await? {
-            if h.run_id == run_id {
-                self.client
-                    .delete_parameter()
-                    .name(&self.parameter)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err(&format!("DeleteParameter {}", self.parameter), e))?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn holder(&self) -> Result<Option<LockInfo>> {
-        match self
-            .client
-            .get_parameter()
-            .name(&self.parameter)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let value = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-                Ok(serde_json::from_str(value).ok().or(Some(LockInfo {
-                    holder: format!("unreadable lock value {value:?}"),
-                    run_id: String::new(),
-                    acquired_at: 0,
-                    expires_at: 0,
-                })))
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_not_found()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(aws_err(&format!("GetParameter {}", self.parameter), e)),
-        }
-    }
-}
-
 /// Preflight checks against S3, SSM and STS.
 #[derive(Debug, Clone)]
 pub struct AwsPreflight {
@@ -744,69 +610,6 @@ pub async fn compat_report(
     Ok(compat::check(&old, &new, schemas.as_ref(), &ignores))
 }
 
-/// The journal kept next to the lock in S3: the whole file rewritten on each append (a run
-/// writes a few hundred lines at most).
-#[derive(Debug)]
-pub struct S3Journal {
-    pub client: aws_sdk_s3::Client,
-    pub bucket: String,
-    pub key: String,
-    text: String,
-}
-
-impl S3Journal {
-    /// Opens the journal at `s3://bucket/prefix/<name>.jsonl`, reading what is there.
-    pub async fn open(client: aws_sdk_s3::Client, url: &str, name: &str) -> Result<Self> {
-        let rest = url.trim_start_matches("s3://").trim_end_matches('/');
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let key = if prefix.is_empty() {
-            format!("{name}.jsonl")
-        } else {
-            format!("{prefix}/{name}.jsonl")
-        };
-        let text = match client.get_object().bucket(bucket).key(&key).send().await {
-            Ok(out) => {
-                let bytes = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| aws_err(&format!("journal s3://{bucket}/{key}"), e))?;
-                String::from_utf8_lossy(&bytes.into_bytes()).into_owned()
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => String::new(),
-            Err(e) => return Err(aws_err(&format!("journal s3://{bucket}/{key}"), e)),
-        };
-        Ok(S3Journal {
-            client,
-            bucket: bucket.to_string(),
-            key,
-            text,
-        })
-    }
-
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-}
-
-#[async_trait]
-impl crate::journal::Journal for S3Journal {
-    async fn append(&mut self, record: &crate::journal::Record) -> Result<()> {
-        self.text
-            .push_str(&serde_json::to_string(record).expect("records serialize"));
-        self.text.push('\n');
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .body(self.text.clone().into_bytes().into())
-            .send()
-            .await
-            .map_err(|e| aws_err(&format!("journal s3://{}/{}", self.bucket, self.key), e))?;
-        Ok(())
-    }
-}
-
 /// AWS CodeDeploy: one deployment per set of nodes, targeted by a tag whose value is the
 /// node (instance) id.
 #[derive(Debug, Clone)]
@@ -983,6 +786,26 @@ impl Deployer for CodeDeploy {
         crate::command::run(&self.smoke, &[node, revision])
             .await
             .map(|_| ())
+    }
+}
+
+/// Run notifications published to an SNS topic (`[notify] sns_topic_arn`).
+pub struct Sns {
+    pub client: aws_sdk_sns::Client,
+    pub topic_arn: String,
+}
+
+impl Sns {
+    pub async fn publish(&self, m: &crate::notify::Message) -> Result<()> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&m.subject)
+            .message(&m.body)
+            .send()
+            .await
+            .map_err(|e| aws_err(&format!("Publish {}", self.topic_arn), e))?;
+        Ok(())
     }
 }
 

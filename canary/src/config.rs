@@ -84,14 +84,102 @@ pub struct CanaryConfig {
     /// The config-compatibility gate run at preflight; none when absent.
     pub config_check: Option<ConfigCheck>,
     #[serde(default)]
-    pub lock: LockConfig,
-    #[serde(default)]
-    pub journal: JournalConfig,
-    #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub judge: JudgeConfig,
+    /// How long each command step may run.
+    #[serde(default)]
+    pub timeouts: StepTimeouts,
+    /// What a `--revision` may look like: it reaches the deployer's command line (and often a
+    /// remote shell), so by default only letters, digits and `._:/@+=-`, at most 200.
+    #[serde(default = "default_revision_pattern")]
+    pub revision_pattern: String,
 }
+
+/// The default of `revision_pattern`: versions, git hashes and tags, `s3://bucket/key` paths.
+pub const DEFAULT_REVISION_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,199}$";
+
+fn default_revision_pattern() -> String {
+    DEFAULT_REVISION_PATTERN.to_string()
+}
+
+/// `[canary.timeouts]`: seconds each command step may run before it is stopped with its
+/// whole process group (`SIGTERM`, then `SIGKILL` 5 s later) and the step fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepTimeouts {
+    /// The command deployer, per node: `<command...> <node> <revision>`.
+    pub deploy_seconds: u64,
+    /// `[canary.deployer] current`: which revision a node runs.
+    pub current_seconds: u64,
+    /// `smoke_command`.
+    pub smoke_seconds: u64,
+    /// `depool_command`: returns once the worker has finished what it holds.
+    pub depool_seconds: u64,
+    /// `repool_command`.
+    pub repool_seconds: u64,
+    /// `[canary.preflight] revision_check_command`.
+    pub revision_check_seconds: u64,
+}
+
+impl Default for StepTimeouts {
+    fn default() -> Self {
+        StepTimeouts {
+            deploy_seconds: 1800,
+            current_seconds: 60,
+            smoke_seconds: 300,
+            depool_seconds: 900,
+            repool_seconds: 300,
+            revision_check_seconds: 120,
+        }
+    }
+}
+
+/// The longest any command step may be given (a day): a larger value is taken for a mistake.
+pub const MAX_STEP_TIMEOUT_SECONDS: u64 = 86_400;
+
+impl StepTimeouts {
+    pub fn deploy(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.deploy_seconds)
+    }
+    pub fn current(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.current_seconds)
+    }
+    pub fn smoke(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.smoke_seconds)
+    }
+    pub fn depool(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.depool_seconds)
+    }
+    pub fn repool(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.repool_seconds)
+    }
+    pub fn revision_check(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.revision_check_seconds)
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, v) in [
+            ("deploy_seconds", self.deploy_seconds),
+            ("current_seconds", self.current_seconds),
+            ("smoke_seconds", self.smoke_seconds),
+            ("depool_seconds", self.depool_seconds),
+            ("repool_seconds", self.repool_seconds),
+            ("revision_check_seconds", self.revision_check_seconds),
+        ] {
+            if !(1..=MAX_STEP_TIMEOUT_SECONDS).contains(&v) {
+                return Err((
+                    key,
+                    format!("{v} is out of range 1..={MAX_STEP_TIMEOUT_SECONDS} (seconds)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CloudWatch's finest resolution for standard metrics: one datapoint a minute.
+pub const MIN_INTERVAL_SECONDS: u64 = 60;
 
 fn default_weight() -> u8 {
     5
@@ -206,26 +294,6 @@ impl ConfigCheck {
     }
 }
 
-/// `[canary.lock]`: an SSM parameter created only if absent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockConfig {
-    /// `/gatekeeper/<service>-<environment>/canary-lock` when absent.
-    pub parameter: Option<String>,
-    /// A holder that has not renewed for this long may be replaced.
-    pub ttl_seconds: Option<u64>,
-}
-
-/// `[canary.journal]`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JournalConfig {
-    /// Local directory; `.gatekeeper/journal` when absent.
-    pub dir: Option<PathBuf>,
-    /// Also keep the journal in S3 next to the lock: `s3://bucket/prefix`.
-    pub s3: Option<String>,
-}
-
 /// `[canary.metrics]`: where the bake reads its numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -270,6 +338,10 @@ struct View {
     environment: String,
     region: Option<String>,
     canary: Option<CanaryConfig>,
+    #[serde(default)]
+    state: state::StateConfig,
+    #[serde(default)]
+    notify: crate::notify::NotifyConfig,
 }
 
 /// A loaded configuration: the service it belongs to and its `[canary]` table.
@@ -280,6 +352,10 @@ pub struct Config {
     pub environment: String,
     pub region: Option<String>,
     pub canary: CanaryConfig,
+    /// `[state]`: where the lock and the journals live.
+    pub state: state::StateConfig,
+    /// `[notify]`: where a run's state changes are published.
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// A configuration the user has to fix, located in the file.
@@ -296,6 +372,13 @@ pub enum ConfigError {
         line: usize,
         column: usize,
         message: String,
+    },
+    #[error("{flag}: {revision:?} does not match canary.revision_pattern `{pattern}` ({}); a revision reaches the deployer's command line", file.display())]
+    Revision {
+        flag: String,
+        revision: String,
+        file: PathBuf,
+        pattern: String,
     },
 }
 
@@ -341,9 +424,45 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         environment: view.environment,
         region: view.region,
         canary,
+        state: view.state,
+        notify: view.notify,
     };
+    config.notify.validate().map_err(|(key, message)| {
+        let offset = find_key(text, key).or(text.find("[notify]"));
+        invalid(offset, format!("notify.{key}: {message}"))
+    })?;
+    config.state.validate().map_err(|(key, message)| {
+        let offset = find_key(text, key).or(text.find("[state]"));
+        invalid(offset, format!("state.{key}: {message}"))
+    })?;
+    // A continuous metric without `min_samples` counts intervals: with intervals shorter than
+    // CloudWatch's minute most of them are empty, and the count can never be reached.
+    let c = &config.canary;
+    if c.bake_seconds > 0
+        && c.interval_seconds > 0
+        && c.interval_seconds < MIN_INTERVAL_SECONDS
+        && c.judge
+            .metrics
+            .iter()
+            .any(|m| m.kind == crate::judge::Kind::Continuous && m.min_samples.is_none())
+    {
+        return Err(invalid(
+            find_key(text, "interval_seconds").or(header),
+            format!(
+                "canary.interval_seconds: {} is below {MIN_INTERVAL_SECONDS}: CloudWatch delivers \
+                 one datapoint a minute, so the judge's default min_samples (one per interval) \
+                 can never be reached and no healthy canary can pass; use \
+                 {MIN_INTERVAL_SECONDS} or more, or set min_samples for every continuous metric",
+                c.interval_seconds
+            ),
+        ));
+    }
     config.default_aggregate_min_samples();
     config.validate().map_err(|(key, message)| {
+        if matches!(key, "service" | "environment") {
+            // Top-level keys: they name the journal, state and lock files.
+            return invalid(find_top_key(text, key), format!("{key}: {message}"));
+        }
         let offset = find_key(text, key).or(header);
         invalid(offset, format!("canary.{key}: {message}"))
     })?;
@@ -402,19 +521,9 @@ impl Config {
         format!("{}-{}", self.service, self.environment)
     }
 
-    pub fn lock_parameter(&self) -> String {
-        self.canary
-            .lock
-            .parameter
-            .clone()
-            .unwrap_or_else(|| format!("/gatekeeper/{}/canary-lock", self.prefix()))
-    }
-
-    pub fn lock_ttl_seconds(&self) -> u64 {
-        self.canary
-            .lock
-            .ttl_seconds
-            .unwrap_or(self.canary.bake_seconds + 3600)
+    /// The lease of the deploy lock (seconds).
+    pub fn lease_seconds(&self) -> u64 {
+        self.state.lease_seconds()
     }
 
     pub fn maintenance_parameter(&self) -> String {
@@ -433,19 +542,48 @@ impl Config {
             .unwrap_or_else(|| format!("{}-", self.prefix()))
     }
 
-    /// The local journal file of this service and environment.
-    pub fn journal_path(&self) -> PathBuf {
-        let dir = self
-            .canary
-            .journal
-            .dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".gatekeeper/journal"));
-        dir.join(format!("{}.jsonl", self.prefix()))
+    /// Refuses a revision the configured `revision_pattern` does not match: it is passed to the
+    /// deployer's commands, and a documented `ssh "$1" ... "$2"` would run it in a remote shell.
+    /// Call before the first AWS request.
+    pub fn check_revision(&self, flag: &str, revision: &str) -> Result<(), ConfigError> {
+        let pattern = &self.canary.revision_pattern;
+        let re = regex_lite::Regex::new(pattern).map_err(|e| ConfigError::Invalid {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("canary.revision_pattern: {e}"),
+        })?;
+        if re.is_match(revision) {
+            return Ok(());
+        }
+        Err(ConfigError::Revision {
+            flag: flag.to_string(),
+            revision: revision.to_string(),
+            file: self.file.clone(),
+            pattern: pattern.clone(),
+        })
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let c = &self.canary;
+        for (key, name) in [
+            ("service", &self.service),
+            ("environment", &self.environment),
+        ] {
+            stacks::validate::short_name(name).map_err(|m| (key, m))?;
+        }
+        if let Err(e) = regex_lite::Regex::new(&c.revision_pattern) {
+            return Err(("revision_pattern", format!("not a regular expression: {e}")));
+        }
+        if !c.revision_pattern.starts_with('^') || !c.revision_pattern.ends_with('$') {
+            return Err((
+                "revision_pattern",
+                "must match the whole revision: begin with ^ and end with $".into(),
+            ));
+        }
+        c.timeouts
+            .check()
+            .map_err(|(key, m)| (key, format!("[canary.timeouts] {m}")))?;
         if c.canary_weight == 0 || c.canary_weight > 50 {
             return Err(("canary_weight", "must be between 1 and 50 (percent)".into()));
         }
@@ -547,6 +685,25 @@ impl Config {
     }
 }
 
+/// Byte offset of a top-level `key = ` (before the first table).
+fn find_top_key(text: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            return None;
+        }
+        if trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Byte offset of `key = ` inside the `[canary...]` part of `text`.
 fn find_key(text: &str, key: &str) -> Option<usize> {
     let start = text.find("[canary")?;
@@ -591,13 +748,15 @@ command = ["deploy.sh"]
         let c = parse(Path::new("g.toml"), BASE).unwrap();
         assert_eq!(c.canary.canary_weight, 5);
         assert_eq!(c.canary.bake_seconds, 1800);
-        assert_eq!(c.lock_parameter(), "/gatekeeper/photos-prod/canary-lock");
         assert_eq!(c.maintenance_parameter(), "/photos/prod/maintenance");
         assert_eq!(c.alarm_prefix(), "photos-prod-");
         assert_eq!(
-            c.journal_path(),
-            Path::new(".gatekeeper/journal/photos-prod.jsonl")
+            c.state.backend().unwrap(),
+            state::Backend::Local {
+                dir: ".gatekeeper/state".into()
+            }
         );
+        assert_eq!(c.lease_seconds(), state::config::DEFAULT_LEASE_SECONDS);
     }
 
     #[test]
@@ -738,5 +897,89 @@ command = ["deploy.sh"]
             err.contains("canary.depool_command: a worker fleet needs"),
             "{err}"
         );
+    }
+
+    fn err(text: &str) -> String {
+        parse(Path::new("g.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_service_name_that_is_not_a_name_is_refused() {
+        let text = BASE.replace("service = \"photos\"", "service = \"../../../tmp/x\"");
+        let e = err(&text);
+        assert!(
+            e.starts_with("g.toml:2:1: service: `../../../tmp/x` must be"),
+            "{e}"
+        );
+        let text = BASE.replace("environment = \"prod\"", "environment = \"a/b\"");
+        assert!(
+            err(&text).starts_with("g.toml:3:1: environment: "),
+            "{}",
+            err(&text)
+        );
+    }
+
+    #[test]
+    fn a_default_judge_needs_whole_minute_intervals() {
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "bake_seconds = 180\ninterval_seconds = 30\n\n[canary.deployer]",
+        );
+        let e = err(&text);
+        assert!(e.starts_with("g.toml:"), "{e}");
+        assert!(e.contains("canary.interval_seconds: 30 is below 60"), "{e}");
+        // With min_samples for its continuous metric, a judge may read shorter intervals.
+        let text = format!(
+            "{}\n[[canary.judge.metrics]]\nname = \"latency\"\nkind = \"continuous\"\nmin_samples = 2\n",
+            BASE.replace("[canary.deployer]", "bake_seconds = 180\ninterval_seconds = 30\n\n[canary.deployer]")
+        );
+        parse(Path::new("g.toml"), &text).unwrap();
+    }
+
+    #[test]
+    fn step_timeouts_default_and_are_checked() {
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        assert_eq!(c.canary.timeouts, StepTimeouts::default());
+        let text = format!("{BASE}\n[canary.timeouts]\ndeploy_seconds = 0\n");
+        let e = err(&text);
+        assert!(
+            e.contains("canary.deploy_seconds: [canary.timeouts] 0 is out of range"),
+            "{e}"
+        );
+        let text = format!("{BASE}\n[canary.timeouts]\nsmoke_seconds = 30\n");
+        let c = parse(Path::new("g.toml"), &text).unwrap();
+        assert_eq!(c.canary.timeouts.smoke_seconds, 30);
+        assert_eq!(c.canary.timeouts.deploy_seconds, 1800);
+    }
+
+    #[test]
+    fn revisions_are_checked_against_the_pattern() {
+        let c = parse(Path::new("g.toml"), BASE).unwrap();
+        for ok in [
+            "v2",
+            "1.4.0-rc1",
+            "s3://artifacts/photos/v2.zip",
+            "3f2a9c1",
+            "release/2026.11",
+        ] {
+            c.check_revision("--revision", ok).unwrap();
+        }
+        for bad in ["v2;touch /tmp/x $(id)", "", "-rf", "v2 v3", "`id`", "a\nb"] {
+            let e = c.check_revision("--revision", bad).unwrap_err().to_string();
+            assert!(e.starts_with("--revision: "), "{e}");
+            assert!(e.contains("canary.revision_pattern"), "{e}");
+        }
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "revision_pattern = \"^v[0-9]+$\"\n\n[canary.deployer]",
+        );
+        let c = parse(Path::new("g.toml"), &text).unwrap();
+        c.check_revision("--revision", "v12").unwrap();
+        assert!(c.check_revision("--revision", "v1.2").is_err());
+        let text = BASE.replace(
+            "[canary.deployer]",
+            "revision_pattern = \"v[0-9]+\"\n\n[canary.deployer]",
+        );
+        assert!(err(&text).contains("canary.revision_pattern: must match the whole revision"));
     }
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     pub auto_promote: bool,
     /// Report every action without performing it.
     pub dry_run: bool,
+    /// What the bake's evidence says of the run beyond its plan.
+    pub evidence: crate::evidence::Context,
 }
 
 /// What the executor reports as it goes; the CLI renders it.
@@ -154,7 +156,11 @@ impl Executor<'_> {
                         phase: "began",
                     });
                     let result = if self.settings.dry_run {
-                        Ok(())
+                        // A dry run makes every read-only check for real, and nothing else.
+                        match action {
+                            Action::Preflight => self.preflight(m).await,
+                            _ => Ok(()),
+                        }
                     } else {
                         match self.keep_lock(m, &action).await {
                             Ok(()) => self.perform(m, &action).await,
@@ -252,12 +258,38 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Before a step: extends the lock if it is due (see [`Executor::renew_if_due`]).
+    /// Before a step: confirms this process still holds the lock (a holder fenced by a
+    /// takeover stops here, before it acts), then extends it if it is due (see
+    /// [`Executor::renew_if_due`]). A rollback goes on: putting the fleet back is never held
+    /// up by the lock, and a fenced writer is stopped by the journal itself.
     async fn keep_lock(&mut self, m: &Machine, action: &Action) -> Result<(), ProviderError> {
+        if let Err(e) = self.providers.lock.check().await {
+            if m.mode() != Mode::Rollback {
+                return Err(e);
+            }
+        }
         if !m.in_flight() || matches!(action, Action::AcquireLock | Action::ReleaseLock) {
             return Ok(());
         }
         self.renew_if_due(m).await
+    }
+
+    /// Sleeps `d` in steps of at most a second, ending early at the first signal: a signal is
+    /// acted on within a second, whatever the interval. Returns whether it was stopped.
+    async fn sleep_unless_stopped(&self, m: &Machine, d: Duration) -> bool {
+        let clock = self.providers.clock;
+        let mut left = d;
+        loop {
+            if self.stop.load(Ordering::SeqCst) && m.mode() != Mode::Rollback {
+                return true;
+            }
+            if left.is_zero() {
+                return false;
+            }
+            let step = left.min(Duration::from_secs(1));
+            clock.sleep(step).await;
+            left -= step;
+        }
     }
 
     /// Extends the lock once half its time has passed since it was last taken or extended:
@@ -451,8 +483,7 @@ impl Executor<'_> {
                 elapsed_s: elapsed,
                 deadline_s: deadline.as_secs(),
             });
-            clock
-                .sleep(self.settings.poll.max(Duration::from_secs(1)))
+            self.sleep_unless_stopped(m, self.settings.poll.max(Duration::from_secs(1)))
                 .await;
         }
     }
@@ -470,26 +501,44 @@ impl Executor<'_> {
             expires_at: 0,
         };
         let ttl = s.lock_ttl.as_secs();
+        let started = self.providers.clock.now();
+        let entry = crate::evidence::start(
+            m.plan(),
+            &s.evidence,
+            &s.judge,
+            s.bake.as_secs(),
+            interval,
+            started,
+        );
+        self.evidence(started, entry).await?;
         for i in 1..=n {
             let clock = self.providers.clock;
-            clock.sleep(Duration::from_secs(interval)).await;
-            if self.stop.load(Ordering::SeqCst) {
-                return Err(ProviderError::new(
-                    "interrupted by a signal during the bake",
-                ));
+            if self
+                .sleep_unless_stopped(m, Duration::from_secs(interval))
+                .await
+            {
+                let why = "interrupted by a signal during the bake";
+                self.evidence(clock.now(), crate::evidence::aborted(why, clock.now()))
+                    .await?;
+                return Err(ProviderError::new(why));
             }
             let firing = self.providers.metrics.alarms_firing().await?;
             if !firing.is_empty() {
-                return Err(ProviderError::new(format!(
+                let why = format!(
                     "alarm {} went into ALARM during the bake",
                     firing.join(", ")
-                )));
+                );
+                self.evidence(clock.now(), crate::evidence::aborted(&why, clock.now()))
+                    .await?;
+                return Err(ProviderError::new(why));
             }
             let now = clock.now();
             // Each minute of CloudWatch data is judged once: a minute read twice would count
             // its errors twice and void the judge's false-alarm bound.
+            let mut window_read = None;
             let (baseline, canary) = match next_window(from, now, i == n) {
                 Some((start, end)) => {
+                    window_read = Some((start, end));
                     let window = self.providers.metrics.window(start, end).await?;
                     from = end;
                     let t = (i * interval.max(1)) as f64;
@@ -517,6 +566,24 @@ impl Executor<'_> {
                 .await?;
             self.lock_kept_at = now;
             let verdict = judge.verdict(i == n);
+            let report = judge.report(i == n);
+            let look = crate::evidence::look(crate::evidence::LookInput {
+                index: i,
+                of: n,
+                t: (i * interval.max(1)) as f64,
+                at: now,
+                window: window_read,
+                baseline: &baseline,
+                canary: &canary,
+                weight: m.plan().canary_weight,
+                firing: &[],
+                report: &report,
+            });
+            self.evidence(now, look).await?;
+            if let Some(v) = verdict {
+                self.evidence(now, crate::evidence::verdict(v, &report, now))
+                    .await?;
+            }
             (self.progress)(&Progress::Bake {
                 interval: i,
                 of: n,
@@ -528,7 +595,6 @@ impl Executor<'_> {
                 None => {}
                 Some(Verdict::Pass) => return Ok(()),
                 Some(v) => {
-                    let report = judge.report(i == n);
                     return Err(ProviderError::new(format!(
                         "judge: {}: {}",
                         v.as_str(),
@@ -537,9 +603,24 @@ impl Executor<'_> {
                 }
             }
         }
-        Err(ProviderError::new(
-            "judge: no verdict at the end of the bake",
-        ))
+        let why = "judge: no verdict at the end of the bake";
+        let now = self.providers.clock.now();
+        self.evidence(now, crate::evidence::aborted(why, now))
+            .await?;
+        Err(ProviderError::new(why))
+    }
+
+    /// Appends an entry of the bake's evidence to the run's journal.
+    async fn evidence(&mut self, at: u64, entry: evidence::Entry) -> Result<(), ProviderError> {
+        if self.settings.dry_run {
+            return Ok(());
+        }
+        self.journal
+            .append(&Record::Evidence {
+                at,
+                entry: Box::new(entry),
+            })
+            .await
     }
 }
 

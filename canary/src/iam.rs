@@ -113,15 +113,6 @@ pub fn policy(config: &Config, options: &Options) -> (Value, Vec<String>) {
         vec!["*".into()],
     ));
 
-    statements.push(statement(
-        "DeployLock",
-        &[
-            "ssm:DeleteParameter",
-            "ssm:GetParameter",
-            "ssm:PutParameter",
-        ],
-        vec![s.parameter(&config.lock_parameter())],
-    ));
     if c.preflight.maintenance != MaintenanceRequirement::Any {
         statements.push(statement(
             "ReadMaintenanceFlag",
@@ -162,27 +153,33 @@ pub fn policy(config: &Config, options: &Options) -> (Value, Vec<String>) {
         }
     }
 
-    if let Some(url) = &c.journal.s3 {
-        let rest = url.trim_start_matches("s3://").trim_end_matches('/');
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let key = if prefix.is_empty() {
-            format!("{}.jsonl", config.prefix())
-        } else {
-            format!("{prefix}/{}.jsonl", config.prefix())
-        };
-        statements.push(statement(
-            "Journal",
-            &["s3:GetObject", "s3:PutObject"],
-            vec![format!("arn:{}:s3:::{bucket}/{key}", s.partition)],
-        ));
-        // Without ListBucket, S3 answers a missing journal with 403 instead of 404.
-        let mut list = statement(
-            "JournalNotFoundIsNotDenied",
-            &["s3:ListBucket"],
-            vec![format!("arn:{}:s3:::{bucket}", s.partition)],
-        );
-        list["Condition"] = json!({ "StringEquals": { "s3:prefix": key } });
-        statements.push(list);
+    match config.state.backend() {
+        Ok(state::Backend::S3 { bucket, prefix }) => {
+            // The lock, the runs and the worker roles of this service and environment only.
+            let scope = if prefix.is_empty() {
+                config.prefix()
+            } else {
+                format!("{prefix}/{}", config.prefix())
+            };
+            statements.push(statement(
+                "DeployLockAndJournal",
+                &["s3:GetObject", "s3:PutObject"],
+                vec![format!("arn:{}:s3:::{bucket}/{scope}/*", s.partition)],
+            ));
+            // Listing replays a run; without it a missing object answers 403, not 404.
+            let mut list = statement(
+                "ListRunsOfThisService",
+                &["s3:ListBucket"],
+                vec![format!("arn:{}:s3:::{bucket}", s.partition)],
+            );
+            list["Condition"] = json!({ "StringLike": { "s3:prefix": format!("{scope}/*") } });
+            statements.push(list);
+        }
+        _ => notes.push(
+            "no [state] url: the lock and the journals are local to one machine, so runs \
+             cannot be resumed from another runner (set state.url = \"s3://bucket/prefix\")"
+                .to_string(),
+        ),
     }
 
     if options.artifact_buckets.is_empty() {
@@ -200,6 +197,14 @@ pub fn policy(config: &Config, options: &Options) -> (Value, Vec<String>) {
                 .iter()
                 .map(|b| format!("arn:{}:s3:::{b}/*", s.partition))
                 .collect(),
+        ));
+    }
+
+    if let Some(topic) = &config.notify.sns_topic_arn {
+        statements.push(statement(
+            "NotifyRunChanges",
+            &["sns:Publish"],
+            vec![topic.clone()],
         ));
     }
 

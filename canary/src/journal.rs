@@ -1,13 +1,12 @@
-//! The write-ahead journal: one JSON line per record, appended and synced before the
-//! executor moves on. A run is the records from its `start` on; replaying its events through
-//! [`crate::machine::Machine::replay`] rebuilds where it stood.
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! The write-ahead journal: a run's records, each durable before the executor moves on. A run
+//! starts with `start`; replaying its events through [`Machine::replay_checked`] rebuilds
+//! where it stood and refuses an event that is illegal there, naming the record.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+use crate::machine::{Action, Mode};
 use crate::machine::{Event, Machine, Outcome, Plan};
 use crate::provider::{ProviderError, Result};
 
@@ -30,6 +29,19 @@ pub enum Record {
         #[serde(flatten)]
         outcome: Outcome,
     },
+    /// Another process took the run over (resume, abort, promote): who, with which lock
+    /// generation (the envelope carries it).
+    Took {
+        at: u64,
+        holder: String,
+        command: String,
+    },
+    /// The bake's evidence: what the judge saw and concluded (see [`crate::evidence`]). Not a
+    /// step of the run: replay leaves it to the evidence reader.
+    Evidence {
+        at: u64,
+        entry: Box<evidence::Entry>,
+    },
 }
 
 /// Where records go. Appends are durable when they return.
@@ -38,55 +50,22 @@ pub trait Journal: Send {
     async fn append(&mut self, record: &Record) -> Result<()>;
 }
 
-/// The local file journal (`.gatekeeper/journal/<service>-<env>.jsonl` by default).
-#[derive(Debug)]
-pub struct FileJournal {
-    path: PathBuf,
-}
-
-impl FileJournal {
-    pub fn new(path: &Path) -> Self {
-        FileJournal {
-            path: path.to_path_buf(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
+/// The run's journal in the state layer: one object per record, each carrying the run id, its
+/// sequence number and the lock generation of the writer (see the `state` crate).
+pub struct StateJournal(pub state::RunJournal);
 
 #[async_trait]
-impl Journal for FileJournal {
+impl Journal for StateJournal {
     async fn append(&mut self, record: &Record) -> Result<()> {
-        let fail =
-            |e: std::io::Error| ProviderError::new(format!("journal {}: {e}", self.path.display()));
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let mut line = serde_json::to_string(record).expect("records serialize");
-        line.push('\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(fail)?;
-        f.write_all(line.as_bytes()).map_err(fail)?;
-        f.sync_data().map_err(fail)?;
-        Ok(())
-    }
-}
-
-/// Every journal in turn: the local file and the copy next to the lock.
-pub struct Tee(pub Vec<Box<dyn Journal>>);
-
-#[async_trait]
-impl Journal for Tee {
-    async fn append(&mut self, record: &Record) -> Result<()> {
-        for j in &mut self.0 {
-            j.append(record).await?;
-        }
-        Ok(())
+        let at = match record {
+            Record::Start { at, .. } | Record::Event { at, .. } | Record::Finish { at, .. } => *at,
+            Record::Took { at, .. } | Record::Evidence { at, .. } => *at,
+        };
+        self.0
+            .append(at, record)
+            .await
+            .map(|_| ())
+            .map_err(|e| ProviderError::new(e.to_string()))
     }
 }
 
@@ -102,38 +81,6 @@ impl Journal for MemoryJournal {
     }
 }
 
-/// A journal line that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: not a journal record: {message}")]
-pub struct JournalError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-}
-
-/// Parses journal text; a torn last line (a crash mid-write) is ignored.
-pub fn parse(file: &str, text: &str) -> std::result::Result<Vec<Record>, JournalError> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(r) => out.push(r),
-            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
-            Err(e) => {
-                return Err(JournalError {
-                    file: file.to_string(),
-                    line: i + 1,
-                    message: e.to_string(),
-                })
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The last run in a journal, rebuilt.
 #[derive(Debug, Clone)]
 pub struct RunState {
@@ -144,52 +91,127 @@ pub struct RunState {
     pub records: Vec<Record>,
 }
 
-/// The last run of `records`, or `None` when the journal holds none.
-pub fn last_run(records: &[Record]) -> Option<RunState> {
-    let start = records
-        .iter()
-        .rposition(|r| matches!(r, Record::Start { .. }))?;
-    let run = &records[start..];
-    let Record::Start { at, holder, plan } = &run[0] else {
-        unreachable!()
+/// The run `records` describe (from its `start` on), replayed with every transition checked:
+/// `Err((index, why))` names the first record that is illegal where the run stood.
+pub fn replay(records: &[Record]) -> std::result::Result<Option<RunState>, (usize, String)> {
+    let Some(first) = records.first() else {
+        return Ok(None);
     };
-    let events: Vec<Event> = run
-        .iter()
-        .filter_map(|r| match r {
-            Record::Event { event, .. } => Some(event.clone()),
-            _ => None,
-        })
-        .collect();
-    let finished = run.iter().find_map(|r| match r {
-        Record::Finish { at, outcome } => Some((*at, outcome.clone())),
-        _ => None,
-    });
-    Some(RunState {
+    let Record::Start { at, holder, plan } = first else {
+        return Err((0, "a run's first record must be `start`".into()));
+    };
+    let mut events = Vec::new();
+    let mut index_of = Vec::new();
+    let mut finished = None;
+    for (i, r) in records.iter().enumerate().skip(1) {
+        if finished.is_some() {
+            return Err((i, "a record after the run's `finish`".into()));
+        }
+        match r {
+            Record::Start { .. } => return Err((i, "a second `start` in one run".into())),
+            Record::Event { event, .. } => {
+                events.push(event.clone());
+                index_of.push(i);
+            }
+            Record::Finish { at, outcome } => finished = Some((*at, outcome.clone())),
+            Record::Took { .. } | Record::Evidence { .. } => {}
+        }
+    }
+    let machine =
+        Machine::replay_checked(plan.clone(), &events).map_err(|(e, why)| (index_of[e], why))?;
+    Ok(Some(RunState {
         holder: holder.clone(),
         started_at: *at,
-        machine: Machine::replay(plan.clone(), &events),
+        machine,
         finished,
-        records: run.to_vec(),
-    })
+        records: records.to_vec(),
+    }))
 }
 
-/// Reads a local journal; a missing file is an empty journal.
-pub fn read_file(path: &Path) -> std::result::Result<Vec<Record>, JournalError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&path.display().to_string(), &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(JournalError {
-            file: path.display().to_string(),
-            line: 0,
-            message: e.to_string(),
+/// Reads run `run_id` from the state layer, every envelope and transition checked; an error
+/// names the object.
+pub async fn read_run(
+    scope: &state::Scope,
+    run_id: &str,
+) -> std::result::Result<Option<RunState>, state::StateError> {
+    let envelopes: Vec<state::Envelope<Record>> = state::journal::read(scope, run_id).await?;
+    let records: Vec<Record> = envelopes.iter().map(|e| e.record.clone()).collect();
+    match replay(&records) {
+        Ok(Some(run)) if run.machine.plan().run_id != run_id => Err(state::StateError::Illegal {
+            key: format!("{}/runs/{run_id}/00000000.json", scope.location()),
+            message: format!(
+                "the run's plan names run {}, not {run_id}",
+                run.machine.plan().run_id
+            ),
+        }),
+        Ok(run) => Ok(run),
+        Err((i, why)) => Err(state::StateError::Illegal {
+            key: format!("{}/runs/{run_id}/{i:08}.json", scope.location()),
+            message: why,
         }),
     }
+}
+
+/// The newest canary run of the scope, if any.
+pub async fn last_run(
+    scope: &state::Scope,
+) -> std::result::Result<Option<RunState>, state::StateError> {
+    let runs = scope.runs().await?;
+    for run in runs.iter().rev() {
+        if run.starts_with(RUN_PREFIX) {
+            return read_run(scope, run).await;
+        }
+    }
+    Ok(None)
+}
+
+/// Canary run ids start with this, then the UTC start time, so they sort by time.
+pub const RUN_PREFIX: &str = "canary-";
+
+/// A new canary run id: `canary-20261204T101500Z-<pid>`.
+pub fn new_run_id(now: u64) -> String {
+    format!("{RUN_PREFIX}{}-{}", utc_stamp(now), std::process::id())
+}
+
+/// `2026-12-04T10:15:00Z` for seconds since the epoch.
+pub fn rfc3339(at: u64) -> String {
+    let s = utc_stamp(at);
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    )
+}
+
+/// `20261204T101500Z` for seconds since the epoch.
+pub fn utc_stamp(now: u64) -> String {
+    let days = (now / 86_400) as i64;
+    let secs = now % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::{Action, Mode};
 
     fn plan() -> Plan {
         Plan {
@@ -201,41 +223,61 @@ mod tests {
             canary_weight: 5,
             wave_size: 1,
             auto_promote: false,
+            repair: false,
         }
     }
 
-    #[tokio::test]
-    async fn file_round_trip_and_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j/photos-prod.jsonl");
-        let mut j = FileJournal::new(&path);
-        j.append(&Record::Start {
+    #[test]
+    fn replay_refuses_illegal_records_by_index() {
+        let start = Record::Start {
             at: 1,
             holder: "me".into(),
             plan: plan(),
-        })
-        .await
-        .unwrap();
-        j.append(&Record::Event {
+        };
+        let began = |index, action| Record::Event {
             at: 2,
             event: Event::Began {
                 mode: Mode::Canary,
-                index: 0,
-                action: Action::Preflight,
+                index,
+                action,
             },
-        })
-        .await
-        .unwrap();
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(r#"{"record":"event","at":2,"event":"began","mode":"canary","index":0,"action":{"action":"preflight"}}"#), "{text}");
-        text.push_str(r#"{"record":"eve"#);
-        let records = parse("j", &text).unwrap();
-        assert_eq!(records.len(), 2);
-        let run = last_run(&records).unwrap();
+        };
+        let done = |index| Record::Event {
+            at: 3,
+            event: Event::Completed {
+                mode: Mode::Canary,
+                index,
+            },
+        };
+        let ok = [start.clone(), began(0, Action::Preflight), done(0)];
+        let run = replay(&ok).unwrap().unwrap();
         assert_eq!(run.holder, "me");
-        assert!(run.finished.is_none());
-        // a bad line in the middle is an error with its line number
-        let err = parse("j", &format!("x\n{text}\n")).unwrap_err();
-        assert_eq!(err.line, 1);
+        // A step completed twice (a second writer's record).
+        let twice = [ok.to_vec(), vec![done(0)]].concat();
+        let (i, why) = replay(&twice).unwrap_err();
+        assert_eq!(i, 3, "{why}");
+        // A step out of order, an approval that was not due, a second start.
+        let skip = [start.clone(), began(1, Action::AcquireLock)];
+        assert_eq!(replay(&skip).unwrap_err().0, 1);
+        let approve = [
+            start.clone(),
+            Record::Event {
+                at: 2,
+                event: Event::Approved { who: "x".into() },
+            },
+        ];
+        assert!(replay(&approve)
+            .unwrap_err()
+            .1
+            .contains("not awaiting approval"));
+        assert_eq!(replay(&[start.clone(), start]).unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn run_ids_sort_by_utc_start_time() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_796_379_300), "20261204T101500Z");
+        assert_eq!(rfc3339(1_796_379_300), "2026-12-04T10:15:00Z");
+        assert!(new_run_id(1_796_379_300) < new_run_id(1_796_379_301));
     }
 }

@@ -6,11 +6,14 @@
 
 pub mod command;
 pub mod config;
+pub mod evidence;
 pub mod executor;
+pub mod fenced;
 pub mod iam;
 pub mod journal;
 pub mod judge;
 pub mod machine;
+pub mod notify;
 pub mod provider;
 pub mod workers;
 

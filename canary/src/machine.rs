@@ -156,6 +156,10 @@ pub struct Plan {
     /// while awaiting its automatic approval is rolled back by `resume`, never promoted.
     #[serde(default)]
     pub auto_promote: bool,
+    /// A repair: a run that only rolls back what an ended run left behind (a node in the
+    /// canary group, a weight not 0). It starts in rollback mode, holding the lock.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repair: bool,
 }
 
 impl Plan {
@@ -261,11 +265,15 @@ pub struct Machine {
     reason: Option<String>,
     halted: Option<String>,
     outcome: Option<Outcome>,
+    /// The step whose `began` is the last event, until it completes or fails.
+    #[serde(skip)]
+    began: Option<(Mode, usize)>,
 }
 
 impl Machine {
     pub fn new(plan: Plan) -> Self {
-        Machine {
+        let repair = plan.repair;
+        let m = Machine {
             plan,
             mode: Mode::Canary,
             done: 0,
@@ -275,6 +283,96 @@ impl Machine {
             reason: None,
             halted: None,
             outcome: None,
+            began: None,
+        };
+        if repair {
+            let mut m = m;
+            m.locked = true;
+            m.touched = vec![m.plan.canary_node.clone()];
+            m.start_rollback("repairing what an ended run left in the canary group");
+            return m;
+        }
+        m
+    }
+
+    /// Rebuilds a run from its journaled events, refusing the first event that is illegal
+    /// where it stands (steno's saga log does the same): `Err((index, why))`. A halted step
+    /// is retried.
+    pub fn replay_checked<'a>(
+        plan: Plan,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<Self, (usize, String)> {
+        let mut m = Machine::new(plan);
+        for (i, e) in events.into_iter().enumerate() {
+            m.check(e).map_err(|why| (i, why))?;
+            m.on(e);
+        }
+        m.halted = None;
+        Ok(m)
+    }
+
+    /// Whether `event` may follow where the run stands. The executor writes only legal
+    /// events; an illegal one in a journal is a second writer's, or not ours.
+    pub fn check(&self, event: &Event) -> Result<(), String> {
+        if let Some(o) = &self.outcome {
+            return Err(format!(
+                "the run is already over ({o:?}): nothing may follow"
+            ));
+        }
+        let here = |mode: &Mode, index: &usize| {
+            if *mode == self.mode && *index == self.done {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} step {} where the run stands at {} step {}",
+                    mode.as_str(),
+                    index + 1,
+                    self.mode.as_str(),
+                    self.done + 1
+                ))
+            }
+        };
+        match event {
+            Event::Began {
+                mode,
+                index,
+                action,
+            } => {
+                here(mode, index)?;
+                let expected = self.actions(self.mode).get(self.done).cloned();
+                if expected.as_ref() != Some(action) {
+                    return Err(format!(
+                        "began `{action}` where the plan's next step is {}",
+                        expected
+                            .map(|a| format!("`{a}`"))
+                            .unwrap_or_else(|| "approval".into())
+                    ));
+                }
+                Ok(())
+            }
+            Event::Completed { mode, index } | Event::Failed { mode, index, .. } => {
+                here(mode, index)?;
+                if self.began != Some((*mode, *index)) {
+                    return Err(format!(
+                        "{} step {} ended without having begun",
+                        mode.as_str(),
+                        index + 1
+                    ));
+                }
+                Ok(())
+            }
+            Event::Approved { .. } => {
+                if self.mode == Mode::Canary && self.done == self.actions(Mode::Canary).len() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "approved while the run is at {} step {}, not awaiting approval",
+                        self.mode.as_str(),
+                        self.done + 1
+                    ))
+                }
+            }
+            Event::Abort { .. } => Ok(()),
         }
     }
 
@@ -442,6 +540,7 @@ impl Machine {
                 action,
             } => {
                 if *mode == self.mode && *index == self.done {
+                    self.began = Some((*mode, *index));
                     if let Action::Deploy { nodes, revision } = action {
                         if *revision == self.plan.revision {
                             for n in nodes {
@@ -461,6 +560,7 @@ impl Machine {
                 if *mode != self.mode || *index != self.done {
                     return;
                 }
+                self.began = None;
                 self.done += 1;
                 self.halted = None;
                 let len = self.actions(self.mode).len();
@@ -484,6 +584,7 @@ impl Machine {
                 if *mode != self.mode || *index != self.done {
                     return;
                 }
+                self.began = None;
                 match self.mode {
                     Mode::Canary if !self.locked || self.done == 0 => {
                         self.outcome = Some(Outcome::Refused {
@@ -521,6 +622,7 @@ impl Machine {
     }
 
     fn start_rollback(&mut self, reason: &str) {
+        self.began = None;
         self.mode = Mode::Rollback;
         self.done = 0;
         self.halted = None;
@@ -573,6 +675,7 @@ mod tests {
             canary_weight: 5,
             wave_size: wave,
             auto_promote: false,
+            repair: false,
         }
     }
 

@@ -104,6 +104,11 @@ pub trait Lock: Send + Sync {
     /// Releases the lock if this run holds it (idempotent).
     async fn release(&self, run_id: &str) -> Result<()>;
     async fn holder(&self) -> Result<Option<LockInfo>>;
+    /// Ok while this process still holds the lock; an error once another holder has taken
+    /// it over (fenced) or its lease ran out. Checked before every action.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Time, injected so a 30-minute bake runs instantly in tests.

@@ -6,15 +6,16 @@
 //! A node in both roles at once (the canary node returning to production) is one consuming
 //! process: it is started when it enters its first role and stopped when it leaves its last.
 //!
-//! Which node consumes in which role is kept in a small state file next to the journal,
-//! written atomically after each command. A crash between a command and the write repeats the
-//! command on resume: both commands must be idempotent.
-
-use std::path::PathBuf;
+//! Which node consumes in which role is kept in the state layer beside the runs
+//! (`<scope>/docs/worker-roles.json`, in S3 when `[state] url` is set), so that a run resumed
+//! on another runner knows the roles; it is written with compare-and-swap after each command.
+//! A crash between a command and the write repeats the command on resume: both commands must
+//! be idempotent.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::StepTimeouts;
 use crate::machine::Pool;
 use crate::provider::{LoadBalancer, NodeHealth, ProviderError, Result};
 
@@ -31,40 +32,42 @@ pub struct WorkerPool {
     pub nodes: Vec<String>,
     pub depool_command: Vec<String>,
     pub repool_command: Vec<String>,
-    /// Where the roles are kept; absent means every node consumes in production.
-    pub state_file: PathBuf,
+    /// Where the roles are kept; no document means every node consumes in production.
+    pub state: state::Scope,
 }
 
+/// The roles document's name in the state layer.
+pub const ROLES: &str = "worker-roles.json";
+
 impl WorkerPool {
-    fn load(&self) -> Result<State> {
-        match std::fs::read(&self.state_file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ProviderError::new(format!(
-                    "{}: unreadable worker state: {e}",
-                    self.state_file.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
-                prod: self.nodes.clone(),
-                ..State::default()
-            }),
-            Err(e) => Err(ProviderError::new(format!(
-                "{}: {e}",
-                self.state_file.display()
-            ))),
+    async fn load(&self) -> Result<(State, Option<state::Etag>)> {
+        let fail = |e: state::StateError| ProviderError::new(e.to_string());
+        match self.state.read_doc(ROLES).await.map_err(fail)? {
+            Some((bytes, etag)) => serde_json::from_slice(&bytes)
+                .map(|s| (s, Some(etag)))
+                .map_err(|e| {
+                    ProviderError::new(format!(
+                        "{}/docs/{ROLES}: unreadable worker roles: {e}",
+                        self.state.location()
+                    ))
+                }),
+            None => Ok((
+                State {
+                    prod: self.nodes.clone(),
+                    ..State::default()
+                },
+                None,
+            )),
         }
     }
 
-    fn save(&self, state: &State) -> Result<()> {
-        let fail =
-            |e: std::io::Error| ProviderError::new(format!("{}: {e}", self.state_file.display()));
-        if let Some(dir) = self.state_file.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = self.state_file.with_extension("tmp");
+    async fn save(&self, state: &State, over: Option<&state::Etag>) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
-        std::fs::write(&tmp, bytes).map_err(fail)?;
-        std::fs::rename(&tmp, &self.state_file).map_err(fail)
+        self.state
+            .write_doc(ROLES, &bytes, over)
+            .await
+            .map(|_| ())
+            .map_err(|e| ProviderError::new(e.to_string()))
     }
 
     fn list(state: &mut State, pool: Pool) -> &mut Vec<String> {
@@ -82,11 +85,33 @@ fn other(pool: Pool) -> Pool {
     }
 }
 
+impl WorkerPool {
+    /// This pool with the deadlines of `[canary.timeouts]` for its commands (without it, the
+    /// defaults).
+    pub fn with_timeouts(self, timeouts: StepTimeouts) -> TimedWorkerPool {
+        TimedWorkerPool {
+            pool: self,
+            timeouts,
+        }
+    }
+
+    fn timed(&self) -> TimedWorkerPool {
+        self.clone().with_timeouts(StepTimeouts::default())
+    }
+}
+
+/// A [`WorkerPool`] whose depool and repool commands have the configured deadlines.
+#[derive(Debug, Clone)]
+pub struct TimedWorkerPool {
+    pub pool: WorkerPool,
+    pub timeouts: StepTimeouts,
+}
+
 #[async_trait]
-impl LoadBalancer for WorkerPool {
+impl LoadBalancer for TimedWorkerPool {
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
-        let mut state = self.load()?;
-        Ok(Self::list(&mut state, pool)
+        let (mut state, _) = self.pool.load().await?;
+        Ok(WorkerPool::list(&mut state, pool)
             .iter()
             .map(|n| NodeHealth {
                 node: n.clone(),
@@ -96,46 +121,73 @@ impl LoadBalancer for WorkerPool {
     }
 
     async fn depool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        let this = &self.pool;
         for node in nodes {
-            let mut state = self.load()?;
-            if !Self::list(&mut state, pool).contains(node) {
+            let (mut state, etag) = this.load().await?;
+            if !WorkerPool::list(&mut state, pool).contains(node) {
                 continue;
             }
             // One process consumes in either role: it stops only when it leaves the last.
-            if !Self::list(&mut state, other(pool)).contains(node) {
-                crate::command::run(&self.depool_command, &[node]).await?;
+            if !WorkerPool::list(&mut state, other(pool)).contains(node) {
+                crate::command::run_for(&this.depool_command, &[node], self.timeouts.depool())
+                    .await?;
             }
-            Self::list(&mut state, pool).retain(|n| n != node);
-            self.save(&state)?;
+            WorkerPool::list(&mut state, pool).retain(|n| n != node);
+            this.save(&state, etag.as_ref()).await?;
         }
         Ok(())
     }
 
     async fn repool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        let this = &self.pool;
         for node in nodes {
-            let mut state = self.load()?;
-            if Self::list(&mut state, pool).contains(node) {
+            let (mut state, etag) = this.load().await?;
+            if WorkerPool::list(&mut state, pool).contains(node) {
                 continue;
             }
-            if !Self::list(&mut state, other(pool)).contains(node) {
-                crate::command::run(&self.repool_command, &[node]).await?;
+            if !WorkerPool::list(&mut state, other(pool)).contains(node) {
+                crate::command::run_for(&this.repool_command, &[node], self.timeouts.repool())
+                    .await?;
             }
-            let list = Self::list(&mut state, pool);
+            let list = WorkerPool::list(&mut state, pool);
             list.push(node.clone());
             list.sort();
-            self.save(&state)?;
+            this.save(&state, etag.as_ref()).await?;
         }
         Ok(())
     }
 
     async fn set_weight(&self, canary: u8) -> Result<()> {
-        let mut state = self.load()?;
+        let (mut state, etag) = self.pool.load().await?;
         state.weight = canary;
-        self.save(&state)
+        self.pool.save(&state, etag.as_ref()).await
     }
 
     async fn weight(&self) -> Result<u8> {
-        Ok(self.load()?.weight)
+        Ok(self.pool.load().await?.0.weight)
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for WorkerPool {
+    async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
+        self.timed().members(pool).await
+    }
+
+    async fn depool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        self.timed().depool(pool, nodes).await
+    }
+
+    async fn repool(&self, pool: Pool, nodes: &[String]) -> Result<()> {
+        self.timed().repool(pool, nodes).await
+    }
+
+    async fn set_weight(&self, canary: u8) -> Result<()> {
+        self.timed().set_weight(canary).await
+    }
+
+    async fn weight(&self) -> Result<u8> {
+        self.timed().weight().await
     }
 }
 
@@ -156,7 +208,12 @@ mod tests {
             nodes: vec!["w1".into(), "w2".into(), "w3".into()],
             depool_command: script("stop"),
             repool_command: script("start"),
-            state_file: dir.join("svc.pool.json"),
+            state: state::Scope::new(
+                std::sync::Arc::new(state::local::LocalStore::new(dir.join("state"))),
+                "gatekeeper",
+                "svc-prod",
+            )
+            .unwrap(),
         }
     }
 
@@ -181,7 +238,7 @@ mod tests {
         assert_eq!(names(p.members(Pool::Canary).await.unwrap()), ["w1"]);
         assert_eq!(p.weight().await.unwrap(), 5);
 
-        // A second pool over the same file sees the same roles (a resumed process).
+        // A second pool over the same state sees the same roles (a resumed process).
         let again = pool(dir.path());
         assert_eq!(names(again.members(Pool::Canary).await.unwrap()), ["w1"]);
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
@@ -212,6 +269,27 @@ mod tests {
         p.depool_command = vec!["sh".into(), "-c".into(), "exit 3".into()];
         let err = p.depool(Pool::Prod, &["w2".into()]).await.unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
+        let prod: Vec<String> = p
+            .members(Pool::Prod)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.node)
+            .collect();
+        assert_eq!(prod, ["w1", "w2", "w3"]);
+    }
+
+    #[tokio::test]
+    async fn a_depool_command_past_its_deadline_fails_and_leaves_the_role_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = pool(dir.path());
+        p.depool_command = vec!["sh".into(), "-c".into(), "sleep 1000".into()];
+        let p = p.with_timeouts(StepTimeouts {
+            depool_seconds: 1,
+            ..StepTimeouts::default()
+        });
+        let err = p.depool(Pool::Prod, &["w2".into()]).await.unwrap_err();
+        assert!(err.to_string().contains("still running after 1s"), "{err}");
         let prod: Vec<String> = p
             .members(Pool::Prod)
             .await

@@ -541,6 +541,7 @@ fn plan() -> Plan {
         canary_weight: CANARY_WEIGHT,
         wave_size: 2,
         auto_promote: true,
+        repair: false,
     }
 }
 
@@ -573,6 +574,7 @@ fn settings() -> Settings {
         lock_ttl: Duration::from_secs(bake + 3600),
         auto_promote: true,
         dry_run: false,
+        evidence: Default::default(),
     }
 }
 
@@ -772,6 +774,19 @@ async fn a_healthy_canary_with_auto_promote_promotes_the_whole_fleet() {
     // The bake was judged on real windows and the judge passed.
     assert!(!f.metrics.windows().is_empty());
     assert_lock_never_lapsed(&f.lock.ops());
+    // The journal keeps the bake's evidence: a look per window read, then the pass.
+    let record = canary::evidence::bake_record(&r.records)
+        .unwrap()
+        .expect("a bake record");
+    assert_eq!(record.start.revision, "v2");
+    assert_eq!(record.looks.len(), f.metrics.windows().len());
+    assert!(record.looks.iter().all(|l| l.window.is_some()));
+    let verdict = record.verdict.expect("a verdict");
+    assert_eq!(verdict.outcome, evidence::record::Outcome::Pass);
+    assert!(verdict.decided_at.is_some(), "{verdict:?}");
+    let last = record.looks.last().unwrap();
+    assert_eq!(last.metrics.len(), record.start.judge.metrics.len());
+    assert!(last.groups.canary.requests > 0);
 }
 
 /// 2. A canary whose error rate is far above the baseline's is rolled back, fast.
@@ -800,6 +815,13 @@ async fn bad_canary_metrics_roll_back_to_the_previous_revision() {
     assert!((1..10).contains(&windows), "{windows} windows read");
     assert!(r.failures(Mode::Rollback).is_empty());
     assert_lock_never_lapsed(&f.lock.ops());
+    let record = canary::evidence::bake_record(&r.records)
+        .unwrap()
+        .expect("a bake record");
+    let verdict = record.verdict.expect("a verdict");
+    assert_eq!(verdict.outcome, evidence::record::Outcome::Fail);
+    assert_eq!(verdict.metric.as_deref(), Some("error_rate"));
+    assert_eq!(verdict.decided_at, Some(record.looks.last().unwrap().t));
 }
 
 /// 3. The bake's windows tile whole minutes: contiguous, minute-aligned, each minute once,
@@ -1035,6 +1057,13 @@ async fn an_alarm_during_the_bake_rolls_back_naming_it() {
     assert_eq!(f.metrics.windows().len(), 2, "{:?}", f.metrics.windows());
     assert_eq!(f.metrics.alarm_looks.load(Ordering::SeqCst), 4);
     f.assert_safe_on("v1");
+    let record = canary::evidence::bake_record(&r.records)
+        .unwrap()
+        .expect("a bake record");
+    assert_eq!(record.looks.len(), 2);
+    let verdict = record.verdict.expect("a verdict");
+    assert_eq!(verdict.outcome, evidence::record::Outcome::Aborted);
+    assert!(verdict.reason.contains("photos-prod-5xx"), "{verdict:?}");
     assert_eq!(
         f.deployer.log().last(),
         Some(&(vec!["n0".to_string()], "v1".to_string()))

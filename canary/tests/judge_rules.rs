@@ -2,8 +2,8 @@
 //! samples, configuration and input errors.
 
 use canary::judge::{
-    parse_intervals, replay, Direction, Group, Interval, Judge, JudgeConfig, JudgeError, Kind,
-    Method, MetricConfig, Status, Verdict,
+    parse_line, replay, Direction, Group, Interval, Judge, JudgeConfig, JudgeError, Kind, Method,
+    MetricConfig, ReplayError, Status, Verdict,
 };
 
 fn count_metric(critical: bool) -> MetricConfig {
@@ -178,19 +178,98 @@ fn the_same_rate_on_a_5_percent_canary_passes_at_the_end() {
     assert_eq!((v, t), (Verdict::Pass, 1800.0));
     let r = judge.report(true);
     assert!(r.metrics[0].e_value.unwrap() < 1.0);
-    assert!(r.reason.contains("every metric passed"), "{}", r.reason);
+    assert!(
+        r.reason.contains("no metric shows a regression"),
+        "{}",
+        r.reason
+    );
 }
 
 #[test]
-fn a_non_critical_failure_fails_the_run_only_at_the_end() {
-    let mut judge = Judge::new(&config(vec![count_metric(false)])).unwrap();
-    let (v, t) = bake(&mut judge, 30, |i| counts(i, (19_000, 95), (1_000, 10)));
-    assert_eq!((v, t), (Verdict::Fail, 1800.0));
+fn the_first_failed_metric_fails_the_run_at_once_critical_or_not() {
+    // A non-critical error rate next to a healthy latency: by default (min_score 100) its
+    // failure ends the bake where it happens, and the run is decided there.
+    let step = |i: usize| {
+        let mut pair = counts(i, (19_000, 95), (1_000, 10));
+        pair[0].latency_ms = latencies(190, 100.0, i);
+        pair[1].latency_ms = latencies(10, 100.0, i + 1);
+        pair
+    };
+    let mut judge = Judge::new(&config(vec![count_metric(false), latency_metric(false)])).unwrap();
+    let (v, t) = bake(&mut judge, 30, step);
+    assert_eq!(v, Verdict::Fail);
+    assert!(t < 1800.0, "the run waited for the bake end");
+    let r = judge.report(false);
+    assert_eq!(
+        r.decided_at,
+        Some(t),
+        "the run is decided when the metric failed"
+    );
+    assert_eq!(r.metrics[0].decided_at, Some(t));
+    assert_eq!(r.metrics[0].status, Status::Fail);
+    assert_ne!(r.metrics[1].status, Status::Fail);
+}
+
+#[test]
+fn a_critical_metric_fails_the_run_whatever_the_score() {
+    // min_score 50 of two metrics tolerates one failure: a non-critical failed error rate
+    // leaves the run to the other metric, a critical one fails the run on its own.
+    let step = |i: usize| {
+        let mut pair = counts(i, (19_000, 95), (1_000, 10));
+        pair[0].latency_ms = latencies(190, 100.0, i);
+        pair[1].latency_ms = latencies(10, 100.0, i + 1);
+        pair
+    };
+    let tolerant = |critical: bool| JudgeConfig {
+        min_score: 50.0,
+        pass_early: false,
+        ..config(vec![count_metric(critical), latency_metric(false)])
+    };
+    let mut judge = Judge::new(&tolerant(false)).unwrap();
+    let (v, t) = bake(&mut judge, 30, step);
+    assert_eq!((v, t), (Verdict::Pass, 1800.0));
     let r = judge.report(true);
-    let decided = r.metrics[0]
-        .decided_at
-        .expect("the metric failed before the end");
-    assert!(decided < 1800.0);
+    assert_eq!(r.metrics[0].status, Status::Fail, "the error rate did fail");
+    assert_eq!(r.metrics[1].status, Status::Pass);
+
+    let mut judge = Judge::new(&tolerant(true)).unwrap();
+    let (v, t) = bake(&mut judge, 30, step);
+    assert_eq!(v, Verdict::Fail);
+    assert!(t < 1800.0, "a critical failure ends the bake at once");
+
+    // Both failing brings the score to 0, below 50: the run fails at the second failure.
+    let mut judge = Judge::new(&tolerant(false)).unwrap();
+    let (v, t) = bake(&mut judge, 30, |i| {
+        let mut pair = step(i);
+        pair[1].latency_ms = latencies(10, 300.0, i + 1);
+        pair
+    });
+    assert_eq!(v, Verdict::Fail);
+    assert!(t < 1800.0);
+    let r = judge.report(false);
+    let last = r
+        .metrics
+        .iter()
+        .filter_map(|m| m.decided_at)
+        .fold(0.0, f64::max);
+    assert_eq!(
+        r.decided_at,
+        Some(last),
+        "decided by the failure that broke the score"
+    );
+}
+
+#[test]
+fn min_score_outside_0_to_100_is_refused() {
+    for bad in [-1.0, 100.5, f64::NAN] {
+        let err = Judge::new(&JudgeConfig {
+            min_score: bad,
+            ..JudgeConfig::default()
+        })
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("min_score"), "{err}");
+    }
 }
 
 #[test]
@@ -231,7 +310,7 @@ fn no_canary_traffic_is_inconclusive_not_pass_and_not_an_error() {
 
 #[test]
 fn an_empty_stream_is_inconclusive_no_data() {
-    let report = replay(&JudgeConfig::default(), &[]).unwrap();
+    let report = replay(&JudgeConfig::default(), &b""[..]).unwrap();
     assert_eq!(report.verdict, Some(Verdict::Inconclusive));
     assert!(report.reason.contains("no data"), "{}", report.reason);
 }
@@ -298,7 +377,10 @@ fn pass_early_needs_every_metric_to_exclude_a_regression() {
     let (v, t) = bake(&mut judge, 30, step);
     assert_eq!(v, Verdict::Pass);
     assert!(t < 1800.0, "passed only at the end");
-    assert!(judge.report(false).reason.contains("excludes a regression"));
+    assert!(judge
+        .report(false)
+        .reason
+        .contains("rules out a regression"));
 
     let mut judge = Judge::new(&JudgeConfig {
         pass_early: false,
@@ -378,33 +460,112 @@ fn lines_of_one_group_and_t_add_up() {
 fn bad_lines_name_their_line_number() {
     let text = "{\"t\": 1, \"group\": \"canary\", \"requests\": 5, \"errors\": 0}\n\n\
                 {\"t\": 1, \"group\": \"canary\", \"requests\": 5}\n";
-    let err = parse_intervals(text).unwrap_err();
+    let Err(ReplayError::Line(err)) = replay(&JudgeConfig::default(), text.as_bytes()) else {
+        panic!("a line error")
+    };
     assert_eq!(err.line, 3);
     assert!(err.message.contains("errors"), "{}", err.message);
 
-    let err = parse_intervals(
+    let err = parse_line(
+        7,
         "{\"t\": 1, \"group\": \"canary\", \"requests\": 5, \"errors\": 0, \"latency_ms\": [-1]}",
     )
     .unwrap_err();
-    assert_eq!(err.line, 1);
+    assert_eq!(err.line, 7);
     assert!(err.message.contains("latency_ms"), "{}", err.message);
 }
 
+/// `n` intervals of a 2x error rate on a 5% canary, as JSON lines in t order.
+fn regression_lines(n: usize) -> Vec<String> {
+    (1..=n)
+        .flat_map(|i| counts(i, (19_000, 95), (1_000, 12)))
+        .map(|iv| serde_json::to_string(&iv).unwrap())
+        .collect()
+}
+
 #[test]
-fn replay_orders_by_t_and_stops_at_the_decision() {
-    let mut lines = Vec::new();
-    for i in (1..=30).rev() {
-        let [b, c] = counts(i, (19_000, 95), (1_000, 12));
-        lines.push(serde_json::to_string(&c).unwrap());
-        lines.push(serde_json::to_string(&b).unwrap());
-    }
-    let intervals = parse_intervals(&lines.join("\n")).unwrap();
-    let report = replay(&config(vec![count_metric(true)]), &intervals).unwrap();
+fn replay_stops_at_the_decision() {
+    let lines = regression_lines(30);
+    let report = replay(
+        &config(vec![count_metric(true)]),
+        lines.join("\n").as_bytes(),
+    )
+    .unwrap();
     assert_eq!(report.verdict, Some(Verdict::Fail));
     let t = report.decided_at.unwrap();
     assert!(t < 1800.0);
     assert_eq!(report.last_t, Some(t));
     assert_eq!(report.intervals as f64, t / 60.0);
+}
+
+#[test]
+fn replay_refuses_lines_out_of_t_order_naming_the_line() {
+    let mut lines = regression_lines(3);
+    lines.swap(2, 4); // t=60, t=60, t=180, t=120, t=120, t=180
+    let Err(ReplayError::Line(err)) = replay(
+        &config(vec![count_metric(true)]),
+        lines.join("\n").as_bytes(),
+    ) else {
+        panic!("an out-of-order line is an error")
+    };
+    assert_eq!(err.line, 4);
+    assert!(err.message.contains("t order"), "{}", err.message);
+}
+
+/// Serves `text` one line per read and fails any read past its first `lines` lines.
+struct Guarded<'a> {
+    text: &'a [u8],
+    served: usize,
+    lines: usize,
+}
+
+impl std::io::Read for Guarded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.served == self.lines {
+            return Err(std::io::Error::other("read past the interval that decided"));
+        }
+        let end = self
+            .text
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(self.text.len(), |i| i + 1);
+        let n = end.min(buf.len());
+        buf[..n].copy_from_slice(&self.text[..n]);
+        self.text = &self.text[n..];
+        if n == end {
+            self.served += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn replay_reads_no_further_than_the_interval_that_decides() {
+    // The whole stream, replayed in one piece, decides at interval k.
+    let lines = regression_lines(30);
+    let text = lines.join("\n");
+    let cfg = config(vec![count_metric(true)]);
+    let k = (replay(&cfg, text.as_bytes()).unwrap().decided_at.unwrap() / 60.0) as usize;
+    assert!(k < 30);
+    // A reader that fails any read past the first line of interval k + 1 (the line that says
+    // interval k is whole): the replay decides without it, so it read the stream an interval
+    // at a time, not whole.
+    let reader = Guarded {
+        text: text.as_bytes(),
+        served: 0,
+        lines: 2 * k + 1,
+    };
+    let report = replay(&cfg, std::io::BufReader::with_capacity(64, reader)).unwrap();
+    assert_eq!(report.verdict, Some(Verdict::Fail));
+    assert_eq!(report.decided_at, Some(60.0 * k as f64));
+    // One line fewer and the replay has to read on, and fails.
+    let reader = Guarded {
+        text: text.as_bytes(),
+        served: 0,
+        lines: 2 * k,
+    };
+    let err = replay(&cfg, std::io::BufReader::with_capacity(64, reader)).unwrap_err();
+    assert!(matches!(err, ReplayError::Read(_)), "{err}");
 }
 
 fn with_latency(t: f64, group: Group, latency_ms: Vec<f64>) -> Interval {

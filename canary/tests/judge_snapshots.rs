@@ -1,16 +1,15 @@
 //! Text and JSON reports of replays of recorded streams, reviewed and kept as snapshots.
 
-use canary::judge::{parse_intervals, replay, JudgeConfig, Method, Report};
+use canary::judge::{replay, JudgeConfig, Method, Report};
 
 fn run(file: &str, method: Method) -> Report {
     let path = format!("{}/tests/data/judge/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("test data");
-    let intervals = parse_intervals(&text).expect("valid test data");
+    let input = std::io::BufReader::new(std::fs::File::open(&path).expect("test data"));
     let config = JudgeConfig {
         method,
         ..JudgeConfig::default()
     };
-    replay(&config, &intervals).expect("replay")
+    replay(&config, input).expect("replay")
 }
 
 /// The report as JSON with keys sorted, the same whether or not another crate of the
@@ -61,7 +60,7 @@ fn error_regression_under_mann_whitney() {
 }
 
 #[test]
-fn latency_regression_fails_at_the_end_when_not_critical() {
+fn a_latency_regression_ends_the_bake_when_latency_fails() {
     let report = run("latency_regression.jsonl", Method::Sequential);
     insta::assert_snapshot!(
         "judge_latency_regression_sequential_text",

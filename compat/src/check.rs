@@ -1,12 +1,14 @@
 //! The comparison itself: a structural diff of the two configurations, then, with schemas,
 //! what each code version accepts.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::ignore::{ExpiredIgnore, Ignores};
+use crate::parse::collection_kind;
 use crate::report::{Finding, IgnoredFinding, Report, Violation};
 use crate::rules::{Direction, Level, Rule};
-use crate::schema::{compare, SchemaChange, SchemaViolation, Schemas, ANY_ITEM};
+use crate::schema::{compare, SchemaChange, SchemaViolation, Schemas, ViolationKind, ANY_ITEM};
 use crate::value::{path_string, Config, Kind, Location, Node, Segment, Storage, Value};
 
 use Direction::{MixedFleet, Rollback};
@@ -56,12 +58,11 @@ pub fn check(old: &Config, new: &Config, schemas: Option<&Schemas>, ignores: &Ig
 
     // One finding per rule and path.
     let mut merged: Vec<Draft> = Vec::new();
+    let mut seen: HashMap<(Rule, Vec<Segment>), usize> = HashMap::new();
     for d in drafts {
-        match merged
-            .iter_mut()
-            .find(|m| m.rule == d.rule && m.path == d.path)
-        {
-            Some(m) => {
+        match seen.get(&(d.rule, d.path.clone())) {
+            Some(&i) => {
+                let m = &mut merged[i];
                 m.level = m.level.min(d.level);
                 for b in d.breaks {
                     if !m.breaks.contains(&b) {
@@ -70,7 +71,10 @@ pub fn check(old: &Config, new: &Config, schemas: Option<&Schemas>, ignores: &Ig
                 }
                 m.breaks.sort();
             }
-            None => merged.push(d),
+            None => {
+                seen.insert((d.rule, d.path.clone()), merged.len());
+                merged.push(d);
+            }
         }
     }
 
@@ -240,6 +244,24 @@ fn diff<'a>(
                 }
             }
         }
+        (Value::String(so), Value::String(sn)) if so != sn => {
+            // A string holding a collection where it held plain text, or the reverse.
+            let (eo, en) = (collection_kind(so), collection_kind(sn));
+            if eo.is_some() != en.is_some() {
+                let message = match (eo, en) {
+                    (None, Some(k)) => format!(
+                        "was a plain string, now a string holding a {} as JSON/YAML text (encoded twice?)",
+                        k.name()
+                    ),
+                    (Some(k), _) => format!(
+                        "was a string holding a {} as JSON/YAML text, now a plain string",
+                        k.name()
+                    ),
+                    (None, None) => unreachable!("one side holds a collection"),
+                };
+                out.push(draft(Rule::DoubleEncodedValue, path, &both, message));
+            }
+        }
         (Value::List(lo), Value::List(ln)) => {
             for (i, (a, b)) in lo.iter().zip(ln).enumerate() {
                 path.push(Segment::Index(i));
@@ -268,17 +290,52 @@ fn renames(
         Value::Map(m) => m.is_empty(),
         _ => false,
     };
-    let mut used = BTreeSet::new();
+    // The first unused added key with the same value under the same parent, or with the
+    // same name: candidates are queued by value hash and parent, and by value hash and name,
+    // so each removed key costs O(1) amortised (a hash collision costs a scan of its queue).
+    let build = RandomState::new();
+    let parent = |p: &[Segment]| p[..p.len() - 1].to_vec();
+    let mut by_parent: HashMap<(u64, Vec<Segment>), VecDeque<usize>> = HashMap::new();
+    let mut by_name: HashMap<(u64, Option<Segment>), VecDeque<usize>> = HashMap::new();
+    for (i, (apath, anode)) in added.iter().enumerate() {
+        if trivial(anode) {
+            continue;
+        }
+        let h = anode.value_hash(&build);
+        by_parent
+            .entry((h, parent(apath)))
+            .or_default()
+            .push_back(i);
+        by_name
+            .entry((h, apath.last().cloned()))
+            .or_default()
+            .push_back(i);
+    }
+    let mut used: HashSet<usize> = HashSet::new();
+    let first_match = |queue: Option<&mut VecDeque<usize>>, used: &HashSet<usize>, rnode: &Node| {
+        let queue = queue?;
+        while queue.front().is_some_and(|i| used.contains(i)) {
+            queue.pop_front();
+        }
+        queue.iter().copied().find(|&i| {
+            !used.contains(&i)
+                && rnode.storage == added[i].1.storage
+                && rnode.same_value(added[i].1)
+        })
+    };
     for (rpath, rnode) in &removed {
-        let candidate = added.iter().enumerate().find(|(i, (apath, anode))| {
-            !used.contains(i)
-                && !trivial(rnode)
-                && rnode.same_value(anode)
-                && rnode.storage == anode.storage
-                && (apath[..apath.len() - 1] == rpath[..rpath.len() - 1]
-                    || apath.last() == rpath.last())
-        });
-        match candidate {
+        let candidate = if trivial(rnode) {
+            None
+        } else {
+            let h = rnode.value_hash(&build);
+            let a = first_match(by_parent.get_mut(&(h, parent(rpath))), &used, rnode);
+            let b = first_match(by_name.get_mut(&(h, rpath.last().cloned())), &used, rnode);
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        match candidate.map(|i| (i, &added[i])) {
             Some((i, (apath, _))) => {
                 used.insert(i);
                 out.push(draft(
@@ -318,6 +375,18 @@ fn covers(prefix: &[Segment], path: &[Segment]) -> bool {
         })
 }
 
+/// The violations under each path: every prefix of a violation's path leads to it, so a
+/// finding finds the violations it explains without scanning them all.
+fn by_prefix(violations: Option<&[SchemaViolation]>) -> HashMap<&[Segment], Vec<usize>> {
+    let mut under: HashMap<&[Segment], Vec<usize>> = HashMap::new();
+    for (i, v) in violations.unwrap_or(&[]).iter().enumerate() {
+        for n in 0..=v.path.len() {
+            under.entry(&v.path[..n]).or_default().push(i);
+        }
+    }
+    under
+}
+
 fn judge_by_schemas(
     old: &Config,
     new: &Config,
@@ -329,6 +398,8 @@ fn judge_by_schemas(
     // schema on the old configuration.
     let rollback: Option<Vec<SchemaViolation>> = schemas.old.as_ref().map(|s| s.validate(new));
     let mixed: Option<Vec<SchemaViolation>> = schemas.new.as_ref().map(|s| s.validate(old));
+    let (rollback_under, mixed_under) =
+        (by_prefix(rollback.as_deref()), by_prefix(mixed.as_deref()));
     if let Some(schema) = &schemas.new {
         for v in schema.validate(new) {
             invalid.push(Violation {
@@ -342,27 +413,58 @@ fn judge_by_schemas(
         Rollback => rollback.as_deref(),
         MixedFleet => mixed.as_deref(),
     };
-    let mut consumed: BTreeSet<(Direction, usize)> = BTreeSet::new();
-    let hit = |d: Direction, path: &[Segment], consumed: &mut BTreeSet<(Direction, usize)>| {
+    let under = |d: Direction| match d {
+        Rollback => &rollback_under,
+        MixedFleet => &mixed_under,
+    };
+    let mut consumed: HashSet<(Direction, usize)> = HashSet::new();
+    let hit = |d: Direction, path: &[Segment], consumed: &mut HashSet<(Direction, usize)>| {
         let mut any = false;
-        for (i, v) in violations(d).unwrap_or(&[]).iter().enumerate() {
-            if covers(path, &v.path) {
-                consumed.insert((d, i));
-                any = true;
+        let mut take = |i: usize| {
+            consumed.insert((d, i));
+            any = true;
+        };
+        if path.contains(&Segment::Index(ANY_ITEM)) {
+            for (i, v) in violations(d).unwrap_or(&[]).iter().enumerate() {
+                if covers(path, &v.path) {
+                    take(i);
+                }
             }
+        } else if let Some(found) = under(d).get(path) {
+            found.iter().for_each(|&i| take(i));
         }
         any
     };
 
     // Structural findings: where a direction has a schema, it breaks only if the schema
-    // rejects the configuration there.
+    // rejects the configuration there, and then surely: a warning the schema confirms is an
+    // error. An added key is the schema's to judge (REQUIRED_ADDED_WITHOUT_DEFAULT below);
+    // secret storage and double encoding stand whatever the schema accepts.
     drafts.retain_mut(|d| {
         if d.rule == Rule::SecretStorageChanged {
             return true;
         }
+        if d.rule == Rule::KeyAdded {
+            d.breaks.retain(|&dir| violations(dir).is_none());
+            return !d.breaks.is_empty();
+        }
         let path = d.path.clone();
+        let all = d.breaks.clone();
         d.breaks
             .retain(|&dir| violations(dir).is_none() || hit(dir, &path, &mut consumed));
+        let confirmed = d.breaks.iter().any(|&dir| violations(dir).is_some());
+        if confirmed && d.level == Level::Warn {
+            d.breaks.retain(|&dir| violations(dir).is_some());
+            d.level = Level::Error;
+            for dir in &d.breaks {
+                d.message.push_str(match dir {
+                    Rollback => "; the old code's schema rejects the new value",
+                    MixedFleet => "; the new code's schema rejects the old value",
+                });
+            }
+        } else if !confirmed && d.rule == Rule::DoubleEncodedValue {
+            d.breaks = all;
+        }
         !d.breaks.is_empty()
     });
 
@@ -436,7 +538,7 @@ fn judge_by_schemas(
     }
 
     // A required key is named once, by the narrower rule.
-    let required: Vec<Vec<Segment>> = drafts
+    let required: HashSet<Vec<Segment>> = drafts
         .iter()
         .filter(|d| d.rule == Rule::RequiredAddedWithoutDefault)
         .map(|d| d.path.clone())
@@ -454,12 +556,12 @@ fn judge_by_schemas(
                 MixedFleet => ("new code's schema rejects the old configuration", old),
             };
             let _ = config;
-            let rule = if v.key_missing && d == MixedFleet {
-                Rule::RequiredAddedWithoutDefault
-            } else if v.key_missing {
-                Rule::KeyRemoved
-            } else {
-                Rule::SchemaViolation
+            let rule = match (v.kind, d) {
+                (ViolationKind::Required, MixedFleet) => Rule::RequiredAddedWithoutDefault,
+                (ViolationKind::Required, Rollback) => Rule::KeyRemoved,
+                (ViolationKind::Type, _) => Rule::SchemaTypeMismatch,
+                (ViolationKind::Enum, _) => Rule::SchemaEnumMismatch,
+                (ViolationKind::Other, _) => Rule::SchemaViolation,
             };
             drafts.push(Draft {
                 rule,

@@ -3,16 +3,18 @@
 //! [`parse`] is the single entry point; it never panics on any input (a property test feeds
 //! it arbitrary and mutated bytes).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::LoadError;
-use crate::value::{Config, Key, Location, Node, SecretDigest, Storage, Value};
+use crate::value::{Config, Key, Kind, Location, Map, Node, SecretDigest, Storage, Value};
 
 /// Files above this size are refused before they are read.
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Deeper nesting is refused (it is never a real configuration, and keeps recursion bounded).
 pub const MAX_DEPTH: usize = 64;
-/// YAML aliases may not expand a document past this many values.
+/// YAML aliases may not add more than this many values to a document (the values written
+/// out are bounded by [`MAX_BYTES`]).
 pub const MAX_NODES: usize = 1_000_000;
 
 /// The format of a configuration file.
@@ -82,18 +84,65 @@ pub fn parse(bytes: &[u8], format: Format, label: &str) -> Result<Config, LoadEr
 
 /// Line and column (from 1; the column counts characters) of a byte offset.
 fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
-    let offset = offset.min(bytes.len());
-    let before = &bytes[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    (line, column)
+    LineIndex::new(bytes).line_col(offset)
+}
+
+/// Byte offsets to lines and columns in O(log n) each: where every line starts, and how
+/// many characters precede every [`LineIndex::BLOCK`]-byte block (for columns on long lines).
+struct LineIndex<'a> {
+    bytes: &'a [u8],
+    line_starts: Vec<usize>,
+    chars_before_block: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    const BLOCK: usize = 256;
+
+    fn new(bytes: &'a [u8]) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        let mut chars_before_block = Vec::with_capacity(bytes.len() / Self::BLOCK + 1);
+        let mut chars = 0;
+        for block in bytes.chunks(Self::BLOCK) {
+            chars_before_block.push(chars);
+            chars += count_chars(block);
+        }
+        LineIndex {
+            bytes,
+            line_starts,
+            chars_before_block,
+        }
+    }
+
+    /// Characters before byte `offset`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / Self::BLOCK;
+        self.chars_before_block.get(block).copied().unwrap_or(0)
+            + count_chars(&self.bytes[block * Self::BLOCK..offset])
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.bytes.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        let column = if offset - start <= Self::BLOCK {
+            count_chars(&self.bytes[start..offset])
+        } else {
+            self.chars_before(offset) - self.chars_before(start)
+        };
+        (line, column + 1)
+    }
+}
+
+/// Characters in UTF-8 bytes (a cut sequence counts as one character per lead byte).
+fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count()
 }
 
 /// Strings that are references into secret storage are stored as secrets.
@@ -109,24 +158,20 @@ fn mark_secret_references(node: &mut Node) {
             }
         }
         Value::List(items) => items.iter_mut().for_each(mark_secret_references),
-        Value::Map(entries) => entries
-            .iter_mut()
-            .for_each(|(_, v)| mark_secret_references(v)),
+        Value::Map(entries) => entries.values_mut().for_each(mark_secret_references),
         _ => {}
     }
 }
 
 /// Builds a map, refusing duplicate keys.
-fn push_entry(entries: &mut Vec<(Key, Node)>, key: Key, value: Node) -> Result<(), LoadError> {
-    if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
-        return Err(LoadError::DuplicateKey {
+fn push_entry(entries: &mut Map, key: Key, value: Node) -> Result<(), LoadError> {
+    entries
+        .insert(key, value)
+        .map_err(|(key, first)| LoadError::DuplicateKey {
             key: key.name,
             location: key.location,
-            first: first.location.clone(),
-        });
-    }
-    entries.push((key, value));
-    Ok(())
+            first: entries[first].0.location.clone(),
+        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -140,13 +185,14 @@ mod yaml_events {
 
     enum Frame {
         List(Location, Vec<Node>),
-        Map(Location, Vec<(Key, Node)>, Option<Key>),
+        Map(Location, Map, Option<Key>),
     }
 
     struct Builder<'f> {
         file: &'f Arc<str>,
         stack: Vec<Frame>,
-        anchors: Vec<(usize, Node)>,
+        /// Anchored values and how many values each holds.
+        anchors: HashMap<usize, (Node, usize)>,
         pending_anchor: Vec<usize>,
         root: Option<Node>,
         documents: usize,
@@ -175,21 +221,28 @@ mod yaml_events {
 
         fn anchor(&mut self, id: usize, node: &Node) {
             if id > 0 {
-                self.anchors.push((id, node.clone()));
+                self.anchors.insert(id, (node.clone(), count(node)));
             }
         }
 
-        /// Adds a finished value to the enclosing collection (or makes it the root).
-        fn add(&mut self, node: Node, mark: Marker) {
-            self.nodes += count(&node);
+        /// Counts `values` more values an alias brings in, refusing more than [`MAX_NODES`].
+        fn grow(&mut self, values: usize, mark: Marker) -> bool {
+            self.nodes += values;
             if self.nodes > MAX_NODES {
                 let location = self.loc(mark);
                 self.fail(LoadError::Syntax {
                     location,
-                    message: format!("more than {MAX_NODES} values (alias expansion?)"),
+                    message: format!(
+                        "aliases expand to more than {MAX_NODES} values (alias expansion)"
+                    ),
                 });
-                return;
+                return false;
             }
+            true
+        }
+
+        /// Adds a finished value to the enclosing collection (or makes it the root).
+        fn add(&mut self, node: Node) {
             match self.stack.last_mut() {
                 None => {
                     self.documents += 1;
@@ -272,7 +325,7 @@ mod yaml_events {
                     };
                     let node = Node::new(value, self.loc(mark));
                     self.anchor(anchor, &node);
-                    self.add(node, mark);
+                    self.add(node);
                 }
                 Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                     if self.stack.len() >= MAX_DEPTH {
@@ -288,7 +341,7 @@ mod yaml_events {
                     self.stack.push(if matches!(ev, Event::SequenceStart(..)) {
                         Frame::List(loc, Vec::new())
                     } else {
-                        Frame::Map(loc, Vec::new(), None)
+                        Frame::Map(loc, Map::new(), None)
                     });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
@@ -298,15 +351,15 @@ mod yaml_events {
                         Some(Frame::Map(loc, entries, _)) => Node::new(Value::Map(entries), loc),
                         None => return,
                     };
-                    // The node was counted value by value as it was built.
-                    self.nodes = self.nodes.saturating_sub(count(&node));
                     self.anchor(anchor, &node);
-                    self.add(node, mark);
+                    self.add(node);
                 }
-                Event::Alias(id) => match self.anchors.iter().rev().find(|(a, _)| *a == id) {
-                    Some((_, node)) => {
-                        let node = node.clone();
-                        self.add(node, mark);
+                Event::Alias(id) => match self.anchors.get(&id) {
+                    Some((node, values)) => {
+                        let (node, values) = (node.clone(), *values);
+                        if self.grow(values, mark) {
+                            self.add(node);
+                        }
                     }
                     None => {
                         let location = self.loc(mark);
@@ -329,7 +382,7 @@ mod yaml_events {
         let mut builder = Builder {
             file,
             stack: Vec::new(),
-            anchors: Vec::new(),
+            anchors: HashMap::new(),
             pending_anchor: Vec::new(),
             root: None,
             documents: 0,
@@ -357,9 +410,32 @@ mod yaml_events {
         }
         Ok(builder.root.unwrap_or_else(|| {
             // An empty file is an empty configuration.
-            Node::new(Value::Map(Vec::new()), Location::new(file, 1, 1))
+            Node::new(Value::Map(Map::new()), Location::new(file, 1, 1))
         }))
     }
+}
+
+/// The kind of collection (list or map) `text` holds as JSON or YAML, if it holds one: a
+/// flow collection (`[...]`, `{...}`) or a block one over several lines (`a: 1\nb: 2`). One
+/// line of `key: value` text is not taken for a map.
+pub(crate) fn collection_kind(text: &str) -> Option<Kind> {
+    let t = text.trim();
+    let flow = t.starts_with('[') || t.starts_with('{');
+    if !flow && !t.contains('\n') {
+        return None;
+    }
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(_) => Some(Kind::List),
+        serde_json::Value::Object(_) => Some(Kind::Map),
+        _ => None,
+    };
+    if flow {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(t) {
+            return kind(&v);
+        }
+    }
+    let node = yaml_events::parse(t, &Arc::from("value")).ok()?;
+    matches!(node.kind(), Kind::List | Kind::Map).then(|| node.kind())
 }
 
 fn yaml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
@@ -390,41 +466,49 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
     use toml::de::{DeTable, DeValue};
     use toml::Spanned;
 
+    let bytes = text.as_bytes();
+    let index = LineIndex::new(bytes);
+    let loc = |offset: usize| {
+        let (line, column) = index.line_col(offset);
+        Location::new(file, line, column)
+    };
+
     // Bound nesting before the parser recurses into it.
-    let mut depth = 0usize;
-    let mut max = 0usize;
-    for b in text.bytes() {
-        match b {
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    if max > MAX_DEPTH {
+    if let Some(offset) = toml_too_deep(bytes) {
         return Err(LoadError::TooDeep {
-            location: Location::new(file, 1, 1),
+            location: loc(offset),
             limit: MAX_DEPTH,
         });
     }
 
-    let bytes = text.as_bytes();
-    let loc = |offset: usize| {
-        let (line, column) = line_col(bytes, offset);
-        Location::new(file, line, column)
-    };
-    let table = DeTable::parse(text).map_err(|e| LoadError::Syntax {
-        location: loc(e.span().map_or(0, |s| s.start)),
-        message: e.message().trim().to_string(),
+    let table = DeTable::parse(text).map_err(|e| {
+        let location = loc(e.span().map_or(0, |s| s.start));
+        match e.message().trim() {
+            // The parser's own bound, reached by dotted keys before ours.
+            "recursion limit" => LoadError::TooDeep {
+                location,
+                limit: MAX_DEPTH,
+            },
+            message => LoadError::Syntax {
+                location,
+                message: message.to_string(),
+            },
+        }
     })?;
 
     fn convert(
         v: &Spanned<DeValue<'_>>,
         loc: &dyn Fn(usize) -> Location,
+        depth: usize,
     ) -> Result<Node, LoadError> {
         let location = loc(v.span().start);
+        if depth > MAX_DEPTH {
+            // Dotted keys and table headers nest without brackets.
+            return Err(LoadError::TooDeep {
+                location,
+                limit: MAX_DEPTH,
+            });
+        }
         let value = match v.get_ref() {
             DeValue::String(s) => Value::String(s.to_string()),
             DeValue::Integer(i) => {
@@ -460,10 +544,10 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
             DeValue::Array(items) => Value::List(
                 items
                     .iter()
-                    .map(|item| convert(item, loc))
+                    .map(|item| convert(item, loc, depth + 1))
                     .collect::<Result<_, _>>()?,
             ),
-            DeValue::Table(t) => Value::Map(table_entries(t, loc)?),
+            DeValue::Table(t) => Value::Map(table_entries(t, loc, depth + 1)?),
         };
         Ok(Node::new(value, location))
     }
@@ -471,28 +555,85 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
     fn table_entries(
         t: &DeTable<'_>,
         loc: &dyn Fn(usize) -> Location,
-    ) -> Result<Vec<(Key, Node)>, LoadError> {
-        let mut entries: Vec<(Key, Node)> = Vec::new();
+        depth: usize,
+    ) -> Result<Map, LoadError> {
+        let mut entries = Map::new();
         for (k, v) in t.iter() {
             let key = Key {
                 name: k.get_ref().to_string(),
                 location: loc(k.span().start),
             };
-            push_entry(&mut entries, key, convert(v, loc)?)?;
+            push_entry(&mut entries, key, convert(v, loc, depth)?)?;
         }
-        entries.sort_by_key(|(k, _)| (k.location.line, k.location.column));
+        entries.sort_by_location();
         Ok(entries)
     }
 
-    let entries = table_entries(table.get_ref(), &loc)?;
+    let entries = table_entries(table.get_ref(), &loc, 1)?;
     Ok(Node::new(Value::Map(entries), Location::new(file, 1, 1)))
+}
+
+/// Where TOML brackets (`[`, `{`) first nest deeper than [`MAX_DEPTH`], or `None`. Brackets
+/// inside strings and comments do not count: the scan follows TOML's four string forms
+/// (basic and literal, single- and multi-line) the way the parser's lexer does.
+fn toml_too_deep(bytes: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    let starts = |i: usize, pat: &[u8]| bytes[i..].starts_with(pat);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' if starts(i, b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !starts(i, b"\"\"\"") {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 3;
+            }
+            b'\'' if starts(i, b"'''") => {
+                i += 3;
+                while i < bytes.len() && !starts(i, b"'''") {
+                    i += 1;
+                }
+                i += 3;
+            }
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote && bytes[i] != b'\n' {
+                    i += if quote == b'"' && bytes[i] == b'\\' {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                i += 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------
 // .env: `KEY=value` lines, `#` comments, optional `export `, single or double quotes.
 
 fn env(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
-    let mut entries: Vec<(Key, Node)> = Vec::new();
+    let mut entries = Map::new();
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
         let indent = raw.len() - raw.trim_start().len();

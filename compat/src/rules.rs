@@ -75,7 +75,7 @@ rules! {
     KeyRemoved => "KEY_REMOVED", Error,
         "Old code still reads the key; after a rollback it finds nothing. With an old schema, only a key the old code requires (without a default) is an error.";
     KeyAdded => "KEY_ADDED", Warn,
-        "New code may need the key, and the old configuration a canary starts on lacks it. Without a schema the gate cannot tell whether the code has a default, so it warns; with a new schema, REQUIRED_ADDED_WITHOUT_DEFAULT decides.";
+        "New code may need the key, and the old configuration a canary starts on lacks it. Without a schema the gate cannot tell whether the code has a default, so it warns; with a new schema (`--new-schema` or `--schema`) the schema decides: a key it requires is REQUIRED_ADDED_WITHOUT_DEFAULT, an error, and an optional one is no finding.";
     KeyRenamed => "KEY_RENAMED", Error,
         "A key removed and another added with the same value is a rename: old code cannot find the new name (rollback) and new code cannot find the old one (mixed fleet). Add the new key beside the old one for a release instead.";
     TypeChanged => "TYPE_CHANGED", Error,
@@ -85,7 +85,7 @@ rules! {
     EnumValueRemoved => "ENUM_VALUE_REMOVED", Error,
         "New code rejects a value old code accepted, so the old configuration breaks the mixed fleet. An error when the old configuration uses the value; a warning otherwise (another environment may).";
     RequiredAddedWithoutDefault => "REQUIRED_ADDED_WITHOUT_DEFAULT", Error,
-        "New code requires a key without a default; on the old configuration (a canary) it fails to start. An error when the old configuration lacks the key; a warning otherwise. Give it a default in the schema and the code.";
+        "New code requires a key without a default; on the old configuration (a canary) it fails to start. An error when the old configuration lacks the key (the new schema's `required` checked against the old configuration); a warning when only the schemas differ. Give it a default in the schema and the code.";
     DefaultChanged => "DEFAULT_CHANGED", Warn,
         "Where the configuration leaves the key out, old and new code behave differently. buf calls this breaking, Confluent compatible; nothing fails to parse, so the gate warns. Shown only when the new configuration omits the key.";
     RangeNarrowed => "RANGE_NARROWED", Error,
@@ -94,8 +94,14 @@ rules! {
         "Whether a new pattern accepts every value the old one did cannot be decided in general, so it is a warning in both directions, and an error when a configuration fails the other code's pattern.";
     SecretStorageChanged => "SECRET_STORAGE_CHANGED", Error,
         "Code reads a secret differently from a plain value (decryption, a secrets API, a resolve reference); moving a value between plain and secret storage breaks the reader of the other kind in both directions. Secret values are compared by SHA-256 digest and never shown.";
+    SchemaTypeMismatch => "SCHEMA_TYPE_MISMATCH", Error,
+        "The other code version's schema expects another `type` where the configuration has this value: the new configuration against the old schema (rollback) or the old configuration against the new schema (mixed fleet). Named when no structural rule (TYPE_CHANGED, JSON_STRING_TYPE_CHANGED) explains it, for example a value whose type did not change but which the new schema types differently.";
+    SchemaEnumMismatch => "SCHEMA_ENUM_MISMATCH", Error,
+        "The configuration holds a value the other code version's schema does not list (`enum` or `const`): a value only the new code knows, which old code rejects after a rollback, or an old value the new code no longer accepts. Named when ENUM_VALUE_REMOVED (a schema-to-schema change) does not explain it.";
+    DoubleEncodedValue => "DOUBLE_ENCODED_VALUE", Warn,
+        "A string that now holds the JSON or YAML text of a list or map where it held a plain string, or the reverse: a generated configuration encoding items twice (`[\"recipe[a]\"]` becoming `[\"[\\\"recipe[a]\\\"]\"]`). Readers still get a string, so nothing fails to parse, but it means something else. A warning; an error when a schema of the reading code rejects the value there (its type, enum or pattern no longer matches).";
     SchemaViolation => "SCHEMA_VIOLATION", Error,
-        "The other code version's schema rejects the configuration for a reason no narrower rule names (for example, a value only the new code accepts, which old code rejects after a rollback).";
+        "The other code version's schema rejects the configuration for a reason no narrower rule names (a bound, a pattern, a key the schema does not allow).";
 }
 
 impl Serialize for Rule {

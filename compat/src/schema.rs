@@ -50,15 +50,18 @@ impl Schema {
         let instance = config.to_json();
         let mut out = Vec::new();
         for error in self.validator.iter_errors(&instance) {
+            use jsonschema::error::ValidationErrorKind as E;
             let mut path = pointer_path(error.instance_path().as_str(), &config.root);
-            let mut key_missing = false;
+            let mut kind = ViolationKind::Other;
             match error.kind() {
-                jsonschema::error::ValidationErrorKind::Required { property } => {
+                E::Required { property } => {
                     if let Some(p) = property.as_str() {
                         path.push(Segment::Key(p.to_string()));
-                        key_missing = true;
+                        kind = ViolationKind::Required;
                     }
                 }
+                E::Type { .. } => kind = ViolationKind::Type,
+                E::Enum { .. } | E::Constant { .. } => kind = ViolationKind::Enum,
                 jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                     for key in unexpected {
                         let mut p = path.clone();
@@ -66,7 +69,7 @@ impl Schema {
                         out.push(SchemaViolation {
                             path: p,
                             message: format!("`{key}` is not allowed (additionalProperties)"),
-                            key_missing: false,
+                            kind: ViolationKind::Other,
                         });
                     }
                     continue;
@@ -76,7 +79,7 @@ impl Schema {
             out.push(SchemaViolation {
                 path,
                 message: error.to_string(),
-                key_missing,
+                kind,
             });
         }
         out
@@ -88,8 +91,20 @@ impl Schema {
 pub struct SchemaViolation {
     pub path: Vec<Segment>,
     pub message: String,
+    pub kind: ViolationKind,
+}
+
+/// What a schema rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViolationKind {
     /// A required key is missing (the path names it).
-    pub key_missing: bool,
+    Required,
+    /// The value has a type the schema does not allow (`type`).
+    Type,
+    /// The value is not one the schema lists (`enum`, `const`).
+    Enum,
+    /// Anything else: a bound, a pattern, an unknown key...
+    Other,
 }
 
 /// The schemas of the old and new code. `--schema` gives both the same one.

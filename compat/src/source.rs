@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::parse::{parse, Format, MAX_BYTES};
-use crate::value::{Config, Key, Location, Node, Value};
+use crate::value::{Config, Key, Location, Map, Node, Value};
 
 /// A configuration source as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +177,7 @@ pub fn load_ssm(path: &str, store: &dyn ParameterSource) -> Result<Config, LoadE
     params.sort_by(|a, b| a.name.cmp(&b.name));
     let prefix = path.trim_end_matches('/');
     let root_file: Arc<str> = Arc::from(spec.as_str());
-    let mut root = Node::new(Value::Map(Vec::new()), Location::new(&root_file, 0, 0));
+    let mut root = Node::new(Value::Map(Map::new()), Location::new(&root_file, 0, 0));
     for p in params {
         let Some(rel) = p.name.strip_prefix(prefix) else {
             return Err(err(format!("{} is not under {path}", p.name)));
@@ -213,31 +213,25 @@ pub fn load_ssm(path: &str, store: &dyn ParameterSource) -> Result<Config, LoadE
                     p.name
                 )));
             };
-            let pos = match entries.iter().position(|(k, _)| k.name == *part) {
-                Some(_) if last => {
-                    return Err(err(format!(
-                        "{} is both a parameter and a path prefix",
-                        p.name
-                    )))
-                }
-                Some(pos) => pos,
-                None => {
-                    let child = if last {
-                        leaf.clone()
-                    } else {
-                        Node::new(Value::Map(Vec::new()), here.clone())
-                    };
-                    entries.push((
-                        Key {
-                            name: part.to_string(),
-                            location: here.clone(),
-                        },
-                        child,
-                    ));
-                    entries.len() - 1
-                }
-            };
-            node = &mut entries[pos].1;
+            if entries.get(part).is_some() && last {
+                return Err(err(format!(
+                    "{} is both a parameter and a path prefix",
+                    p.name
+                )));
+            }
+            if entries.get(part).is_none() {
+                let child = if last {
+                    leaf.clone()
+                } else {
+                    Node::new(Value::Map(Map::new()), here.clone())
+                };
+                let key = Key {
+                    name: part.to_string(),
+                    location: here.clone(),
+                };
+                let _ = entries.insert(key, child);
+            }
+            node = entries.get_mut(part).expect("inserted above");
         }
     }
     Ok(Config {

@@ -1,6 +1,9 @@
 //! The located configuration tree every source is loaded into.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -36,7 +39,7 @@ impl fmt::Display for Location {
 
 /// How a value is stored: in plain text, or in secret storage (an SSM SecureString, or a
 /// `{{resolve:secretsmanager:...}}` / `{{resolve:ssm-secure:...}}` reference in a file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Storage {
     Plain,
@@ -72,7 +75,80 @@ pub enum Value {
     Secret(SecretDigest),
     List(Vec<Node>),
     /// Keys in document order; loaders refuse duplicates.
-    Map(Vec<(Key, Node)>),
+    Map(Map),
+}
+
+/// The entries of a map in document order, with an index by name: a lookup is O(1), so
+/// comparing two maps is linear in their size.
+#[derive(Debug, Clone, Default)]
+pub struct Map {
+    entries: Vec<(Key, Node)>,
+    index: HashMap<String, usize>,
+}
+
+impl Map {
+    pub fn new() -> Self {
+        Map::default()
+    }
+
+    /// Appends an entry; a key already present is handed back with the first one's index.
+    pub fn insert(&mut self, key: Key, value: Node) -> Result<(), (Key, usize)> {
+        if let Some(&first) = self.index.get(&key.name) {
+            return Err((key, first));
+        }
+        self.index.insert(key.name.clone(), self.entries.len());
+        self.entries.push((key, value));
+        Ok(())
+    }
+
+    /// The entry named `name`.
+    pub fn entry(&self, name: &str) -> Option<&(Key, Node)> {
+        self.index.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// The value under `name`.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.entry(name).map(|(_, v)| v)
+    }
+
+    /// The value under `name`, to change.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
+        let i = *self.index.get(name)?;
+        Some(&mut self.entries[i].1)
+    }
+
+    /// Every value, to change (keys stay as they are).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Orders the entries by where their keys were written.
+    pub fn sort_by_location(&mut self) {
+        self.entries
+            .sort_by_key(|(k, _)| (k.location.line, k.location.column));
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            if let Some(slot) = self.index.get_mut(&k.name) {
+                *slot = i;
+            }
+        }
+    }
+}
+
+impl Deref for Map {
+    type Target = [(Key, Node)];
+
+    fn deref(&self) -> &[(Key, Node)] {
+        &self.entries
+    }
+}
+
+impl<'a> IntoIterator for &'a Map {
+    type Item = &'a (Key, Node);
+    type IntoIter = std::slice::Iter<'a, (Key, Node)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
 }
 
 /// A map key and where it was written.
@@ -140,7 +216,7 @@ impl Node {
     /// The child under `key`, when this is a map.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
-            Value::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+            Value::Map(entries) => entries.get(key),
             _ => None,
         }
     }
@@ -172,13 +248,45 @@ impl Node {
             }
             (Value::Map(a), Value::Map(b)) => {
                 a.len() == b.len()
-                    && a.iter().all(|(k, v)| {
-                        b.iter()
-                            .any(|(k2, v2)| k.name == k2.name && v.same_value(v2))
-                    })
+                    && a.iter()
+                        .all(|(k, v)| b.get(&k.name).is_some_and(|v2| v.same_value(v2)))
             }
             _ => false,
         }
+    }
+
+    /// A hash of the value that agrees with [`Node::same_value`]: equal values hash alike
+    /// (map order does not count), so candidates can be found by hash.
+    pub fn value_hash(&self, build: &impl BuildHasher) -> u64 {
+        let mut h = build.build_hasher();
+        std::mem::discriminant(&self.kind()).hash(&mut h);
+        match &self.value {
+            Value::Null => {}
+            Value::Bool(b) => b.hash(&mut h),
+            Value::Int(i) => i.hash(&mut h),
+            // 0.0 == -0.0; NaN equals nothing, so any hash will do.
+            Value::Float(f) => (if *f == 0.0 { 0.0f64 } else { *f }).to_bits().hash(&mut h),
+            Value::String(s) => s.hash(&mut h),
+            Value::Secret(d) => d.0.hash(&mut h),
+            Value::List(items) => {
+                items.len().hash(&mut h);
+                for item in items {
+                    item.value_hash(build).hash(&mut h);
+                }
+            }
+            Value::Map(entries) => {
+                entries.len().hash(&mut h);
+                let mut sum = 0u64;
+                for (k, v) in entries {
+                    let mut e = build.build_hasher();
+                    k.name.hash(&mut e);
+                    v.value_hash(build).hash(&mut e);
+                    sum = sum.wrapping_add(e.finish());
+                }
+                sum.hash(&mut h);
+            }
+        }
+        h.finish()
     }
 
     /// The value as JSON, for schema validation. Secrets become the string `"<secret>"`;

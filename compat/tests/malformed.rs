@@ -190,3 +190,61 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn toml_brackets_inside_strings_and_comments_do_not_count_as_nesting() {
+    let brackets = "[".repeat(200);
+    let text = format!(
+        "pattern = \"{brackets}\"\nliteral = '{brackets}'\nmulti = \"\"\"\n{brackets}\\\"\"\"\n{brackets}\"\"\"\nraw = '''\n{brackets}'''\n# {brackets}\n[table] # {brackets}\nkey = \"]]]\"\n"
+    );
+    let c = parse(text.as_bytes(), Format::Toml, "cfg").unwrap_or_else(|e| panic!("{e}"));
+    match &c.root.get("pattern").unwrap().value {
+        compat::Value::String(s) => assert_eq!(s, &brackets),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.root.get("table").unwrap().get("key").is_some());
+}
+
+#[test]
+fn nesting_130_deep_is_refused_in_every_form_with_a_location() {
+    let open = "[".repeat(130);
+    let close = "]".repeat(130);
+    let dotted = (0..130)
+        .map(|i| format!("k{i}"))
+        .collect::<Vec<_>>()
+        .join(".");
+    let cases: Vec<(String, Format)> = vec![
+        (format!("a: {open}{close}\n"), Format::Yaml),
+        (format!("{{\"a\": {open}{close}}}"), Format::Json),
+        (format!("a = {open}{close}\n"), Format::Toml),
+        (format!("{dotted} = 1\n"), Format::Toml),
+        (format!("[{dotted}]\nx = 1\n"), Format::Toml),
+        (
+            format!("a = {}1{}\n", "{ b = ".repeat(130), " }".repeat(130)),
+            Format::Toml,
+        ),
+    ];
+    for (input, format) in cases {
+        let e = err(input.as_bytes(), format);
+        assert!(e.starts_with("cfg:1:"), "{format:?}: {e}");
+        assert!(
+            e.contains("nesting deeper than 64 levels"),
+            "{format:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn columns_count_characters_on_long_lines() {
+    // A TOML inline table on one line, with multi-byte characters before the value.
+    let mut text = String::from("t = { ");
+    for i in 0..2_000 {
+        text.push_str(&format!("k{i} = \"é€𝄞\", "));
+    }
+    text.push_str("last = 1 }\n");
+    let c = parse(text.as_bytes(), Format::Toml, "cfg").unwrap();
+    let last = c.root.get("t").unwrap().get("last").unwrap();
+    let byte = text.find("last = 1").unwrap() + "last = ".len();
+    assert_eq!(last.location.line, 1);
+    assert_eq!(last.location.column, text[..byte].chars().count() + 1);
+}

@@ -51,3 +51,14 @@ fn new_config_invalid_and_ignores() {
     snapshot("ignore-expired");
     snapshot("ignore-accepts");
 }
+
+#[test]
+fn required_key_missing_from_the_old_config() {
+    snapshot("schema-required-missing-in-old-config");
+}
+
+#[test]
+fn double_encoded_items() {
+    snapshot("yaml-double-encoded-list-items");
+    snapshot("json-double-encoded-schema-rejects");
+}

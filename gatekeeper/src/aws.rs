@@ -1,7 +1,45 @@
 //! The one place AWS configuration is loaded. Library crates receive clients, never config.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
+
+/// The default deadline of one request attempt (`--aws-timeout`,
+/// `GATEKEEPER_AWS_TIMEOUT_SECONDS`).
+pub const DEFAULT_TIMEOUT_SECONDS: &str = "30";
+/// The longest wait for a connection: a request that cannot even connect fails fast.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+static TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// Sets the deadline of every request attempt, once, before the first client is built.
+pub fn set_timeout(timeout: Duration) {
+    let _ = TIMEOUT.set(timeout);
+}
+
+/// Connect, read and per-attempt deadlines of every request: an attempt that gets no answer
+/// within `attempt` fails as a timeout (and is retried while attempts remain), so no command
+/// waits on one request for ever.
+pub fn timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(attempt.min(MAX_CONNECT_TIMEOUT))
+        .read_timeout(attempt)
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
+/// Parses `--aws-timeout`: positive seconds, fractions allowed.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
 
 /// Clients for every service the gate uses, built from one `SdkConfig`.
 #[derive(Clone, Debug)]
@@ -16,11 +54,13 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sts: aws_sdk_sts::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 /// Loads the standard credential chain, region and `AWS_ENDPOINT_URL` (aws-config reads it),
 /// with bounded retries: standard mode, at most `AWS_MAX_ATTEMPTS` (default 3) attempts with
-/// exponential backoff, after which the caller stops safely.
+/// exponential backoff, after which the caller stops safely; every attempt has the deadlines of
+/// [`timeouts`].
 pub async fn clients(region: Option<&str>) -> Clients {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = region {
@@ -32,6 +72,9 @@ pub async fn clients(region: Option<&str>) -> Clients {
         .unwrap_or(3);
     let sdk = loader
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        .timeout_config(timeouts(*TIMEOUT.get_or_init(|| {
+            parse_timeout(DEFAULT_TIMEOUT_SECONDS).expect("the default timeout parses")
+        })))
         .load()
         .await;
     macro_rules! client {
@@ -58,6 +101,7 @@ pub async fn clients(region: Option<&str>) -> Clients {
         sqs: client!(aws_sdk_sqs),
         cloudwatch: client!(aws_sdk_cloudwatch),
         sts: client!(aws_sdk_sts),
+        sns: client!(aws_sdk_sns),
         s3,
         sdk,
     }

@@ -29,6 +29,17 @@ pub struct Cli {
     /// `CLICOLOR_FORCE` colours a pipe too), always, never.
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+    /// Seconds one AWS request may take (connect, read, each attempt); a request with no
+    /// answer by then fails as a timeout, retried while attempts remain (`AWS_MAX_ATTEMPTS`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "GATEKEEPER_AWS_TIMEOUT_SECONDS",
+        default_value = crate::aws::DEFAULT_TIMEOUT_SECONDS,
+        value_parser = crate::aws::parse_timeout
+    )]
+    pub aws_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +66,8 @@ pub enum Command {
     Maintenance(commands::maintenance::Args),
     /// Move parked uploads (or dead letters) back where they belong.
     Redrive(commands::redrive::Args),
+    /// CI pipelines of `[pipeline]` stages: emit the GitHub or GitLab configuration.
+    Pipeline(commands::pipeline::Args),
     /// Print a shell completion script (`gatekeeper completions bash > /etc/bash_completion.d/gatekeeper`).
     Completions {
         /// The shell to complete in.
@@ -79,6 +92,7 @@ impl Command {
             Command::IamPolicy(_) => "iam-policy",
             Command::Maintenance(_) => "maintenance",
             Command::Redrive(_) => "redrive",
+            Command::Pipeline(_) => "pipeline",
             Command::Completions { .. } => "completions",
             Command::Man => "man",
         }
@@ -164,6 +178,7 @@ pub fn run() -> ExitStatus {
         command = cli.command.name(),
         "gatekeeper"
     );
+    crate::aws::set_timeout(cli.aws_timeout);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {
@@ -178,6 +193,7 @@ pub fn run() -> ExitStatus {
         Command::IamPolicy(args) => commands::iam_policy::run(args, &mut out),
         Command::Maintenance(args) => commands::maintenance::run(args, &mut out),
         Command::Redrive(args) => commands::redrive::run(args, &mut out),
+        Command::Pipeline(args) => commands::pipeline::run(args, &mut out),
         Command::Completions { shell } => completions(*shell, &mut out),
         Command::Man => man(&mut out),
     };

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod exit;
 mod progress;
+mod store;
 mod ui;
 
 pub use exit::ExitStatus;

@@ -56,6 +56,9 @@ use toml::Spanned;
 struct View {
     #[serde(default)]
     maintenance: Option<MaintenanceConfig>,
+    /// The top-level `[state]` table: where the lock and the run journals live.
+    #[serde(default)]
+    state: Option<Spanned<state::StateConfig>>,
     #[serde(flatten)]
     _rest: toml::Table,
 }
@@ -89,6 +92,9 @@ pub struct MaintenanceConfig {
     /// `None` (no `[maintenance.batches]` table): no key is a batch key.
     #[serde(default)]
     pub batches: Option<Spanned<BatchesConfig>>,
+    /// The top-level `[state]` table, read with this view (not a `[maintenance]` key).
+    #[serde(skip)]
+    pub state: state::StateConfig,
 }
 
 fn default_drain_timeout() -> u64 {
@@ -123,6 +129,7 @@ impl Default for MaintenanceConfig {
             in_flight: InFlightConfig::default(),
             hooks: Vec::new(),
             batches: None,
+            state: state::StateConfig::default(),
         }
     }
 }
@@ -229,11 +236,17 @@ pub fn parse(file: &Path, text: &str) -> Result<MaintenanceConfig, ConfigError> 
         let at = config_error::locate(text, &e);
         located(file, at.line, at.column, at.key.as_deref(), &at.message)
     })?;
-    let config = view.maintenance.unwrap_or_default();
+    let mut config = view.maintenance.unwrap_or_default();
     let fail = |key: &str, span: std::ops::Range<usize>, message: &str| {
         let (line, column) = line_col(text, span.start);
         located(file, line, column, Some(key), message)
     };
+    if let Some(st) = view.state {
+        if let Err((key, message)) = st.get_ref().validate() {
+            return Err(fail(&format!("state.{key}"), st.span(), &message));
+        }
+        config.state = st.into_inner();
+    }
     if config.queues.is_some() && config.queue_prefix.is_some() {
         let span = config
             .queue_prefix
@@ -414,6 +427,19 @@ rewrite = "orphans/{batch}/{path}"
         assert_eq!((e.line, e.column), (3, 1));
         assert!(e.message.contains("unknown field `drain_timeout`"), "{e}");
         assert!(e.to_string().starts_with("gatekeeper.toml:3:1: "), "{e}");
+    }
+
+    #[test]
+    fn the_state_table_is_read_with_this_view_and_located() {
+        let c =
+            parse_str("service = \"x\"\n[state]\nurl = \"s3://photos-prod-gk/state\"\n").unwrap();
+        assert_eq!(c.state.url.as_deref(), Some("s3://photos-prod-gk/state"));
+        let e = parse_str("service = \"x\"\n[state]\nlease_seconds = 1\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.lease_seconds"), "{e}");
+        let e = parse_str("[state]\nurl = \"http://x\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.url"), "{e}");
+        let e = parse_str("[state]\nurls = \"s3://b/x\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.urls"), "{e}");
     }
 
     #[test]

@@ -1,261 +1,367 @@
-//! The local journal of maintenance runs: one JSON object a line, appended and synced as each
-//! step completes, so an interrupted `maintenance on` resumes where it stopped.
+//! The journal of a maintenance run, kept in the state layer (`<scope>/runs/<run>/<seq>.json`,
+//! one create-only object per record, see the `state` crate), and its replay.
 //!
-//! ```json
-//! {"run":"2026-11-22T12:58:03Z","step":"preflight","at":"2026-11-22T12:58:03Z"}
-//! ```
+//! A run's records, in the order they may come:
 //!
-//! A run ends with the step `done`, `refused` or `off`; a run without one is unfinished.
-
-use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! | record | after |
+//! |---|---|
+//! | `started` | first |
+//! | `preflight` | `started` (again in a resumed run) |
+//! | `flag-on` | `preflight` (again when a resumed run writes the flag again) |
+//! | `drained` | `flag-on` |
+//! | `hook-started {name}` | `drained`; never for a hook already done |
+//! | `hook-done {name}` | right after its `hook-started` |
+//! | `done` | `drained`, no hook between its start and its end |
+//! | `refused` | before `flag-on` |
+//! | `failed {error}` | before `flag-on`: nothing was changed |
+//! | `off {who}` | anything but `off`; first, for an `off` with no run to end |
+//!
+//! Replay refuses any other order, naming the record's object. A hook that has a
+//! `hook-started` but no `hook-done` was cut short (the process died): a resumed run runs it
+//! again; hooks with a `hook-done` are never run again.
 
 use serde::{Deserialize, Serialize};
+use state::{Envelope, Scope};
 
-use super::{now_rfc3339, MaintenanceError};
+use super::MaintenanceError;
 
-const ENDS: [&str; 3] = ["done", "refused", "off"];
-
+/// One record of a maintenance run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub run: String,
-    pub step: String,
-    pub at: String,
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Record {
+    Started {
+        who: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        /// The parked run (a canary awaiting approval) this run took the lock from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preempted: Option<String>,
+    },
+    Preflight,
+    FlagOn,
+    Drained,
+    HookStarted {
+        name: String,
+    },
+    HookDone {
+        name: String,
+    },
+    Done,
+    Refused,
+    Failed {
+        error: String,
+    },
+    Off {
+        who: String,
+    },
 }
 
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    records: Vec<Record>,
-    run: Option<String>,
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    Done,
+    Refused,
+    Failed,
+    Off { who: String },
 }
 
-impl Journal {
-    /// The journal of a service and environment under `dir`.
-    pub fn path_in(dir: &Path, service: &str, environment: &str) -> PathBuf {
-        dir.join(format!("maintenance-{service}-{environment}.jsonl"))
-    }
+/// What a run's records say, replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub records: u64,
+    pub started: bool,
+    pub preflight: bool,
+    /// When the flag was last written (seconds since the epoch, the record's `at`).
+    pub flag_on_at: Option<u64>,
+    pub drained: bool,
+    pub hooks_done: Vec<String>,
+    /// A hook started and not (yet) done.
+    pub in_hook: Option<String>,
+    pub end: Option<End>,
+}
 
-    /// Opens (or prepares to create) a journal; unreadable lines are an error naming the line.
-    pub fn open(path: &Path) -> Result<Self, MaintenanceError> {
-        let fail = |message: String| MaintenanceError::Journal {
-            path: path.display().to_string(),
-            message,
+impl Progress {
+    /// Applies one record, or says why it may not come now.
+    pub fn apply(&mut self, at: u64, record: &Record) -> Result<(), String> {
+        use Record::*;
+        let ended = |p: &Progress| match &p.end {
+            Some(End::Done) if matches!(record, Off { .. }) => None,
+            Some(e) => Some(format!("the run already ended ({e:?})")),
+            None => None,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(fail(e.to_string())),
-        };
-        let mut records = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            // A line cut short by a crash can only be the last one: it did not complete.
-            match serde_json::from_str::<Record>(line) {
-                Ok(r) => records.push(r),
-                Err(_) if i + 1 == text.lines().count() => {}
-                Err(e) => return Err(fail(format!("line {}: {e}", i + 1))),
-            }
+        if let Some(why) = ended(self) {
+            return Err(why);
         }
-        Ok(Journal {
-            path: path.to_path_buf(),
-            records,
-            run: None,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn records(&self) -> &[Record] {
-        &self.records
-    }
-
-    /// The unfinished run, if the last one did not end: its id and completed steps.
-    pub fn unfinished(&self) -> Option<(String, Vec<String>)> {
-        let last = self.records.last()?;
-        if ENDS.contains(&last.step.as_str()) {
-            return None;
-        }
-        let steps = self
-            .records
-            .iter()
-            .filter(|r| r.run == last.run)
-            .map(|r| r.step.clone())
-            .collect();
-        Some((last.run.clone(), steps))
-    }
-
-    /// Continues the unfinished run (returned with its steps) or starts a new one (`None`).
-    pub fn resume_or_start(&mut self) -> Result<Option<(String, Vec<String>)>, MaintenanceError> {
-        match self.unfinished() {
-            Some((run, steps)) => {
-                self.run = Some(run.clone());
-                Ok(Some((run, steps)))
-            }
-            None => {
-                self.run = Some(now_rfc3339());
-                Ok(None)
+        if let Some(h) = &self.in_hook {
+            let ok = match record {
+                HookDone { name } => name == h,
+                // Only a new process continues a run whose hook was cut short.
+                Preflight | Off { .. } => true,
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("hook {h} started and is not done"));
             }
         }
-    }
-
-    fn current(&mut self) -> String {
-        if self.run.is_none() {
-            self.run = Some(
-                self.unfinished()
-                    .map(|(run, _)| run)
-                    .unwrap_or_else(now_rfc3339),
-            );
+        match record {
+            Started { .. } if self.records == 0 => self.started = true,
+            Started { .. } => return Err("a run starts once, with its first record".into()),
+            Off { .. } => {
+                if let Some(End::Off { .. }) = self.end {
+                    return Err("the run was already turned off".into());
+                }
+            }
+            _ if !self.started => return Err("the run has no `started` record".into()),
+            Preflight => {
+                self.preflight = true;
+                self.in_hook = None;
+            }
+            FlagOn if self.preflight => self.flag_on_at = Some(at),
+            FlagOn => return Err("the flag was set before the preflight".into()),
+            Drained if self.flag_on_at.is_some() => self.drained = true,
+            Drained => return Err("drained before the flag was set".into()),
+            HookStarted { name } if !self.drained => {
+                return Err(format!("hook {name} started before the queues drained"))
+            }
+            HookStarted { name } if self.hooks_done.contains(name) => {
+                return Err(format!("hook {name} was already done in this run"))
+            }
+            HookStarted { name } => self.in_hook = Some(name.clone()),
+            HookDone { name } if self.in_hook.as_deref() == Some(name) => {
+                self.in_hook = None;
+                self.hooks_done.push(name.clone());
+            }
+            HookDone { name } => return Err(format!("hook {name} is done but never started")),
+            Done if self.drained => {}
+            Done => return Err("done before the queues drained".into()),
+            Refused | Failed { .. } if self.flag_on_at.is_some() => {
+                return Err("the flag was already set: a run that changed it is not refused".into())
+            }
+            Refused | Failed { .. } => {}
         }
-        self.run.clone().unwrap_or_default()
-    }
-
-    /// Whether the current run already completed `step`.
-    pub fn done(&self, step: &str) -> bool {
-        let Some(run) = &self.run else { return false };
-        self.records.iter().any(|r| &r.run == run && r.step == step)
-    }
-
-    /// When the current run last completed `step` (the record's `at`, RFC 3339).
-    pub fn completed_at(&self, step: &str) -> Option<&str> {
-        let run = self.run.as_ref()?;
-        self.records
-            .iter()
-            .rev()
-            .find(|r| &r.run == run && r.step == step)
-            .map(|r| r.at.as_str())
-    }
-
-    /// Appends a completed step and syncs it to disk; a step already done is not appended.
-    pub fn record(&mut self, step: &str) -> Result<(), MaintenanceError> {
-        if self.done(step) {
-            return Ok(());
+        match record {
+            Done => self.end = Some(End::Done),
+            Refused => self.end = Some(End::Refused),
+            Failed { .. } => self.end = Some(End::Failed),
+            Off { who } => {
+                self.in_hook = None;
+                self.end = Some(End::Off { who: who.clone() });
+            }
+            _ => {}
         }
-        self.append(step)
-    }
-
-    /// Appends `step` even when the run already completed it (it was done again, and when
-    /// matters: see [`completed_at`](Self::completed_at)).
-    pub fn record_again(&mut self, step: &str) -> Result<(), MaintenanceError> {
-        self.append(step)
-    }
-
-    fn append(&mut self, step: &str) -> Result<(), MaintenanceError> {
-        let record = Record {
-            run: self.current(),
-            step: step.to_string(),
-            at: now_rfc3339(),
-        };
-        let fail = |e: std::io::Error| MaintenanceError::Journal {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(fail)?;
-        let line = serde_json::to_string(&record).unwrap_or_default();
-        writeln!(file, "{line}").map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        self.records.push(record);
+        self.records += 1;
         Ok(())
     }
 
-    /// Ends the current run with `done`, `refused` or `off`.
-    pub fn end(&mut self, step: &str) -> Result<(), MaintenanceError> {
-        debug_assert!(ENDS.contains(&step));
-        self.record(step)?;
-        self.run = None;
-        Ok(())
+    /// The steps done, for people: `preflight`, `flag-on`, `drained`, `hook:<name>`.
+    pub fn steps(&self) -> Vec<String> {
+        let mut steps = Vec::new();
+        if self.preflight {
+            steps.push("preflight".to_string());
+        }
+        if self.flag_on_at.is_some() {
+            steps.push("flag-on".into());
+        }
+        if self.drained {
+            steps.push("drained".into());
+        }
+        steps.extend(self.hooks_done.iter().map(|h| format!("hook:{h}")));
+        steps
     }
+}
 
-    /// The steps of the current run, in order.
-    pub fn steps(&self) -> BTreeSet<String> {
-        let Some(run) = &self.run else {
-            return BTreeSet::new();
-        };
-        self.records
-            .iter()
-            .filter(|r| &r.run == run)
-            .map(|r| r.step.clone())
-            .collect()
+/// Replays checked envelopes; an illegal record is an error naming its object.
+pub fn replay(location: &str, records: &[Envelope<Record>]) -> Result<Progress, MaintenanceError> {
+    let mut p = Progress::default();
+    for env in records {
+        p.apply(env.at, &env.record)
+            .map_err(|message| MaintenanceError::Journal {
+                path: format!("{location}{:08}.json", env.seq),
+                message: format!("{} refused: {message}", step_name(&env.record)),
+            })?;
     }
+    Ok(p)
+}
+
+/// Reads and replays a run.
+pub async fn load(scope: &Scope, run: &str) -> Result<Progress, MaintenanceError> {
+    let records = state::journal::read::<Record>(scope, run).await?;
+    let location = state::RunJournal::create(scope, run, 0)?.location();
+    replay(&location, &records)
+}
+
+/// The record's step as the journal spells it.
+pub fn step_name(r: &Record) -> String {
+    match r {
+        Record::HookStarted { name } => format!("hook-started {name}"),
+        Record::HookDone { name } => format!("hook-done {name}"),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.get("step").and_then(|s| s.as_str()).map(str::to_string))
+            .unwrap_or_default(),
+    }
+}
+
+/// A new run's id: `maintenance-<UTC stamp>-<pid>` (run ids sort by start time), and `-<n>`
+/// for the n-th further run this process starts.
+pub fn new_run_id(now: u64) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    let id = format!("maintenance-{}-{}", utc_stamp(now), std::process::id());
+    match STARTED.fetch_add(1, Ordering::Relaxed) {
+        0 => id,
+        n => format!("{id}-{n}"),
+    }
+}
+
+/// `20261204T103000Z` for seconds since the epoch.
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn unfinished_run_resumes_with_its_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = Journal::path_in(dir.path(), "photos", "prod");
-        let mut j = Journal::open(&path).unwrap();
-        assert_eq!(j.resume_or_start().unwrap(), None);
-        j.record("preflight").unwrap();
-        j.record("hook:backup").unwrap();
-        drop(j);
+    fn env(seq: u64, record: Record) -> Envelope<Record> {
+        Envelope {
+            format: state::journal::FORMAT.into(),
+            run: "r".into(),
+            seq,
+            generation: 1,
+            at: 100 + seq,
+            record,
+        }
+    }
 
-        let mut j = Journal::open(&path).unwrap();
-        let (_, steps) = j.resume_or_start().unwrap().expect("unfinished run");
-        assert_eq!(steps, vec!["preflight", "hook:backup"]);
-        assert!(j.done("hook:backup"));
-        assert!(!j.done("drained"));
-        j.end("done").unwrap();
+    fn started() -> Record {
+        Record::Started {
+            who: "me".into(),
+            message: String::new(),
+            until: None,
+            preempted: None,
+        }
+    }
 
-        let mut j = Journal::open(&path).unwrap();
-        assert!(j.unfinished().is_none());
-        assert_eq!(j.resume_or_start().unwrap(), None);
-        assert!(!j.done("hook:backup"), "a new run starts clean");
+    fn hook(started: bool, name: &str) -> Record {
+        if started {
+            Record::HookStarted { name: name.into() }
+        } else {
+            Record::HookDone { name: name.into() }
+        }
     }
 
     #[test]
-    fn a_step_done_again_is_dated_by_its_last_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.jsonl");
-        std::fs::write(
-            &path,
-            "{\"run\":\"r\",\"step\":\"flag-on\",\"at\":\"2020-01-01T00:00:00Z\"}\n",
-        )
-        .unwrap();
-        let mut j = Journal::open(&path).unwrap();
-        j.resume_or_start().unwrap();
-        assert_eq!(j.completed_at("flag-on"), Some("2020-01-01T00:00:00Z"));
-        assert_eq!(j.completed_at("drained"), None);
-        j.record("flag-on").unwrap();
-        assert_eq!(j.records().len(), 1, "record keeps the first");
-        j.record_again("flag-on").unwrap();
-        let again = Journal::open(&path).unwrap();
-        assert_eq!(again.records().len(), 2);
-        assert_ne!(j.completed_at("flag-on"), Some("2020-01-01T00:00:00Z"));
+    fn a_run_cut_in_a_hook_resumes_and_runs_only_that_hook_again() {
+        let mut records = vec![
+            started(),
+            Record::Preflight,
+            Record::FlagOn,
+            Record::Drained,
+            hook(true, "backup"),
+            hook(false, "backup"),
+            hook(true, "migrate"),
+            // A new process resumed the run.
+            Record::Preflight,
+            Record::FlagOn,
+            Record::Drained,
+            hook(true, "migrate"),
+            hook(false, "migrate"),
+            Record::Done,
+            Record::Off { who: "me".into() },
+        ];
+        let envs: Vec<_> = records
+            .drain(..)
+            .enumerate()
+            .map(|(i, r)| env(i as u64, r))
+            .collect();
+        let p = replay("runs/r/", &envs).unwrap();
+        assert_eq!(p.hooks_done, ["backup", "migrate"]);
+        assert_eq!(p.flag_on_at, Some(108));
+        assert_eq!(p.end, Some(End::Off { who: "me".into() }));
     }
 
     #[test]
-    fn torn_last_line_is_ignored_but_others_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.jsonl");
-        std::fs::write(
-            &path,
-            "{\"run\":\"r\",\"step\":\"preflight\",\"at\":\"t\"}\n{\"run\":\"r\",\"st",
-        )
-        .unwrap();
-        let j = Journal::open(&path).unwrap();
-        assert_eq!(j.records().len(), 1);
-        std::fs::write(
-            &path,
-            "garbage\n{\"run\":\"r\",\"step\":\"x\",\"at\":\"t\"}\n",
-        )
-        .unwrap();
-        let e = Journal::open(&path).unwrap_err().to_string();
-        assert!(e.contains("line 1"), "{e}");
+    fn illegal_transitions_are_refused_naming_the_record() {
+        for (records, says) in [
+            (vec![Record::Preflight], "00000000.json: preflight refused"),
+            (
+                vec![started(), Record::Preflight, Record::Drained],
+                "00000002.json: drained refused",
+            ),
+            (
+                vec![
+                    started(),
+                    Record::Preflight,
+                    Record::FlagOn,
+                    Record::Drained,
+                    hook(true, "a"),
+                    Record::Done,
+                ],
+                "00000005.json: done refused: hook a started",
+            ),
+            (
+                vec![
+                    started(),
+                    Record::Preflight,
+                    Record::FlagOn,
+                    Record::Drained,
+                    hook(true, "a"),
+                    hook(false, "a"),
+                    hook(true, "a"),
+                ],
+                "00000006.json: hook-started a refused: hook a was already done",
+            ),
+            (
+                vec![
+                    started(),
+                    Record::Off { who: "x".into() },
+                    Record::Preflight,
+                ],
+                "00000002.json: preflight refused: the run already ended",
+            ),
+            (
+                vec![
+                    started(),
+                    Record::Preflight,
+                    Record::FlagOn,
+                    Record::Refused,
+                ],
+                "00000003.json: refused refused: the flag was already set",
+            ),
+        ] {
+            let envs: Vec<_> = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| env(i as u64, r))
+                .collect();
+            let e = replay("runs/r/", &envs).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}\nwanted: {says}");
+        }
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_796_380_200), "20261204T103000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
     }
 }

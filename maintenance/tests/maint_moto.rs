@@ -1,5 +1,6 @@
-//! Maintenance against moto: the flag round trip, draining, the journal's resume, and the
-//! flag TTL waited out on the way in and on the way out.
+//! Maintenance against moto: the flag round trip, draining, the journal's resume, the flag
+//! TTL waited out on the way in and on the way out, and the lock (local state backend here;
+//! `tests/tests/maintenance.rs` runs the binary with the state in S3).
 //!
 //! Needs a moto server (`scripts/test` starts one): `GATEKEEPER_TEST_MOTO` or
 //! `AWS_ENDPOINT_URL` on loopback. Outside CI the tests skip without it; in CI they fail.
@@ -7,9 +8,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use maintenance::{self as maintenance, journal::Journal, DrainOutcome, Event, OnOutcome};
+use maintenance::journal::Record;
 use maintenance::redrive;
+use maintenance::{self as maintenance, DrainOutcome, Event, Locking, OffOutcome, OnOutcome};
 use maintenance_flag::MaintenanceFlag;
+use state::lock::{self, Claim, LockState, Mode};
+use state::{Holder, RunJournal, Scope};
 
 mod common;
 use common::{bucket, moto, put, unique, Moto};
@@ -33,6 +37,43 @@ fn config(service: &str, extra: &str) -> (stacks::config::Config, maintenance::M
         stacks::config::parse(path, &text).unwrap(),
         maintenance::config::parse(path, &text).unwrap(),
     )
+}
+
+/// The state of `svc-test` in a local directory.
+fn locking(dir: &std::path::Path) -> Locking {
+    let store = Arc::new(state::local::LocalStore::new(dir.join("state")));
+    Locking {
+        scope: Scope::new(store, "", "svc-test").unwrap(),
+        lease: 30,
+        force: false,
+    }
+}
+
+async fn lock_of(l: &Locking) -> state::LockInfo {
+    lock::read(&l.scope).await.unwrap().unwrap().0
+}
+
+async fn off(
+    m: &Moto,
+    target: &maintenance::Target,
+    l: &Locking,
+    who: &str,
+) -> maintenance::Cleared {
+    match maintenance::off(
+        &m.ssm,
+        target,
+        l,
+        who,
+        Duration::ZERO,
+        Duration::from_secs(5),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    {
+        OffOutcome::Cleared { cleared, .. } => cleared,
+        other => panic!("{other:?}"),
+    }
 }
 
 async fn queue(m: &Moto, name: &str) -> String {
@@ -223,14 +264,18 @@ async fn on_runs_hooks_once_across_a_resume_and_off_clears_the_flag() {
         poll_interval: Duration::from_millis(100),
         flag_ttl: Duration::ZERO,
     };
-    let journal_path = Journal::path_in(dir.path(), &target.service, &target.environment);
+    let state = locking(dir.path());
 
     // The second hook fails: the run stops there, the flag stays on, the first hook is done.
-    let mut journal = Journal::open(&journal_path).unwrap();
-    let e = maintenance::on(&clients, &target, &mconfig, &mut journal, &request, &|_| {})
+    let e = maintenance::on(&clients, &target, &mconfig, &state, &request, &|_| {})
         .await
         .unwrap_err();
     assert!(e.to_string().starts_with("hook fails: exited with"), "{e}");
+    let held = lock_of(&state).await;
+    assert_eq!(
+        (held.state, held.purpose.as_str()),
+        (LockState::Parked, "maintenance")
+    );
     let flag = maintenance::read_flag(&m.ssm, &target.flag_parameter)
         .await
         .unwrap()
@@ -246,18 +291,15 @@ async fn on_runs_hooks_once_across_a_resume_and_off_clears_the_flag() {
     std::fs::write(format!("{}.ok", marker.display()), "").unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let mut journal = Journal::open(&journal_path).unwrap();
-    let outcome = maintenance::on(
-        &clients,
-        &target,
-        &mconfig,
-        &mut journal,
-        &request,
-        &move |e| seen.lock().unwrap().push(e),
-    )
+    let outcome = maintenance::on(&clients, &target, &mconfig, &state, &request, &move |e| {
+        seen.lock().unwrap().push(e)
+    })
     .await
     .unwrap();
-    let OnOutcome::Done { flag: again, .. } = outcome else {
+    let OnOutcome::Done {
+        flag: again, run, ..
+    } = outcome
+    else {
         panic!("{outcome:?}")
     };
     assert_eq!(again.when, flag.when);
@@ -270,18 +312,47 @@ async fn on_runs_hooks_once_across_a_resume_and_off_clears_the_flag() {
         name: "backup".into()
     }));
 
-    let mut journal = Journal::open(&journal_path).unwrap();
-    assert!(journal.unfinished().is_none());
-    let off = maintenance::off(
-        &m.ssm,
-        &target,
-        &mut journal,
-        "arn:aws:iam::123456789012:user/bob",
-        Duration::ZERO,
-    )
-    .await
-    .unwrap()
-    .flag;
+    // Done: maintenance stays in the lock, parked, and a canary is refused until `off`.
+    let held = lock_of(&state).await;
+    assert_eq!(
+        (held.state, held.run_id.as_str()),
+        (LockState::Parked, run.as_str())
+    );
+    let canary = Claim {
+        run_id: "canary-1".into(),
+        purpose: "canary".into(),
+        holder: Holder::this_process("ci", "canary run"),
+        ttl: 30,
+    };
+    let e = lock::acquire(&state.scope, &canary, Mode::Fresh, lock::wall_now())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("maintenance run {run} is in flight")),
+        "{e}"
+    );
+    // Another `on` does not run the hooks again.
+    let again = maintenance::on(&clients, &target, &mconfig, &state, &request, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(again, OnOutcome::AlreadyOn { run: run.clone() });
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x\n");
+
+    let off = off(&m, &target, &state, "arn:aws:iam::123456789012:user/bob")
+        .await
+        .flag;
+    let freed = lock_of(&state).await;
+    assert_eq!(freed.state, LockState::Free);
+    let records = state::journal::read::<Record>(&state.scope, &run)
+        .await
+        .unwrap();
+    assert_eq!(
+        records.last().unwrap().record,
+        Record::Off {
+            who: "arn:aws:iam::123456789012:user/bob".into()
+        }
+    );
     let stored = maintenance::read_flag(&m.ssm, &target.flag_parameter)
         .await
         .unwrap()
@@ -311,7 +382,7 @@ async fn preflight_reports_non_empty_batch_queues_and_refuses_when_asked() {
     send(&m, &busy, 2).await;
     let clients = clients(&m);
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let state = locking(dir.path());
     let request = maintenance::OnRequest {
         message: String::new(),
         until: None,
@@ -320,9 +391,14 @@ async fn preflight_reports_non_empty_batch_queues_and_refuses_when_asked() {
         poll_interval: Duration::from_millis(100),
         flag_ttl: Duration::ZERO,
     };
-    let outcome = maintenance::on(&clients, &target, &mconfig, &mut journal, &request, &|_| {})
+    let outcome = maintenance::on(&clients, &target, &mconfig, &state, &request, &|_| {})
         .await
         .unwrap();
+    assert_eq!(
+        lock_of(&state).await.state,
+        LockState::Free,
+        "a refusal lets go"
+    );
     let OnOutcome::Refused { in_flight } = outcome else {
         panic!("{outcome:?}")
     };
@@ -380,12 +456,12 @@ async fn on_runs_no_hook_before_the_flag_ttl_even_when_the_queues_are_already_em
         flag_ttl: mconfig.flag_ttl(),
     };
     let events: Timed = Arc::default();
-    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let state = locking(&dir.path().join("j"));
     let outcome = maintenance::on(
         &clients,
         &target,
         &mconfig,
-        &mut journal,
+        &state,
         &request,
         &timed(&events),
     )
@@ -444,24 +520,37 @@ async fn a_resumed_on_waits_only_what_is_left_of_the_flag_ttl() {
     maintenance::write_flag(&m.ssm, &target.flag_parameter, &flag)
         .await
         .unwrap();
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "a flag written ten minutes ago, by the wall clock maintenance reads"
-    )]
-    let ten_minutes_ago =
-        aws_smithy_types::DateTime::from(std::time::SystemTime::now() - Duration::from_secs(600))
-            .fmt(aws_smithy_types::date_time::Format::DateTime)
-            .unwrap();
-    let journal_path = dir.path().join("j.jsonl");
-    std::fs::write(
-        &journal_path,
-        format!(
-            "{{\"run\":\"r\",\"step\":\"preflight\",\"at\":\"{t}\"}}\n\
-             {{\"run\":\"r\",\"step\":\"flag-on\",\"at\":\"{t}\"}}\n",
-            t = ten_minutes_ago
-        ),
-    )
-    .unwrap();
+    let ten_minutes_ago = lock::wall_now() - 600;
+    // Its holder (another runner) stopped: the lease ran out, the run is in flight.
+    let state = locking(dir.path());
+    let claim = Claim {
+        run_id: "maintenance-20260101T000000Z-1".into(),
+        purpose: "maintenance".into(),
+        holder: Holder {
+            who: "me".into(),
+            host: "runner-gone".into(),
+            pid: 1,
+            started: 1,
+            command: "maintenance on".into(),
+        },
+        ttl: 30,
+    };
+    let lease = lock::acquire(&state.scope, &claim, Mode::Fresh, ten_minutes_ago)
+        .await
+        .unwrap();
+    let mut journal = RunJournal::create(&state.scope, &claim.run_id, lease.generation()).unwrap();
+    for r in [
+        Record::Started {
+            who: "me".into(),
+            message: "db upgrade".into(),
+            until: None,
+            preempted: None,
+        },
+        Record::Preflight,
+        Record::FlagOn,
+    ] {
+        journal.append(ten_minutes_ago, &r).await.unwrap();
+    }
     let request = maintenance::OnRequest {
         message: "db upgrade".into(),
         until: None,
@@ -472,12 +561,11 @@ async fn a_resumed_on_waits_only_what_is_left_of_the_flag_ttl() {
     };
     let events: Timed = Arc::default();
     let started = std::time::Instant::now();
-    let mut journal = Journal::open(&journal_path).unwrap();
     let outcome = maintenance::on(
         &clients,
         &target,
         &mconfig,
-        &mut journal,
+        &state,
         &request,
         &timed(&events),
     )
@@ -518,10 +606,22 @@ async fn off_redrives_an_upload_parked_after_the_flag_was_cleared() {
     maintenance::write_flag(&m.ssm, &target.flag_parameter, &on)
         .await
         .unwrap();
-    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
-    let cleared = maintenance::off(&m.ssm, &target, &mut journal, "me", mconfig.flag_ttl())
-        .await
-        .unwrap();
+    let state = locking(dir.path());
+    let cleared = match maintenance::off(
+        &m.ssm,
+        &target,
+        &state,
+        "me",
+        mconfig.flag_ttl(),
+        Duration::from_secs(5),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    {
+        OffOutcome::Cleared { cleared, .. } => cleared,
+        other => panic!("{other:?}"),
+    };
     let cleared_at = std::time::Instant::now();
     assert!(!cleared.flag.enabled);
 
@@ -655,12 +755,12 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
     let mut clients = clients(&m);
 
     // Without the bucket's name the prefix cannot be looked at: an error, before the flag.
-    let mut journal = Journal::open(&dir.path().join("none.jsonl")).unwrap();
+    let state = locking(&dir.path().join("none"));
     let e = maintenance::on(
         &clients,
         &target,
         &refusing,
-        &mut journal,
+        &state,
         &on_request(&refusing),
         &|_| {},
     )
@@ -674,12 +774,12 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
 
     // refuse = true: reported, and nothing written.
     clients.ingestion_bucket = Some(&ingestion);
-    let mut journal = Journal::open(&dir.path().join("refused.jsonl")).unwrap();
+    let state = locking(&dir.path().join("refused"));
     let outcome = maintenance::on(
         &clients,
         &target,
         &refusing,
-        &mut journal,
+        &state,
         &on_request(&refusing),
         &|_| {},
     )
@@ -698,18 +798,22 @@ async fn preflight_reports_batches_with_objects_in_the_ingestion_bucket() {
         None,
         "refused before the flag"
     );
-    assert!(journal.unfinished().is_none(), "a refusal ends the run");
+    assert_eq!(
+        lock_of(&state).await.state,
+        LockState::Free,
+        "a refusal ends the run"
+    );
 
     // refuse = false: the same report, and maintenance goes on.
     let (_, going_on) = config(&service, &in_flight(false));
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let mut journal = Journal::open(&dir.path().join("on.jsonl")).unwrap();
+    let state = locking(&dir.path().join("on"));
     let outcome = maintenance::on(
         &clients,
         &target,
         &going_on,
-        &mut journal,
+        &state,
         &on_request(&going_on),
         &move |e| seen.lock().unwrap().push(e),
     )
@@ -754,15 +858,14 @@ async fn preflight_reports_what_the_in_flight_command_prints() {
     let flag = || maintenance::read_flag(&m.ssm, &target.flag_parameter);
     let on = |script_text: &str, journal: &str| {
         std::fs::write(&script, script_text).unwrap();
-        let path = dir.path().join(journal);
+        let state = locking(&dir.path().join(journal));
         let (clients, target, mconfig) = (&clients, &target, &mconfig);
         async move {
-            let mut journal = Journal::open(&path).unwrap();
             maintenance::on(
                 clients,
                 target,
                 mconfig,
-                &mut journal,
+                &state,
                 &on_request(mconfig),
                 &|_| {},
             )
@@ -860,13 +963,13 @@ async fn a_message_received_but_not_deleted_keeps_the_drain_waiting_until_its_ti
     let clients = clients(&m);
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
-    let mut journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
+    let state = locking(&dir.path().join("j"));
     let started = std::time::Instant::now();
     let outcome = maintenance::on(
         &clients,
         &target,
         &mconfig,
-        &mut journal,
+        &state,
         &on_request(&mconfig),
         &move |e| seen.lock().unwrap().push(e),
     )
@@ -884,6 +987,7 @@ async fn a_message_received_but_not_deleted_keeps_the_drain_waiting_until_its_ti
             flag,
             waited,
             remaining,
+            ..
         } => {
             assert!(flag.enabled);
             assert!(*waited >= Duration::from_secs(2), "{waited:?}");
@@ -915,7 +1019,125 @@ async fn a_message_received_but_not_deleted_keeps_the_drain_waiting_until_its_ti
             .enabled,
         "the flag stays on"
     );
-    let journal = Journal::open(&dir.path().join("j.jsonl")).unwrap();
-    let (_, done) = journal.unfinished().expect("the run is left to resume");
-    assert!(!done.contains(&"drained".to_string()), "{done:?}");
+    let OnOutcome::NotDrained { run, .. } = &outcome else {
+        unreachable!()
+    };
+    let held = lock_of(&state).await;
+    assert_eq!(
+        (held.state, &held.run_id),
+        (LockState::Parked, run),
+        "left to resume"
+    );
+    let done = maintenance::progress(&state.scope, run).await.unwrap();
+    assert!(!done.drained, "{done:?}");
+}
+
+#[tokio::test]
+async fn on_force_takes_the_lock_from_a_canary_awaiting_approval_and_off_hands_it_back() {
+    let Some(m) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let service = unique("pre");
+    let (stack, mconfig) = config(&service, "[maintenance]\nflag_ttl_seconds = 0\n");
+    let target = maintenance::target(&stack, &mconfig, &m.sqs).await.unwrap();
+    for q in &target.queues {
+        queue(&m, q).await;
+    }
+    let clients = clients(&m);
+    let mut state = locking(dir.path());
+    // A canary awaiting approval: parked in the lock.
+    let canary = Claim {
+        run_id: "canary-20261204T100000Z-7".into(),
+        purpose: "canary".into(),
+        holder: Holder::this_process("ci", "canary run"),
+        ttl: 30,
+    };
+    let lease = lock::acquire(&state.scope, &canary, Mode::Fresh, lock::wall_now())
+        .await
+        .unwrap();
+    lock::park(&state.scope, &lease, lock::wall_now())
+        .await
+        .unwrap();
+
+    // Without --force: refused, nothing changed.
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &state,
+        &on_request(&mconfig),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let OnOutcome::Held { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains(&format!("canary run {} is in flight", canary.run_id)),
+        "{reason}"
+    );
+    assert_eq!(
+        maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap(),
+        None
+    );
+    let before = lock_of(&state).await;
+    assert_eq!(
+        (before.run_id.as_str(), before.generation),
+        (canary.run_id.as_str(), 1)
+    );
+
+    // With it: taken, said so, and the canary is handed back, parked, by `off`.
+    state.force = true;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let outcome = maintenance::on(
+        &clients,
+        &target,
+        &mconfig,
+        &state,
+        &on_request(&mconfig),
+        &move |e| seen.lock().unwrap().push(e),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, OnOutcome::Done { .. }), "{outcome:?}");
+    assert!(events.lock().unwrap().contains(&Event::Preempted {
+        run: canary.run_id.clone(),
+        purpose: "canary".into()
+    }));
+    let held = lock_of(&state).await;
+    assert_eq!(
+        (held.state, held.purpose.as_str()),
+        (LockState::Parked, "maintenance")
+    );
+    state.force = false;
+    let cleared = maintenance::off(
+        &m.ssm,
+        &target,
+        &state,
+        "me",
+        Duration::ZERO,
+        Duration::from_secs(5),
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let OffOutcome::Cleared { handed_back, .. } = cleared else {
+        panic!("{cleared:?}")
+    };
+    assert_eq!(handed_back.as_deref(), Some(canary.run_id.as_str()));
+    let back = lock_of(&state).await;
+    assert_eq!(
+        (back.state, back.run_id.as_str(), back.purpose.as_str()),
+        (LockState::Parked, canary.run_id.as_str(), "canary")
+    );
+    assert!(
+        !maintenance::read_flag(&m.ssm, &target.flag_parameter)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
 }

@@ -369,14 +369,15 @@ async fn a_small_object_costs_one_copy_and_destinations_are_listed_once_a_page()
     assert_eq!(contents(&m, &ingestion).await, expected);
     assert!(contents(&m, &parking).await.is_empty());
 
-    // One listing of the parking lot, one of the destinations per page of 10, one copy per
+    // One listing of the parking lot (with its versions) and one after the deletes (for
+    // uploads written meanwhile), one of the destinations per page of 10, one copy per
     // object not yet there, no `HEAD` at all, and one `DeleteObjects`.
     let counts = requests.0.lock().unwrap().clone();
-    assert_eq!(requests.get(&format!("GET {parking}")), 1, "{counts:?}");
+    assert_eq!(requests.get(&format!("GET {parking}")), 2, "{counts:?}");
     assert_eq!(requests.get(&format!("GET {ingestion}")), 3, "{counts:?}");
     assert_eq!(requests.get(&format!("PUT {ingestion}")), 28, "{counts:?}");
     assert_eq!(requests.get(&format!("POST {parking}")), 1, "{counts:?}");
-    assert_eq!(requests.total(), 1 + 3 + 28 + 1, "{counts:?}");
+    assert_eq!(requests.total(), 2 + 3 + 28 + 1, "{counts:?}");
 }
 
 #[tokio::test]
@@ -575,4 +576,411 @@ async fn in_a_versioned_parking_lot_exactly_the_copied_version_is_deleted() {
         markers.is_empty(),
         "delete markers instead of deletes: {markers:?}"
     );
+}
+
+/// One entry of a key's history, newest first: a version and its bytes, or a delete marker;
+/// `true` for the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    Version(Vec<u8>, bool),
+    Marker(bool),
+}
+
+/// Every key of a (versioned) bucket with all its versions and delete markers, newest first,
+/// each version's bytes read by its version id.
+async fn history(m: &Moto, bucket: &str) -> BTreeMap<String, Vec<Entry>> {
+    let out =
+        m.s3.list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+    assert!(
+        !out.is_truncated().unwrap_or(false),
+        "one page is enough here"
+    );
+    // Versions and markers come in two lists, each newest first by key: the current entry
+    // goes first, then the noncurrent versions, then the noncurrent markers.
+    let mut keys: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for v in out.versions() {
+        let (key, id) = (v.key().unwrap(), v.version_id().unwrap());
+        let body =
+            m.s3.get_object()
+                .bucket(bucket)
+                .key(key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec();
+        keys.entry(key.to_string())
+            .or_default()
+            .push(Entry::Version(body, v.is_latest().unwrap()));
+    }
+    for d in out.delete_markers() {
+        keys.entry(d.key().unwrap().to_string())
+            .or_default()
+            .push(Entry::Marker(d.is_latest().unwrap()));
+    }
+    for entries in keys.values_mut() {
+        entries.sort_by_key(|e| match e {
+            Entry::Version(_, true) | Entry::Marker(true) => 0,
+            Entry::Version(_, false) => 1,
+            Entry::Marker(false) => 2,
+        });
+    }
+    keys
+}
+
+fn current(body: &[u8]) -> Entry {
+    Entry::Version(body.to_vec(), true)
+}
+
+fn noncurrent(body: &[u8]) -> Entry {
+    Entry::Version(body.to_vec(), false)
+}
+
+async fn versioned_buckets(m: &Moto, id: &str) -> (String, String) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let (parking, ingestion) = (format!("{id}-parking"), format!("{id}-ingestion"));
+    // Both keep versions, as the rails make them.
+    for b in [&parking, &ingestion] {
+        bucket(m, b).await;
+        m.s3.put_bucket_versioning()
+            .bucket(b)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    (parking, ingestion)
+}
+
+/// A sink that, when the source of `key` is about to be deleted (its copy verified, made now
+/// or found from an earlier run), uploads `body` to that key in the parking lot: an upload
+/// landing deterministically between the run's listing and its delete. The sink is called
+/// from the run's tasks, so the upload blocks its worker thread (multi-thread runtime).
+fn upload_before_delete(m: &Moto, parking: &str, key: &str, body: &[u8]) -> redrive::Sink {
+    let (m, parking, key, body) = (
+        m.clone(),
+        parking.to_string(),
+        key.to_string(),
+        body.to_vec(),
+    );
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    Arc::new(move |event| {
+        if let redrive::Event::Copied { key: k, .. } = &event {
+            if *k == key && !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(put(
+                        &m,
+                        &parking,
+                        &key,
+                        body.clone(),
+                    ))
+                });
+            }
+        }
+    })
+}
+
+fn map(entries: &[(&str, Vec<Entry>)]) -> BTreeMap<String, Vec<Entry>> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// The state a crash leaves (the copy in the ingestion bucket, its source still parked), and
+/// an upload to the same key landing after the rerun's listing, before its delete: the rerun
+/// deletes exactly the version it compared with the copy, so the new upload stays current
+/// (not hidden behind a delete marker), and the run says work is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_written_during_a_rerun_after_a_crash_stays_current() {
+    let Some(m) = moto().await else { return };
+    let id = unique("race");
+    let (parking, ingestion) = versioned_buckets(&m, &id).await;
+    put(&m, &parking, "k.jpg", b"first".to_vec()).await;
+    put(&m, &ingestion, "k.jpg", b"first".to_vec()).await;
+    put(&m, &parking, "other.jpg", b"other".to_vec()).await;
+
+    let request = redrive::Request::new(&parking, &ingestion, no_batches());
+    let sink = upload_before_delete(&m, &parking, "k.jpg", b"second");
+    let report = redrive::run(&clients(&m), &request, sink).await.unwrap();
+    assert_eq!(
+        (
+            report.moved,
+            report.already_there,
+            report.failures,
+            report.conflicts
+        ),
+        (2, 1, 0, 0),
+        "{report:#?}"
+    );
+    assert_eq!(report.arrived, ["k.jpg"], "the new upload is reported");
+    assert!(!report.complete(), "work is left: the run is not complete");
+
+    assert_eq!(
+        history(&m, &parking).await,
+        map(&[("k.jpg", vec![current(b"second")])]),
+        "the new upload is current, nothing hidden; exactly the copied version is gone"
+    );
+    assert_eq!(
+        history(&m, &ingestion).await,
+        map(&[
+            ("k.jpg", vec![current(b"first")]),
+            ("other.jpg", vec![current(b"other")]),
+        ])
+    );
+
+    // The next run finds it, and leaves it to a person: the key is taken by the first upload.
+    let again = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!((again.total, again.conflicts), (1, 1), "{again:#?}");
+    assert_eq!(
+        history(&m, &parking).await,
+        map(&[("k.jpg", vec![current(b"second")])])
+    );
+}
+
+/// A key uploaded twice while parked: the newest version is moved; the older one is kept as
+/// a noncurrent version behind a delete marker, written only while the moved version is still
+/// current, so nothing is current afterwards that the run said it moved, and the next run
+/// finds nothing (no false conflict). A third upload landing before the delete stays current
+/// and is reported; then exactly the moved version is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_parked_twice_moves_its_newest_version_and_keeps_the_older_noncurrent() {
+    let Some(m) = moto().await else { return };
+    let id = unique("twice");
+    let (parking, ingestion) = versioned_buckets(&m, &id).await;
+    put(&m, &parking, "twice.jpg", b"old".to_vec()).await;
+    put(&m, &parking, "twice.jpg", b"new".to_vec()).await;
+    put(&m, &parking, "thrice.jpg", b"a".to_vec()).await;
+    put(&m, &parking, "thrice.jpg", b"b".to_vec()).await;
+    put(&m, &parking, "once.jpg", b"once".to_vec()).await;
+
+    let request = redrive::Request::new(&parking, &ingestion, no_batches());
+    let sink = upload_before_delete(&m, &parking, "thrice.jpg", b"c");
+    let report = redrive::run(&clients(&m), &request, sink).await.unwrap();
+    assert_eq!(
+        (
+            report.moved,
+            report.superseded,
+            report.failures,
+            report.conflicts
+        ),
+        (3, 2, 0, 0),
+        "{report:#?}"
+    );
+    assert_eq!(report.arrived, ["thrice.jpg"]);
+    let kept: Vec<(&str, usize)> = report
+        .notable
+        .iter()
+        .map(|r| (r.key.as_str(), r.superseded.len()))
+        .collect();
+    assert_eq!(kept, [("thrice.jpg", 1), ("twice.jpg", 1)]);
+
+    assert_eq!(
+        history(&m, &parking).await,
+        map(&[
+            // The third upload stays current; the moved "b" is deleted under it.
+            ("thrice.jpg", vec![current(b"c"), noncurrent(b"a")]),
+            // Nothing current; both uploads kept, the moved one too.
+            (
+                "twice.jpg",
+                vec![Entry::Marker(true), noncurrent(b"new"), noncurrent(b"old")]
+            ),
+        ])
+    );
+    assert_eq!(
+        history(&m, &ingestion).await,
+        map(&[
+            ("once.jpg", vec![current(b"once")]),
+            ("thrice.jpg", vec![current(b"b")]),
+            ("twice.jpg", vec![current(b"new")]),
+        ])
+    );
+
+    // The next run sees only the third upload (a conflict for a person), nothing of
+    // `twice.jpg`.
+    let again = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!(
+        (again.total, again.conflicts, again.moved),
+        (1, 1, 0),
+        "{again:#?}"
+    );
+    assert_eq!(again.notable[0].key, "thrice.jpg");
+    assert!(again.arrived.is_empty());
+}
+
+/// Uploaders choose the paths inside a batch: a dead batch's rewritten key that would land in
+/// another (live) batch or up the tree is refused and left for a person; odd but harmless
+/// names are moved.
+#[tokio::test]
+async fn rewritten_keys_that_would_leave_their_batch_are_left_for_a_person() {
+    let Some(m) = moto().await else { return };
+    let id = unique("esc");
+    let (parking, ingestion) = versioned_buckets(&m, &id).await;
+    m.sqs
+        .create_queue()
+        .queue_name(format!("{id}-batch-victim"))
+        .send()
+        .await
+        .unwrap();
+    put(
+        &m,
+        &ingestion,
+        "batch-victim/real.jpg",
+        b"the victim's own".to_vec(),
+    )
+    .await;
+    let long = format!("batch-mine/{}.jpg", "l".repeat(1000));
+    let parked: Vec<(&str, &[u8])> = vec![
+        ("batch-mine/batch-victim/evil.jpg", b"evil"),
+        ("batch-mine/../../escape.jpg", b"escape"),
+        ("batch-mine//abs.jpg", b"leading slash"),
+        ("batch-mine/%2e%2e/x.jpg", b"encoded dots"),
+        ("batch-mine/a;b.jpg", b"semicolon"),
+        (long.as_str(), b"long"),
+        ("batch-victim/ok.jpg", b"live batch"),
+    ];
+    for (k, v) in &parked {
+        put(&m, &parking, k, v.to_vec()).await;
+    }
+    let rules = BatchRules {
+        id_prefix: "batch-".into(),
+        liveness: LivenessCheck::Queue(format!("{id}-{{batch}}")),
+        rewrite: "{path}".into(),
+    };
+    let request = redrive::Request::new(&parking, &ingestion, rules);
+    let report = redrive::run(&clients(&m), &request, quiet()).await.unwrap();
+    assert_eq!(
+        (
+            report.moved,
+            report.rewritten,
+            report.refused,
+            report.failures
+        ),
+        (3, 2, 4, 0),
+        "{report:#?}"
+    );
+    assert!(!report.complete());
+    assert!(
+        report.arrived.is_empty(),
+        "refused keys are left on purpose"
+    );
+    let refused: BTreeMap<&str, &str> = report
+        .notable
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Refused { reason } => Some((r.key.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused.keys().copied().collect::<Vec<_>>(),
+        [
+            "batch-mine/%2e%2e/x.jpg",
+            "batch-mine/../../escape.jpg",
+            "batch-mine//abs.jpg",
+            "batch-mine/batch-victim/evil.jpg",
+        ]
+    );
+    assert!(refused["batch-mine/batch-victim/evil.jpg"].contains("batch-victim"));
+    assert!(refused["batch-mine/../../escape.jpg"].contains("`..`"));
+
+    let left = history(&m, &parking).await;
+    assert_eq!(
+        left,
+        map(&[
+            ("batch-mine//abs.jpg", vec![current(b"leading slash")]),
+            ("batch-mine/%2e%2e/x.jpg", vec![current(b"encoded dots")]),
+            ("batch-mine/../../escape.jpg", vec![current(b"escape")]),
+            ("batch-mine/batch-victim/evil.jpg", vec![current(b"evil")]),
+        ])
+    );
+    assert_eq!(
+        history(&m, &ingestion).await,
+        map(&[
+            ("a;b.jpg", vec![current(b"semicolon")]),
+            ("batch-victim/ok.jpg", vec![current(b"live batch")]),
+            ("batch-victim/real.jpg", vec![current(b"the victim's own")]),
+            (&long["batch-mine/".len()..], vec![current(b"long")]),
+        ])
+    );
+}
+
+/// What a killed `redrive --dlq` leaves: messages received and never deleted, invisible until
+/// their visibility timeout ends. The next run moves the others and says how many are still
+/// in flight and when to run again; it is not complete (the CLI exits 2:
+/// `tests/tests/redrive_dlq.rs`).
+#[tokio::test]
+async fn a_dlq_run_reports_messages_still_in_flight_and_when_to_run_again() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let Some(m) = moto().await else { return };
+    let id = unique("dlqfl");
+    let mut urls = Vec::new();
+    for name in [format!("{id}-work"), format!("{id}-work-dlq")] {
+        let url = m.sqs.create_queue().queue_name(name).send().await.unwrap();
+        urls.push(url.queue_url().unwrap().to_string());
+    }
+    m.sqs
+        .set_queue_attributes()
+        .queue_url(&urls[1])
+        .attributes(QueueAttributeName::VisibilityTimeout, "120")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        m.sqs
+            .send_message()
+            .queue_url(&urls[1])
+            .message_body(format!("dead {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut taken = 0;
+    while taken < 3 {
+        let got = m
+            .sqs
+            .receive_message()
+            .queue_url(&urls[1])
+            .max_number_of_messages(3 - taken)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        taken += got.messages().len() as i32;
+    }
+    let request = redrive::dlq::Request {
+        dlq: format!("{id}-work-dlq"),
+        source: format!("{id}-work"),
+        dry_run: false,
+        limit: None,
+        visibility_timeout: std::time::Duration::from_secs(30),
+    };
+    let report = redrive::dlq::run(&m.sqs, &request, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.found,
+            report.moved,
+            report.failures,
+            report.in_flight
+        ),
+        (5, 2, 0, 3),
+        "{report:#?}"
+    );
+    assert_eq!(report.rerun_after_seconds, Some(120), "the queue's timeout");
+    assert!(!report.complete());
 }

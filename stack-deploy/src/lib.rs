@@ -11,6 +11,10 @@
 //!    the error says so.
 //! 4. Poll `DescribeStacks` and stream new `DescribeStackEvents` until the stack settles, with a
 //!    deadline. A rollback is an error carrying every failed event's reason.
+//!
+//! Inside both waits (the change set, the stack), a transient error (throttling, 5xx, a
+//! timeout: [`aws_errors::is_transient`]) is reported as [`Event::Retrying`] and the look is
+//! taken again at the next poll, until the wait's deadline; any other error ends the wait.
 
 use std::time::Duration;
 
@@ -81,6 +85,10 @@ pub enum Event {
         status: String,
         elapsed: Duration,
     },
+    /// A look failed in a way that may pass (throttling, 5xx, a timeout); the wait goes on.
+    Retrying {
+        error: String,
+    },
 }
 
 /// How a deploy ended well.
@@ -111,11 +119,13 @@ pub enum DeployError {
         status: String,
         failures: Vec<EventLine>,
     },
-    #[error("stack {stack} was still {status} after {}s; it keeps going in CloudFormation", .waited.as_secs())]
+    #[error("stack {stack} was still {status} after {}s; it keeps going in CloudFormation{}", .waited.as_secs(), last_look(.last_error))]
     Timeout {
         stack: String,
         status: String,
         waited: Duration,
+        /// The transient error of the last look, when it failed.
+        last_error: Option<String>,
     },
     #[error("change set {name} of stack {stack} was not ready after {}s", .waited.as_secs())]
     ChangeSetTimeout {
@@ -138,6 +148,13 @@ pub enum DeployError {
     },
 }
 
+fn last_look(error: &Option<String>) -> String {
+    error
+        .as_ref()
+        .map(|e| format!(" (the last look failed: {e})"))
+        .unwrap_or_default()
+}
+
 fn failure_list(failures: &[EventLine]) -> String {
     if failures.is_empty() {
         return String::new();
@@ -155,28 +172,59 @@ fn failure_list(failures: &[EventLine]) -> String {
     s
 }
 
-fn aws_error<E: std::error::Error + 'static>(
-    stack: &str,
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_cloudformation::error::SdkError<E>) -> DeployError {
+type SdkError<E> = aws_sdk_cloudformation::error::SdkError<E>;
+
+fn aws_error<E>(stack: &str, operation: &'static str) -> impl FnOnce(SdkError<E>) -> DeployError
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
     let stack = stack.to_string();
     move |e| DeployError::Aws {
         stack,
         operation,
-        message: aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string(),
+        message: aws_errors::message(&e),
+    }
+}
+
+/// A failed look inside a wait: the error, and whether the wait may look again.
+struct Failed {
+    error: DeployError,
+    transient: bool,
+}
+
+impl From<DeployError> for Failed {
+    fn from(error: DeployError) -> Failed {
+        Failed {
+            error,
+            transient: false,
+        }
+    }
+}
+
+fn look_error<E>(stack: &str, operation: &'static str) -> impl FnOnce(SdkError<E>) -> Failed
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let stack = stack.to_string();
+    move |e| Failed {
+        transient: aws_errors::is_transient(&e),
+        error: aws_error(&stack, operation)(e),
     }
 }
 
 /// The stack, or `None` when CloudFormation does not know it.
 pub async fn describe(client: &Client, stack: &str) -> Result<Option<Stack>, DeployError> {
+    describe_look(client, stack).await.map_err(|f| f.error)
+}
+
+async fn describe_look(client: &Client, stack: &str) -> Result<Option<Stack>, Failed> {
     match client.describe_stacks().stack_name(stack).send().await {
         Ok(out) => Ok(out.stacks().first().cloned()),
         Err(e) => {
-            let text = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
-            if text.contains("does not exist") {
+            if aws_errors::message(&e).contains("does not exist") {
                 Ok(None)
             } else {
-                Err(aws_error(stack, "DescribeStacks")(e))
+                Err(look_error(stack, "DescribeStacks")(e))
             }
         }
     }
@@ -297,7 +345,7 @@ pub async fn create_change_set(
         .await
         .map_err(aws_error(stack, "CreateChangeSet"))?;
 
-    match wait_for_change_set(client, stack, &name, timing).await {
+    match wait_for_change_set(client, stack, &name, timing, on_event).await {
         Ok(Some(changes)) => {
             on_event(Event::ChangeSetReady {
                 changes: changes.clone(),
@@ -319,58 +367,86 @@ async fn wait_for_change_set(
     stack: &str,
     name: &str,
     timing: Timing,
+    on_event: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Option<Vec<PlannedChange>>, DeployError> {
     let started = tokio::time::Instant::now();
+    let mut last_error;
     loop {
-        let out = client
-            .describe_change_set()
-            .stack_name(stack)
-            .change_set_name(name)
-            .send()
-            .await
-            .map_err(aws_error(stack, "DescribeChangeSet"))?;
-        match out.status() {
-            Some(ChangeSetStatus::CreateComplete) => {
-                let mut changes: Vec<PlannedChange> =
-                    out.changes().iter().filter_map(planned).collect();
-                let mut token = out.next_token().map(str::to_string);
-                while let Some(t) = token {
-                    let page = client
-                        .describe_change_set()
-                        .stack_name(stack)
-                        .change_set_name(name)
-                        .next_token(t)
-                        .send()
-                        .await
-                        .map_err(aws_error(stack, "DescribeChangeSet"))?;
-                    changes.extend(page.changes().iter().filter_map(planned));
-                    token = page.next_token().map(str::to_string);
-                }
-                return Ok(Some(changes));
-            }
-            Some(ChangeSetStatus::Failed) => {
-                let reason = out.status_reason().unwrap_or_default().to_string();
-                if reason.contains("didn't contain changes")
-                    || reason.contains("No updates are to be performed")
-                {
-                    return Ok(None);
-                }
-                return Err(DeployError::ChangeSetFailed {
-                    stack: stack.into(),
-                    name: name.into(),
-                    reason,
+        match look_at_change_set(client, stack, name).await {
+            Ok(ChangeSetLook::Ready(changes)) => return Ok(Some(changes)),
+            Ok(ChangeSetLook::Empty) => return Ok(None),
+            Ok(ChangeSetLook::Pending) => last_error = None,
+            Err(f) if f.transient => {
+                on_event(Event::Retrying {
+                    error: f.error.to_string(),
                 });
+                last_error = Some(f.error);
             }
-            _ => {}
+            Err(f) => return Err(f.error),
         }
         if started.elapsed() > timing.timeout {
-            return Err(DeployError::ChangeSetTimeout {
+            return Err(last_error.unwrap_or(DeployError::ChangeSetTimeout {
                 stack: stack.into(),
                 name: name.into(),
                 waited: started.elapsed(),
-            });
+            }));
         }
         tokio::time::sleep(timing.poll_interval).await;
+    }
+}
+
+enum ChangeSetLook {
+    Ready(Vec<PlannedChange>),
+    Empty,
+    Pending,
+}
+
+async fn look_at_change_set(
+    client: &Client,
+    stack: &str,
+    name: &str,
+) -> Result<ChangeSetLook, Failed> {
+    let out = client
+        .describe_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .send()
+        .await
+        .map_err(look_error(stack, "DescribeChangeSet"))?;
+    match out.status() {
+        Some(ChangeSetStatus::CreateComplete) => {
+            let mut changes: Vec<PlannedChange> =
+                out.changes().iter().filter_map(planned).collect();
+            let mut token = out.next_token().map(str::to_string);
+            while let Some(t) = token {
+                let page = client
+                    .describe_change_set()
+                    .stack_name(stack)
+                    .change_set_name(name)
+                    .next_token(t)
+                    .send()
+                    .await
+                    .map_err(look_error(stack, "DescribeChangeSet"))?;
+                changes.extend(page.changes().iter().filter_map(planned));
+                token = page.next_token().map(str::to_string);
+            }
+            Ok(ChangeSetLook::Ready(changes))
+        }
+        Some(ChangeSetStatus::Failed) => {
+            let reason = out.status_reason().unwrap_or_default().to_string();
+            if reason.contains("didn't contain changes")
+                || reason.contains("No updates are to be performed")
+            {
+                return Ok(ChangeSetLook::Empty);
+            }
+            Err(DeployError::ChangeSetFailed {
+                stack: stack.into(),
+                name: name.into(),
+                reason,
+            }
+            .into())
+        }
+        _ => Ok(ChangeSetLook::Pending),
     }
 }
 
@@ -410,7 +486,7 @@ pub async fn delete_change_set(
             operation: "DeleteChangeSet",
             message: format!(
                 "change set {name} is left behind: {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
+                aws_errors::message(&e)
             ),
         })?;
     Ok(())
@@ -474,63 +550,92 @@ pub async fn deploy(
 
     let started = tokio::time::Instant::now();
     let mut history: Vec<EventLine> = Vec::new();
+    let mut status = String::from("unknown");
+    let mut last_error;
     loop {
-        let events = client
-            .describe_stack_events()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(aws_error(stack, "DescribeStackEvents"))?;
-        // Newest first from the API; show them oldest first.
-        let fresh: Vec<&StackEvent> = events
-            .stack_events()
-            .iter()
-            .filter(|e| e.event_id().is_some_and(|id| !seen.contains(id)))
-            .collect();
-        for e in fresh.into_iter().rev() {
-            if let Some(id) = e.event_id() {
-                seen.insert(id.to_string());
+        match look_at_stack(client, stack, &mut seen, &mut history, on_event).await {
+            Ok(current) => {
+                last_error = None;
+                status = status_str(&current);
+                if !status.ends_with("_IN_PROGRESS") {
+                    if is_failure(&status)
+                        || current.stack_status() == Some(&StackStatus::DeleteComplete)
+                    {
+                        let failures = history
+                            .iter()
+                            .filter(|l| l.status.ends_with("_FAILED"))
+                            .cloned()
+                            .collect();
+                        return Err(DeployError::RolledBack {
+                            stack: stack.into(),
+                            status,
+                            failures,
+                        });
+                    }
+                    return Ok(Outcome::Completed { status, changes });
+                }
             }
-            let l = line(e);
-            history.push(l.clone());
-            on_event(Event::Stack(l));
-        }
-        let current = describe(client, stack)
-            .await?
-            .ok_or_else(|| DeployError::Aws {
-                stack: stack.into(),
-                operation: "DescribeStacks",
-                message: "the stack disappeared while deploying".into(),
-            })?;
-        let status = status_str(&current);
-        if !status.ends_with("_IN_PROGRESS") {
-            if is_failure(&status) || current.stack_status() == Some(&StackStatus::DeleteComplete) {
-                let failures = history
-                    .iter()
-                    .filter(|l| l.status.ends_with("_FAILED"))
-                    .cloned()
-                    .collect();
-                return Err(DeployError::RolledBack {
-                    stack: stack.into(),
-                    status,
-                    failures,
+            Err(f) if f.transient => {
+                let error = f.error.to_string();
+                on_event(Event::Retrying {
+                    error: error.clone(),
                 });
+                last_error = Some(error);
             }
-            return Ok(Outcome::Completed { status, changes });
+            Err(f) => return Err(f.error),
         }
         if started.elapsed() > timing.timeout {
             return Err(DeployError::Timeout {
                 stack: stack.into(),
                 status,
                 waited: started.elapsed(),
+                last_error,
             });
         }
         on_event(Event::Waiting {
-            status,
+            status: status.clone(),
             elapsed: started.elapsed(),
         });
         tokio::time::sleep(timing.poll_interval).await;
     }
+}
+
+/// One look at a stack being deployed: its new events (streamed), then its status.
+async fn look_at_stack(
+    client: &Client,
+    stack: &str,
+    seen: &mut std::collections::HashSet<String>,
+    history: &mut Vec<EventLine>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<Stack, Failed> {
+    let events = client
+        .describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(look_error(stack, "DescribeStackEvents"))?;
+    // Newest first from the API; show them oldest first.
+    let fresh: Vec<&StackEvent> = events
+        .stack_events()
+        .iter()
+        .filter(|e| e.event_id().is_some_and(|id| !seen.contains(id)))
+        .collect();
+    for e in fresh.into_iter().rev() {
+        if let Some(id) = e.event_id() {
+            seen.insert(id.to_string());
+        }
+        let l = line(e);
+        history.push(l.clone());
+        on_event(Event::Stack(l));
+    }
+    describe_look(client, stack).await?.ok_or_else(|| {
+        DeployError::Aws {
+            stack: stack.into(),
+            operation: "DescribeStacks",
+            message: "the stack disappeared while deploying".into(),
+        }
+        .into()
+    })
 }
 
 /// The stack's outputs, by output key.

@@ -335,3 +335,128 @@ async fn a_failed_change_set_is_an_error_with_its_reason() {
         "{err}"
     );
 }
+
+fn describe_error(
+    code: &'static str,
+    message: &'static str,
+) -> aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError {
+    aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError::generic(
+        aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message(message)
+            .build(),
+    )
+}
+
+fn no_events() -> Rule {
+    mock!(Client::describe_stack_events)
+        .then_output(|| DescribeStackEventsOutput::builder().build())
+}
+
+fn create_stack() -> Rule {
+    mock!(Client::create_stack)
+        .then_output(|| CreateStackOutput::builder().stack_id("arn:stack/s").build())
+}
+
+/// What the fault proxy showed: the stack was created, but a look while waiting was throttled,
+/// answered 503, or answered with a body that could not be read.
+#[tokio::test(start_paused = true)]
+async fn transient_errors_while_waiting_are_looked_at_again() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .error(|| describe_error("ValidationError", "Stack with id s does not exist"))
+        .error(|| describe_error("Throttling", "Rate exceeded"))
+        .http_status(503, None)
+        .http_status(200, Some("<DescribeStacksResponse><oops".into()))
+        .output(|| stack(StackStatus::CreateComplete))
+        .build();
+    let (create, events) = (create_stack(), no_events());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &events],
+        // Each answer is the last attempt the SDK makes, as after its own retries.
+        |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+    );
+    let (result, seen) = run(&client).await;
+    match result {
+        Ok(Outcome::Completed { status, .. }) => assert_eq!(status, "CREATE_COMPLETE"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let retried: Vec<&String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Retrying { error } => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retried.len(), 3, "{seen:?}");
+    assert!(
+        retried[0].contains("DescribeStacks on stack s: Throttling: Rate exceeded"),
+        "{}",
+        retried[0]
+    );
+    assert!(retried[1].contains("503"), "{}", retried[1]);
+    assert_eq!(describe.num_calls(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_that_will_not_pass_ends_the_wait_at_once() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .error(|| describe_error("ValidationError", "Stack with id s does not exist"))
+        .error(|| describe_error("AccessDenied", "not allowed to DescribeStacks"))
+        .output(|| stack(StackStatus::CreateComplete))
+        .build();
+    let (create, events) = (create_stack(), no_events());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &events]
+    );
+    let (result, seen) = run(&client).await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "DescribeStacks on stack s: AccessDenied: not allowed to DescribeStacks"
+    );
+    assert!(!seen.iter().any(|e| matches!(e, Event::Retrying { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_past_the_deadline_end_in_a_timeout_naming_the_last_one() {
+    let describe = mock!(Client::describe_stacks)
+        .sequence()
+        .error(|| describe_error("ValidationError", "Stack with id s does not exist"))
+        .error(|| describe_error("Throttling", "Rate exceeded"))
+        .repeatedly()
+        .build();
+    let (create, events) = (create_stack(), no_events());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &events]
+    );
+    let started = tokio::time::Instant::now();
+    let (result, _) = run(&client).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            DeployError::Timeout {
+                last_error: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("after 6"), "{text}");
+    assert!(
+        text.contains("the last look failed: DescribeStacks on stack s: Throttling"),
+        "{text}"
+    );
+    // One look per poll until the deadline (60 s at 5 s), not one error and out.
+    assert!(describe.num_calls() >= 12, "{} looks", describe.num_calls());
+    assert!(started.elapsed() >= Duration::from_secs(60));
+}

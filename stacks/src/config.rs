@@ -63,9 +63,15 @@ pub struct Config {
     /// Read by the maintenance crate.
     #[serde(default, rename = "maintenance")]
     pub _maintenance: Option<toml::Value>,
-    /// Read by the maintenance crate.
+    /// The state layer's `[state]` table (`state::StateConfig`).
+    #[serde(default, rename = "state")]
+    pub _state: Option<toml::Value>,
+    /// Read by the pipelines crate (`pipelines::config`), which rejects its unknown keys.
     #[serde(default, rename = "pipeline")]
     pub _pipeline: Option<toml::Value>,
+    /// Read by the canary crate (`canary::notify::NotifyConfig`), which rejects its unknown keys.
+    #[serde(default, rename = "notify")]
+    pub _notify: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -203,7 +209,8 @@ pub struct CustomAlarmConfig {
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
     pub comparison: Comparison,
-    pub threshold: f64,
+    /// A finite number (`nan` and `inf` are refused at load).
+    pub threshold: Spanned<f64>,
     #[serde(default = "default_period")]
     pub period_seconds: u32,
     #[serde(default = "default_evaluation_periods")]
@@ -394,5 +401,22 @@ mod tests {
                 .starts_with("g.toml:7:1: queues.name: missing field `name`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_alarm_threshold_must_be_a_finite_number() {
+        for bad in ["nan", "inf", "-inf"] {
+            let text = format!(
+                "service = \"photos\"\nenvironment = \"prod\"\n\n[[alarms.custom]]\nname = \"slow\"\nnamespace = \"App\"\nmetric = \"Latency\"\nstatistic = \"p99\"\ncomparison = \"GreaterThanThreshold\"\nthreshold = {bad}\n"
+            );
+            let err = parse(Path::new("g.toml"), &text).unwrap_err();
+            assert_eq!(
+                err.key.as_deref(),
+                Some("alarms.custom[0].threshold"),
+                "{err}"
+            );
+            assert_eq!(err.line, 10, "{err}");
+            assert!(err.to_string().contains("finite"), "{err}");
+        }
     }
 }

@@ -6,7 +6,7 @@ pub mod diff;
 mod expr;
 pub mod rails;
 pub mod template;
-mod validate;
+pub mod validate;
 
 pub use expr::{pseudo, sub_variables, Expr};
 pub use template::{Format, Output, Parameter, Policy, Resource, Template, TemplateError};

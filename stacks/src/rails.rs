@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, QueueConfig};
 use crate::expr::pseudo;
-use maintenance_flag::MaintenanceFlag;
 use crate::template::{Output, Resource, Template};
 use crate::{map, Expr};
+use maintenance_flag::MaintenanceFlag;
 
 /// The logical id for a named thing: `logical_id("Queue", "ingest-images")` is
 /// `QueueIngestImages`.
@@ -461,7 +461,7 @@ impl Builder<'_> {
                 a.statistic.get_ref(),
                 dims,
                 a.comparison.as_str(),
-                Expr::Float(a.threshold),
+                Expr::Float(*a.threshold.get_ref()),
                 a.evaluation_periods,
                 a.treat_missing_data.as_str(),
             );

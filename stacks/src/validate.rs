@@ -323,6 +323,14 @@ pub fn config(c: &Config) -> Result<(), Violation> {
             &a.statistic,
             statistic,
         )?;
+        let threshold = *a.threshold.get_ref();
+        if !threshold.is_finite() {
+            return Err(fail(
+                format!("alarms.custom[{i}].threshold"),
+                &a.threshold,
+                format!("{threshold} is not a number CloudWatch can compare with: give a finite threshold"),
+            ));
+        }
         if alarm_names.insert(a.name.get_ref().clone(), ()).is_some() {
             return Err(fail(
                 format!("alarms.custom[{i}].name"),

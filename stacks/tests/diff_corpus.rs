@@ -123,6 +123,30 @@ fn every_case_gets_its_expected_verdict() {
         if flags != want_flags {
             failures.push(format!("{name}: flags {flags:?}, expected {want_flags:?}"));
         }
+        // What widens access, by kind; none where the case says nothing.
+        let mut broadening: Vec<String> = d
+            .resources
+            .iter()
+            .flat_map(|r| &r.broadening)
+            .map(|b| {
+                serde_json::to_value(b.kind)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        broadening.sort();
+        let mut want_broadening: Vec<String> = expect["broadening"]
+            .as_array()
+            .map(|a| a.iter().map(|k| k.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        want_broadening.sort();
+        if broadening != want_broadening {
+            failures.push(format!(
+                "{name}: broadening {broadening:?}, expected {want_broadening:?}"
+            ));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -145,6 +169,11 @@ fn json_and_markdown_reports() {
         "25-export-removed",
         "27-parameters-mappings-conditions",
         "34-transform-added",
+        "37-iam-policy-widened-to-wildcard",
+        "38-ingress-opened-to-the-world",
+        "39-public-access-block-loosened",
+        "40-encryption-removed",
+        "41-principal-gains-an-account",
     ] {
         let case = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/diff_corpus")

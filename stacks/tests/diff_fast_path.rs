@@ -219,12 +219,218 @@ fn yaml_and_odd_json_are_read_whole() {
     let json =
         r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "b"}}}}"#;
     assert_eq!(fast(yaml, json), whole(yaml, json));
-    // A logical id twice: the last one counts, as in a whole read.
-    let twice =
-        r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}, "A": {"Type": "AWS::SNS::Topic"}}}"#;
-    assert_eq!(fast(json, twice), whole(json, twice));
     // Errors are the same too.
     let broken = "{\n\"Resources\": {\n}, }";
     let e = diff::diff_texts((broken, "a.json"), (json, "b"), &DiffOptions::default()).unwrap_err();
     assert_eq!(e, diff::parse_template(broken, "a.json").unwrap_err());
+}
+
+/// Both ways of reading refuse `text`, compared with `other` either way, and the fast one's
+/// message names it (or `other`, when that cannot be read either) and holds each of `words`.
+fn refused(text: &str, other: &str, words: &[&str]) {
+    let options = DiffOptions::default();
+    assert!(
+        diff::parse_template(text, "bad.json").is_err(),
+        "read whole: {text:.200}"
+    );
+    let other_bad = diff::parse_template(other, "other.json").is_err();
+    for (old, new) in [
+        ((text, "bad.json"), (other, "other.json")),
+        ((other, "other.json"), (text, "bad.json")),
+    ] {
+        let e = diff::diff_texts(old, new, &options).expect_err(&text[..text.len().min(200)]);
+        let message = e.to_string();
+        assert!(
+            message.starts_with("bad.json") || other_bad && message.starts_with("other.json"),
+            "{message}"
+        );
+        for w in words {
+            assert!(message.contains(w), "{w:?} not in {message}");
+        }
+    }
+}
+
+/// A template of a role and a queue; the role's policy allows `action` on `resource`, and the
+/// queue's `Metadata` holds `metadata`.
+fn policy_template(action: &str, resource: &str, metadata: &str) -> String {
+    format!(
+        r#"{{"Resources": {{
+  "Role": {{"Type": "AWS::IAM::Role", "Metadata": {{"note": {metadata}}}, "Properties": {{
+    "AssumeRolePolicyDocument": {{"Statement": [{{"Effect": "Allow",
+      "Principal": {{"Service": "lambda.amazonaws.com"}}, "Action": "sts:AssumeRole"}}]}},
+    "Policies": [{{"PolicyName": "p", "PolicyDocument": {{"Statement": [
+      {{"Effect": "Allow", "Action": "{action}", "Resource": "{resource}"}}]}}}}]}}}},
+  "Queue": {{"Type": "AWS::SQS::Queue", "Metadata": {{"note": {metadata}}}}}
+}}}}"#
+    )
+}
+
+/// `n` nested lists.
+fn nested(n: usize) -> String {
+    format!("{}{}", "[".repeat(n), "]".repeat(n))
+}
+
+#[test]
+fn a_value_too_deep_to_read_is_an_error_never_a_null() {
+    // 130 levels in `Metadata`, past serde_json's limit of 128: it used to be read as null on
+    // both sides, and the policy widened to `*` beside it was "No changes.".
+    let deep = nested(130);
+    let old = policy_template("sqs:SendMessage", "arn:aws:sqs:eu-west-1:1:q", &deep);
+    let new = policy_template("*", "*", &deep);
+    refused(
+        &old,
+        &new,
+        &["resource Role", "nested deeper than 100 levels"],
+    );
+    // Deep on one side only: the other side's real values are not hidden either.
+    let shallow = policy_template("*", "*", "1");
+    refused(&old, &shallow, &["resource Role", "deeper"]);
+    // Only the queue is deep, and it is the same text on both sides: still read, still refused.
+    let queue_deep = |action: &str| {
+        policy_template(action, "*", "1").replace(
+            r#""Queue": {"Type": "AWS::SQS::Queue", "Metadata": {"note": 1}}"#,
+            &format!(r#""Queue": {{"Type": "AWS::SQS::Queue", "Metadata": {{"note": {deep}}}}}"#),
+        )
+    };
+    assert!(queue_deep("*").contains(&deep));
+    refused(
+        &queue_deep("*"),
+        &queue_deep("s3:GetObject"),
+        &["resource Queue"],
+    );
+    // Between the limit here and the parser's, and in another section.
+    let just_over = policy_template("*", "*", &nested(99));
+    refused(&just_over, &shallow, &["resource Role", "deeper"]);
+    let in_outputs = format!(
+        r#"{{"Resources": {{}}, "Outputs": {{"O": {{"Value": {}}}}}}}"#,
+        nested(120)
+    );
+    refused(
+        &in_outputs,
+        r#"{"Resources": {}}"#,
+        &["`Outputs`", "deeper"],
+    );
+    // At the limit it reads, and the widening shows.
+    let at_limit = nested(MAX_VALUE_DEPTH);
+    let old = policy_template("sqs:SendMessage", "arn:aws:sqs:eu-west-1:1:q", &at_limit);
+    let new = policy_template("*", "*", &at_limit);
+    let d = fast(&old, &new);
+    assert_eq!(d, whole(&old, &new));
+    let role = d.resources.iter().find(|r| r.logical_id == "Role").unwrap();
+    assert!(
+        role.changes.iter().any(|c| c.new == Some(json!("*"))),
+        "{role:?}"
+    );
+}
+
+/// The deepest list a resource's `Metadata.note` may hold: the template is level 1,
+/// `Resources` 2, the resource 3, `Metadata` 4.
+const MAX_VALUE_DEPTH: usize = diff::MAX_DEPTH - 4;
+
+#[test]
+fn yaml_too_deep_to_read_is_an_error() {
+    let yaml = |action: &str, depth: usize| {
+        format!(
+            "Resources:\n  Role:\n    Type: AWS::IAM::Role\n    Metadata:\n      note: {}\n    Properties:\n      Policies:\n      - PolicyName: p\n        PolicyDocument:\n          Statement:\n          - {{Effect: Allow, Action: '{action}', Resource: '*'}}\n",
+            nested(depth)
+        )
+    };
+    for depth in [MAX_VALUE_DEPTH + 1, 130] {
+        let e = diff::diff_texts(
+            (&yaml("s3:GetObject", depth), "old.yaml"),
+            (&yaml("*", depth), "new.yaml"),
+            &DiffOptions::default(),
+        )
+        .unwrap_err();
+        let message = e.to_string();
+        assert!(message.starts_with("old.yaml"), "{message}");
+        assert!(message.contains("resource Role"), "{message}");
+    }
+    assert!(
+        fast(
+            &yaml("s3:GetObject", MAX_VALUE_DEPTH),
+            &yaml("*", MAX_VALUE_DEPTH)
+        )
+        .has_changes
+    );
+}
+
+#[test]
+fn sections_and_resources_that_are_not_mappings_are_errors() {
+    let ok = r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}}}"#;
+    refused(r#"{"Resources": 5}"#, ok, &["`Resources`", "not a mapping"]);
+    refused(
+        r#"{"Resources": [1]}"#,
+        ok,
+        &["`Resources`", "not a mapping"],
+    );
+    refused(
+        r#"{"Resources": {}, "Outputs": "x"}"#,
+        ok,
+        &["`Outputs`", "not a mapping"],
+    );
+    refused(
+        r#"{"Resources": {"A": 5}}"#,
+        ok,
+        &["resource A", "not a mapping"],
+    );
+    refused(
+        r#"{"Resources": {"A": {"Properties": {}}}}"#,
+        ok,
+        &["resource A", "`Type`"],
+    );
+    refused(
+        r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue", "Properties": []}}}"#,
+        ok,
+        &["resource A", "`Properties`"],
+    );
+    // The same in YAML.
+    for yaml in [
+        "Resources: 5\n",
+        "Resources:\n  A: [1]\n",
+        "Resources: {}\nParameters: 3\n",
+    ] {
+        let e = diff::diff_texts((yaml, "bad.yaml"), (ok, "ok"), &DiffOptions::default());
+        assert!(
+            e.as_ref()
+                .is_err_and(|e| e.to_string().starts_with("bad.yaml")),
+            "{yaml}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_key_twice_is_an_error_at_any_depth() {
+    let ok = r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}}}"#;
+    // A reader of the text may see the first, a parser keeps the last: neither is taken.
+    refused(
+        r#"{"Resources": {"A": {"Type": "AWS::SQS::Queue"}, "A": {"Type": "AWS::SNS::Topic"}}}"#,
+        ok,
+        &["duplicate key `A`"],
+    );
+    let policy = |statement: &str| {
+        format!(
+            r#"{{"Resources": {{"P": {{"Type": "AWS::IAM::Policy", "Properties": {{"PolicyDocument": {{"Statement": [{statement}]}}}}}}}}}}"#
+        )
+    };
+    let twice = policy(r#"{"Effect": "Allow", "Action": "s3:GetObject", "Action": "*"}"#);
+    refused(
+        &twice,
+        &policy("{}"),
+        &["resource P", "duplicate key `Action`"],
+    );
+    // Spelled otherwise, the same key.
+    let escaped = policy(r#"{"Action": "s3:GetObject", "\u0041ction": "*"}"#);
+    refused(
+        &escaped,
+        &policy("{}"),
+        &["resource P", "duplicate key `Action`"],
+    );
+    // In a resource whose text is the same on both sides.
+    let same = r#"{"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "a", "QueueName": "b"}}, "T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "{}"}}}}"#;
+    refused(
+        same,
+        &same.replace(r#""TopicName": "{}""#, r#""TopicName": "t""#),
+        &["resource Q"],
+    );
 }

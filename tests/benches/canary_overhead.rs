@@ -3,7 +3,11 @@
 //! what is measured is the gate itself: wall time of the whole `gatekeeper canary run
 //! --auto-promote` process and the AWS requests it sends. Run with `bench/canary/run.sh`.
 
-#![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its table")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its table"
+)]
 
 use std::time::Instant;
 

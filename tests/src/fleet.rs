@@ -77,6 +77,10 @@ tolerance = 0.5
 min_samples = 1
 "#;
 
+/// Metrics of a healthy canary: (requests, errors, latency) of production, then the canary.
+pub const HEALTHY: ((f64, f64, f64), (f64, f64, f64)) =
+    ((19_000.0, 19.0, 0.120), (1_000.0, 1.0, 0.121));
+
 /// An S3 client for moto (path-style).
 pub async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
     let sdk = sdk(moto).await;
@@ -142,6 +146,9 @@ pub struct Fleet {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub s3: aws_sdk_s3::Client,
+    /// The bucket of `[state] url`: the lock and the journals of this fleet's service.
+    pub state_bucket: String,
 }
 
 pub async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
@@ -167,6 +174,13 @@ impl Fleet {
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
         let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
         let ssm = aws_sdk_ssm::Client::new(&sdk);
+        let s3 = s3(moto).await;
+        let state_bucket = unique("gk-state");
+        s3.create_bucket()
+            .bucket(&state_bucket)
+            .send()
+            .await
+            .expect("CreateBucket state");
         let service = unique("cn");
         let environment = "e2e".to_string();
 
@@ -286,15 +300,15 @@ impl Fleet {
         }
         let scripts = repo_root().join("examples/photos/canary");
         let config = dir.path().join("gatekeeper.toml");
-        // A `journal_s3 = "s3://..."` line in `extra` mirrors the journal there.
-        let journal_s3: String = extra
+        // A `lease_seconds = N` line in `extra` goes to `[state]`.
+        let lease: String = extra
             .lines()
-            .filter_map(|l| l.strip_prefix("journal_s3 = "))
-            .map(|url| format!("s3 = {url}\n"))
+            .filter(|l| l.starts_with("lease_seconds = "))
+            .map(|l| format!("{l}\n"))
             .collect();
         let extra: String = extra
             .lines()
-            .filter(|l| !l.starts_with("journal_s3 = "))
+            .filter(|l| !l.starts_with("lease_seconds = "))
             .map(|l| format!("{l}\n"))
             .collect();
         let text = format!(
@@ -319,16 +333,16 @@ kind = "command"
 command = ["{deploy}"]
 current = ["{current}"]
 
-[canary.journal]
-dir = "{journal}"
-{journal_s3}
 [canary.metrics]
 latency_statistic = "Average"
 
 [canary.judge]
 alpha = 0.05
 
-{JUDGE}"#,
+{JUDGE}
+[state]
+url = "s3://{state_bucket}/gatekeeper"
+{lease}"#,
             // Drain and bake at zero unless `extra` sets them.
             timing = [("bake_seconds", 0), ("interval_seconds", 0)]
                 .iter()
@@ -338,7 +352,6 @@ alpha = 0.05
             smoke = scripts.join("smoke.sh").display(),
             deploy = scripts.join("deploy.sh").display(),
             current = scripts.join("current.sh").display(),
-            journal = dir.path().join("journal").display(),
         );
         std::fs::write(&config, text).unwrap();
         Fleet {
@@ -355,6 +368,8 @@ alpha = 0.05
             elb,
             cloudwatch,
             ssm,
+            s3,
+            state_bucket,
         }
     }
 
@@ -420,16 +435,77 @@ alpha = 0.05
             .collect()
     }
 
-    pub async fn lock_held(&self) -> bool {
-        self.ssm
-            .get_parameter()
-            .name(format!(
-                "/gatekeeper/{}-{}/canary-lock",
-                self.service, self.environment
-            ))
+    /// The lock object in the state bucket, if it was ever taken.
+    pub async fn lock(&self) -> Option<serde_json::Value> {
+        let key = format!("gatekeeper/{}-{}/lock.json", self.service, self.environment);
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.state_bucket)
+            .key(key)
             .send()
             .await
-            .is_ok()
+            .ok()?;
+        let body = out.body.collect().await.ok()?.into_bytes();
+        Some(serde_json::from_slice(&body).expect("the lock is JSON"))
+    }
+
+    /// Held by a process or parked by a run in flight: anything but free.
+    pub async fn lock_held(&self) -> bool {
+        self.lock()
+            .await
+            .is_some_and(|l| l["state"].as_str() != Some("free"))
+    }
+
+    /// The run ids journaled in the state bucket, oldest first.
+    pub async fn runs(&self) -> Vec<String> {
+        let prefix = format!("gatekeeper/{}-{}/runs/", self.service, self.environment);
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.state_bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        let mut runs: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key()?.strip_prefix(&prefix)?.split('/').next())
+            .map(str::to_string)
+            .collect();
+        runs.dedup();
+        runs
+    }
+
+    /// Every record of `run` as JSON, in order.
+    pub async fn records(&self, run: &str) -> Vec<serde_json::Value> {
+        let prefix = format!(
+            "gatekeeper/{}-{}/runs/{run}/",
+            self.service, self.environment
+        );
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.state_bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        let mut records = Vec::new();
+        for o in out.contents() {
+            let got = self
+                .s3
+                .get_object()
+                .bucket(&self.state_bucket)
+                .key(o.key().unwrap())
+                .send()
+                .await
+                .expect("GetObject record");
+            let body = got.body.collect().await.unwrap().into_bytes();
+            records.push(serde_json::from_slice(&body).unwrap());
+        }
+        records
     }
 
     /// Puts one minute of ALB metrics per target group into moto's CloudWatch.
@@ -461,6 +537,21 @@ alpha = 0.05
         let log = std::fs::read_to_string(self.dir.path().join("state/deploy.log")).unwrap();
         let canary = &self.nodes[0];
         assert_eq!(log, format!("{canary} {revision}\n{canary} {previous}\n"));
+    }
+
+    /// Production has every node, the canary group none, weights 100/0, every node on
+    /// `revision` (whatever the lock says: a foreign lock object is left alone).
+    pub async fn assert_safe_on_with_lock(&self, revision: &str) {
+        let all: BTreeSet<String> = self.nodes.iter().cloned().collect();
+        assert_eq!(self.members(&self.prod_tg).await, all, "production group");
+        assert!(
+            self.members(&self.canary_tg).await.is_empty(),
+            "canary group"
+        );
+        assert_eq!(self.weights().await, (100, 0), "listener weights");
+        for (node, rev) in self.revisions() {
+            assert_eq!(rev, revision, "revision of {node}");
+        }
     }
 
     /// Production has every node, the canary group none, weights 100/0, every node on

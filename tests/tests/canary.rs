@@ -88,29 +88,37 @@ fn passed_canary_waits_for_promote_which_records_the_approver() {
     assert!(!rt.block_on(fleet.members(&fleet.prod_tg)).contains(&canary));
     let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
     assert_eq!(code, Some(0));
-    assert!(status.contains("held by arn:aws"), "{status}");
+    // The run is parked: in flight, no process driving it, the service taken until it ends.
+    assert!(status.contains(": parked: canary run"), "{status}");
+    assert!(status.contains("by arn:aws"), "{status}");
     assert!(status.contains("listener weights: 95/5"), "{status}");
     assert!(status.contains("awaiting approval"), "{status}");
-    // A second run is refused while this one is unfinished.
-    let (code, _, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v3"]));
-    assert_eq!(code, Some(1));
-    assert!(stderr.contains("is not finished"), "{stderr}");
+    // A second run is refused while this one is unfinished: the lock is parked by it.
+    let (code, stdout, _) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v3"]));
+    assert_eq!(code, Some(2));
+    assert!(
+        stdout.contains("is in flight with no process driving it"),
+        "{stdout}"
+    );
+    let lock = rt.block_on(fleet.lock()).unwrap();
+    assert_eq!(lock["state"], "parked", "{lock}");
 
-    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote", "--yes"]));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("promoted"), "{stdout}");
     rt.block_on(fleet.assert_safe_on("v2"));
-    let journal = std::fs::read_to_string(
-        fleet
-            .dir
-            .path()
-            .join(format!("journal/{}-e2e.jsonl", fleet.service)),
-    )
-    .unwrap();
+    let runs = rt.block_on(fleet.runs());
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let records = rt.block_on(fleet.records(&runs[0]));
     assert!(
-        journal.contains(r#""event":"approved","who":"arn:aws"#),
-        "{journal}"
+        records.iter().any(|r| r["record"]["event"] == "approved"
+            && r["record"]["who"].as_str().unwrap().starts_with("arn:aws")),
+        "{records:?}"
     );
+    // Promote took the lock over: its records carry a larger generation than the run's start.
+    let first = records.first().unwrap()["generation"].as_u64().unwrap();
+    let last = records.last().unwrap()["generation"].as_u64().unwrap();
+    assert!(last > first, "{first} then {last}");
 }
 
 #[test]
@@ -179,31 +187,39 @@ fn held_lock_refuses() {
     let rt = rt();
     let fleet = rt.block_on(Fleet::new(&moto, 2, ""));
     let far = 4_000_000_000u64;
+    let lock = format!(
+        r#"{{"format":"gatekeeper.lock/1","generation":7,"state":"held","run_id":"other",
+        "purpose":"canary","holder":{{"who":"ci-runner-7","host":"runner-7","pid":12}},
+        "acquired_at":1,"renewed_at":1,"expires_at":{far},"renew_every":40}}"#
+    );
     rt.block_on(async {
         fleet
-            .ssm
-            .put_parameter()
-            .name(format!("/gatekeeper/{}-e2e/canary-lock", fleet.service))
-            .value(format!(
-                r#"{{"holder":"ci-runner-7","run_id":"other","acquired_at":1,"expires_at":{far}}}"#
-            ))
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .s3
+            .put_object()
+            .bucket(&fleet.state_bucket)
+            .key(format!("gatekeeper/{}-e2e/lock.json", fleet.service))
+            .body(lock.into_bytes().into())
             .send()
             .await
             .unwrap();
     });
     let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
-    assert!(stdout.contains("held by ci-runner-7"), "{stdout}");
+    assert!(
+        stdout.contains("held by ci-runner-7 on runner-7"),
+        "{stdout}"
+    );
     let (_, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
     assert!(
-        status.contains("held by ci-runner-7 (run other)"),
+        status.contains("held by ci-runner-7 on runner-7 (pid 12) for canary run other"),
         "{status}"
     );
-    // Nothing changed.
+    // Nothing changed: the fleet, the lock object, and no run was journaled.
     let all: std::collections::BTreeSet<String> = fleet.nodes.iter().cloned().collect();
     assert_eq!(rt.block_on(fleet.members(&fleet.prod_tg)), all);
     assert_eq!(rt.block_on(fleet.weights()), (100, 0));
+    assert_eq!(rt.block_on(fleet.lock()).unwrap()["generation"], 7);
+    assert!(rt.block_on(fleet.runs()).is_empty());
 }
 
 #[test]
@@ -225,7 +241,12 @@ fn dry_run_prints_every_action_and_changes_nothing() {
         assert!(stderr.contains(&line), "missing {line:?} in\n{stderr}");
     }
     rt.block_on(fleet.assert_safe_on("v1"));
-    assert!(!fleet.dir.path().join("journal").exists());
+    // Nothing was journaled and the lock was never taken.
+    assert!(rt.block_on(fleet.runs()).is_empty());
+    assert!(rt.block_on(fleet.lock()).is_none());
+    // It ends saying what it did, never an outcome it did not reach.
+    assert!(!stdout.contains("promoted"), "{stdout}");
+    assert!(stdout.contains("dry run"), "{stdout}");
 }
 
 #[test]
@@ -286,23 +307,44 @@ fn a_config_change_that_is_not_backward_compatible_refuses_the_run() {
 }
 
 #[test]
-fn sigterm_during_the_bake_rolls_back_and_exits_non_zero() {
+fn sigterm_during_the_bake_rolls_back_within_a_second_and_exits_non_zero() {
     let Some(moto) = moto() else { return };
     let rt = rt();
+    // A 60 s interval: the signal must not wait for the interval's sleep to end.
     let fleet = rt.block_on(Fleet::new(
         &moto,
         3,
-        "bake_seconds = 120\ninterval_seconds = 1\n",
+        "bake_seconds = 600\ninterval_seconds = 60\n",
     ));
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     // Wait until the bake has begun, then SIGTERM.
-    let (child, _) = spawn_baking(&fleet);
+    let (child, run) = spawn_baking(&fleet, &rt);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "compared with the wall-clock time the journal records"
+    )]
+    let signalled = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
+    // The rollback began (its first record) within a second of the signal.
+    let records = rt.block_on(fleet.records(&run));
+    let rolled = records
+        .iter()
+        .find(|r| r["record"]["event"] == "began" && r["record"]["mode"] == "rollback")
+        .expect("a rollback step");
+    let began = rolled["at"].as_u64().unwrap();
+    assert!(
+        began <= signalled + 1,
+        "the rollback began {}s after the signal",
+        began - signalled
+    );
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -325,28 +367,34 @@ fn resume_and_abort_refuse_while_the_run_is_alive_and_change_nothing() {
         "bake_seconds = 120\ninterval_seconds = 1\n",
     ));
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
-    let (child, journal) = spawn_baking(&fleet);
+    let (child, run) = spawn_baking(&fleet, &rt);
     let weights = rt.block_on(fleet.weights());
-    let journal_before = std::fs::read_to_string(&journal).unwrap();
+    let lock_before = rt.block_on(fleet.lock()).unwrap();
     for sub in ["resume", "abort"] {
-        let out = fleet.gatekeeper(&["canary", sub]).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{sub}: {stderr}");
-        assert!(
-            stderr.contains(&format!("still being driven by pid {}", child.id())),
-            "{sub}: {stderr}"
-        );
+        for force in [false, true] {
+            let mut args = vec!["canary", sub];
+            if force {
+                args.push("--force");
+            }
+            let out = fleet.gatekeeper(&args).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(2), "{sub}: {stdout}");
+            assert!(
+                stdout.contains(&format!("still being driven by pid {}", child.id())),
+                "{sub}: {stdout}"
+            );
+        }
     }
-    // Neither touched the listener nor wrote to the run's journal.
+    // Neither touched the listener, the lock's generation, nor wrote to the run's journal.
     assert_eq!(rt.block_on(fleet.weights()), weights);
-    let journal_after = std::fs::read_to_string(&journal).unwrap();
+    let lock_after = rt.block_on(fleet.lock()).unwrap();
+    assert_eq!(lock_after["generation"], lock_before["generation"]);
+    let records = rt.block_on(fleet.records(&run));
     assert!(
-        journal_after.starts_with(&journal_before),
-        "the journal was rewritten"
-    );
-    assert!(
-        !journal_after[journal_before.len()..].contains("abort"),
-        "{journal_after}"
+        records
+            .iter()
+            .all(|r| r["record"]["event"] != "abort" && r["record"]["record"] != "took"),
+        "{records:?}"
     );
     // The live run is still in charge: a SIGTERM rolls it back as usual.
     let status = std::process::Command::new("kill")
@@ -400,76 +448,69 @@ fn a_revision_the_artifact_mirror_does_not_have_yet_refuses_the_run() {
 }
 
 #[test]
-fn the_journal_kept_in_s3_lets_another_runner_see_and_promote_the_run() {
+fn another_runner_with_nothing_local_sees_and_promotes_the_run() {
     let Some(moto) = moto() else { return };
     let rt = rt();
-    let bucket = gatekeeper_e2e::unique("journal");
-    let s3 = rt.block_on(gatekeeper_e2e::fleet::s3(&moto));
-    rt.block_on(s3.create_bucket().bucket(&bucket).send())
-        .unwrap();
-    let fleet = rt.block_on(Fleet::new(
-        &moto,
-        3,
-        &format!("journal_s3 = \"s3://{bucket}/gatekeeper\""),
-    ));
+    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     let (code, stdout, stderr) = output(fleet.gatekeeper(&["canary", "run", "--revision", "v2"]));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("awaiting-approval"), "{stdout}");
-
-    // The journal object is in S3, record for record the local one.
-    let key = format!("gatekeeper/{}-e2e.jsonl", fleet.service);
-    let remote = rt.block_on(async {
-        let out = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
-    });
-    let local_path = fleet
-        .dir
-        .path()
-        .join(format!("journal/{}-e2e.jsonl", fleet.service));
-    assert_eq!(remote, std::fs::read_to_string(&local_path).unwrap());
-
-    // Another runner: no local journal. It sees the run and promotes it.
-    std::fs::remove_file(&local_path).unwrap();
-    let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
+    // Another runner: another directory, another host name; the state is all in S3.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let on_other = |args: &[&str]| {
+        let mut cmd = fleet.gatekeeper(args);
+        cmd.current_dir(elsewhere.path())
+            .env("HOSTNAME", "runner-b");
+        cmd
+    };
+    let (code, status, _) = output(on_other(&["canary", "status"]));
     assert_eq!(code, Some(0));
     assert!(status.contains("awaiting approval"), "{status}");
-    let (code, stdout, stderr) = output(fleet.gatekeeper(&["promote"]));
+    let (code, stdout, stderr) = output(on_other(&["promote", "--yes"]));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     rt.block_on(fleet.assert_safe_on("v2"));
-    // This runner's local journal holds only the promotion; status still tells the whole run.
-    let (code, status, _) = output(fleet.gatekeeper(&["canary", "status"]));
+    let (code, status, _) = output(on_other(&["canary", "status"]));
     assert_eq!(code, Some(0));
     assert!(status.contains("v1 → v2"), "{status}");
     assert!(status.contains("promoted"), "{status}");
+    assert!(
+        status.contains("lock s3://") && status.contains(": free"),
+        "{status}"
+    );
+    // Nothing was written locally on either runner.
+    assert!(!elsewhere.path().join(".gatekeeper").exists());
 }
 
 /// Starts `canary run --revision v2` and returns once its journal says the bake has begun:
-/// the process, and the journal's path.
-fn spawn_baking(fleet: &Fleet) -> (std::process::Child, std::path::PathBuf) {
-    let child = fleet
+/// the process, and the run's id.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the caller waits for the process it returns"
+)]
+fn spawn_baking(fleet: &Fleet, rt: &tokio::runtime::Runtime) -> (std::process::Child, String) {
+    let mut child = fleet
         .gatekeeper(&["canary", "run", "--revision", "v2"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let journal = fleet
-        .dir
-        .path()
-        .join(format!("journal/{}-e2e.jsonl", fleet.service));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !std::fs::read_to_string(&journal)
-        .unwrap_or_default()
-        .contains("\"bake\"")
-    {
-        assert!(std::time::Instant::now() < deadline, "the bake never began");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    loop {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the bake never began");
+        }
+        if let Some(run) = rt.block_on(fleet.runs()).pop() {
+            let records = rt.block_on(fleet.records(&run));
+            if records
+                .iter()
+                .any(|r| r["record"]["action"]["action"] == "bake")
+            {
+                return (child, run);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    (child, journal)
 }

@@ -1,7 +1,8 @@
-//! kill -9 at every step boundary of a canary run, then `gatekeeper canary resume`: the fleet
-//! always ends safe — every node in production on one revision, the canary group empty,
-//! weights 100/0, the lock free. The binary aborts itself through its test hook
-//! `GATEKEEPER_CRASH_AFTER` right after journaling the named step.
+//! kill -9 at every step boundary of a canary run, then `gatekeeper canary resume` from
+//! another runner (another working directory with no local state, another `HOSTNAME`): the
+//! fleet always ends safe — every node in production on one revision, the canary group empty,
+//! weights 100/0, the lock free — using only the state in S3. The binary aborts itself
+//! through its test hook `GATEKEEPER_CRASH_AFTER` right after journaling the named step.
 
 use gatekeeper_e2e::fleet::Fleet;
 use gatekeeper_e2e::moto;
@@ -12,7 +13,8 @@ fn crash_then_resume(crash_after: &str, healthy: bool, expect: &str) {
         .enable_all()
         .build()
         .unwrap();
-    let fleet = rt.block_on(Fleet::new(&moto, 3, ""));
+    // A short lease: the crashed runner's lease runs out while the test waits.
+    let fleet = rt.block_on(Fleet::new(&moto, 3, "lease_seconds = 3"));
     let canary_errors = if healthy { 1.0 } else { 150.0 };
     rt.block_on(fleet.put_metrics((19_000.0, 19.0, 0.12), (1_000.0, canary_errors, 0.12)));
     let out = fleet
@@ -25,7 +27,29 @@ fn crash_then_resume(crash_after: &str, healthy: bool, expect: &str) {
         !out.status.success() && stderr.contains("aborting"),
         "{crash_after}: the run did not crash: {stderr}"
     );
-    let out = fleet.gatekeeper(&["canary", "resume"]).output().unwrap();
+    // Another runner: no local directory of the crashed one, another host name. It cannot
+    // check the crashed process, so it waits for the lease to run out, as it is told to.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let resume = || {
+        let mut cmd = fleet.gatekeeper(&["canary", "resume"]);
+        cmd.current_dir(elsewhere.path())
+            .env("HOSTNAME", "runner-b");
+        cmd.output().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let out = loop {
+        let out = resume();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.code() == Some(2) && stdout.contains("on a host this one cannot check") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{crash_after}: the lease never ran out: {stdout}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        }
+        break out;
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -33,8 +57,9 @@ fn crash_then_resume(crash_after: &str, healthy: bool, expect: &str) {
         "{crash_after}: resume failed: {stdout}\n{stderr}"
     );
     rt.block_on(fleet.assert_safe_on(expect));
+    assert!(!elsewhere.path().join(".gatekeeper").exists());
     // Resuming again has nothing left to do.
-    let out = fleet.gatekeeper(&["canary", "resume"]).output().unwrap();
+    let out = resume();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is over"));
 }

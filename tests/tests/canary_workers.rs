@@ -77,9 +77,6 @@ kind = "command"
 command = ["{deploy}"]
 current = ["{current}"]
 
-[canary.journal]
-dir = "{journal}"
-
 [canary.metrics]
 namespace = "{NAMESPACE}"
 node_dimension = "Node"
@@ -88,12 +85,15 @@ errors_metric = "MessagesFailed"
 latency_metric = "ProcessingTime"
 latency_statistic = "Average"
 
-{JUDGE}"#,
+{JUDGE}
+[state]
+dir = "{state}"
+"#,
                 nodes = list(&nodes),
                 smoke = scripts.join("smoke.sh").display(),
                 deploy = scripts.join("deploy.sh").display(),
                 current = scripts.join("current.sh").display(),
-                journal = dir.path().join("journal").display(),
+                state = dir.path().join("gk-state").display(),
             ),
         )
         .unwrap();

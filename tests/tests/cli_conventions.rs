@@ -262,7 +262,11 @@ fn output_accepts_only_the_formats_a_command_renders() {
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
         assert!(stderr.contains("markdown"), "{args:?}: {stderr}");
     }
-    for args in [&["canary", "status"][..], &["promote"], &["maintenance", "status"]] {
+    for args in [
+        &["canary", "status"][..],
+        &["promote"],
+        &["maintenance", "status"],
+    ] {
         let mut c = gatekeeper();
         c.args(args).arg("--help");
         let (_, stdout, _) = output(c);
@@ -274,7 +278,10 @@ fn output_accepts_only_the_formats_a_command_renders() {
     // Markdown where it is rendered.
     let (old, new) = changed_templates();
     let mut c = gatekeeper();
-    c.arg("diff").arg(old).arg(new).args(["--output", "markdown"]);
+    c.arg("diff")
+        .arg(old)
+        .arg(new)
+        .args(["--output", "markdown"]);
     let (code, stdout, _) = output(c);
     assert_eq!(code, Some(2));
     assert!(stdout.contains('|'), "a markdown table: {stdout}");

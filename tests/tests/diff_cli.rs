@@ -159,3 +159,64 @@ fn malformed_yaml_and_missing_files_are_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
 }
+
+/// A role whose policy allows `action` on everything, beside `metadata` in its `Metadata`.
+fn role_template(action: &str, metadata: &str) -> String {
+    format!(
+        r#"{{"Resources": {{"Role": {{"Type": "AWS::IAM::Role", "Metadata": {{"note": {metadata}}},
+  "Properties": {{"Policies": [{{"PolicyName": "p", "PolicyDocument": {{"Statement": [
+    {{"Effect": "Allow", "Action": "{action}", "Resource": "*"}}]}}}}]}}}}}}}}"#
+    )
+}
+
+#[test]
+fn a_value_too_deep_to_read_exits_1_naming_file_and_resource() {
+    // 130 nested lists in `Metadata`: past the JSON parser's limit. Once read as null on both
+    // sides, the policy widened beside it was "No changes." and exit 0.
+    let dir = scratch("deep");
+    let deep = format!("{}{}", "[".repeat(130), "]".repeat(130));
+    let old = dir.join("old.json");
+    let new = dir.join("new.json");
+    let shallow = dir.join("shallow.json");
+    std::fs::write(&old, role_template("sqs:SendMessage", &deep)).unwrap();
+    std::fs::write(&new, role_template("*", &deep)).unwrap();
+    std::fs::write(&shallow, role_template("*", "1")).unwrap();
+    for (a, b, named) in [
+        (&old, &new, &old),
+        (&old, &shallow, &old),
+        (&shallow, &new, &new),
+    ] {
+        let out = diff(a, b, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr.contains(&named.display().to_string()) && stderr.contains("resource Role"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("nested deeper than"), "{stderr}");
+    }
+}
+
+#[test]
+fn resources_that_are_not_a_mapping_exit_1() {
+    let dir = scratch("resources5");
+    for (name, text) in [
+        ("five.json", r#"{"Resources": 5}"#),
+        ("five.yaml", "Resources: 5\n"),
+    ] {
+        let bad = dir.join(name);
+        std::fs::write(&bad, text).unwrap();
+        let out = diff(&bad, &case("01-no-change", "new"), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains("`Resources`"),
+            "{stderr}"
+        );
+    }
+}

@@ -116,3 +116,46 @@ fn a_config_without_a_canary_table_is_an_error_naming_the_file() {
     assert!(stderr.contains("svc.toml"), "{stderr}");
     assert!(stderr.contains("[canary]"), "{stderr}");
 }
+
+#[test]
+fn a_notify_topic_is_granted_publish_on_that_topic_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gatekeeper.toml");
+    let example = std::fs::read_to_string(repo_root().join("examples/photos/prod.toml")).unwrap();
+    let topic = "arn:aws:sns:us-east-1:123456789012:photos-deploys";
+    std::fs::write(
+        &config,
+        format!("{example}\n[notify]\nsns_topic_arn = \"{topic}\"\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = policy(&["--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let notify: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["Action"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "sns:Publish")
+        })
+        .collect();
+    assert_eq!(notify.len(), 1, "{stdout}");
+    assert_eq!(notify[0]["Resource"], serde_json::json!([topic]));
+
+    // Not a topic ARN: refused at load, located.
+    std::fs::write(
+        &config,
+        format!("{example}\n[notify]\nsns_topic_arn = \"photos;rm\"\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = policy(&["--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("notify.sns_topic_arn") && stderr.contains("gatekeeper.toml:"),
+        "{stderr}"
+    );
+}

@@ -414,3 +414,102 @@ async fn a_run_moves_at_most_what_the_dlq_held_at_its_start_or_the_limit() {
     );
     assert_eq!(depth(&sqs, &dlq).await, 12, "each message still there once");
 }
+
+/// A run killed after receiving leaves its messages in flight (invisible) until their
+/// visibility timeout ends; the rerun cannot move them, so it says how many are left and when
+/// to run again, and exits 2 instead of 0.
+#[tokio::test(flavor = "current_thread")]
+async fn messages_still_in_flight_after_a_killed_run_are_reported_with_exit_2() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let Some(moto) = moto() else { return };
+    let sqs = sqs_client(&moto).await;
+    let id = unique("dlqkill");
+    let (source, _) = create_queue(&sqs, &format!("{id}-work"), None).await;
+    let (dlq, _) = create_queue(&sqs, &format!("{id}-work-dlq"), None).await;
+    sqs.set_queue_attributes()
+        .queue_url(&dlq)
+        .attributes(QueueAttributeName::VisibilityTimeout, "120")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(format!("dead {i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // What a killed run leaves: three received, never deleted, hidden for five minutes.
+    let mut taken = Vec::new();
+    while taken.len() < 3 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(3 - taken.len() as i32)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        taken.extend(got.messages().iter().map(|m| m.body().unwrap().to_string()));
+    }
+
+    let out = moto
+        .gatekeeper()
+        .args(["redrive", "--dlq", &format!("{id}-work-dlq")])
+        .args(["--to", &format!("{id}-work")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "moved 2 of 5 messages from {id}-work-dlq to {id}-work"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "3 messages still in flight in {id}-work-dlq (received, not deleted: by an interrupted run?); \
+             they are visible again within 120s: run again then"
+        )),
+        "{stdout}"
+    );
+    // Nothing lost, nothing doubled: the two visible ones moved, the three in flight stay.
+    let mut moved = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&source)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            break;
+        }
+        for m in got.messages() {
+            moved.push(m.body().unwrap().to_string());
+            sqs.delete_message()
+                .queue_url(&source)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let mut all: Vec<String> = moved.iter().chain(&taken).cloned().collect();
+    all.sort();
+    assert_eq!(all, (0..5).map(|i| format!("dead {i}")).collect::<Vec<_>>());
+    assert_eq!(moved.len(), 2);
+    assert_eq!(
+        depth(&sqs, &dlq).await,
+        3,
+        "the three in flight are still in the DLQ"
+    );
+}

@@ -1,7 +1,8 @@
 //! The layering ARCHITECTURE.md promises, read from every `Cargo.toml` of the workspace (like
 //! rust-analyzer's `xtask/src/tidy.rs`):
-//! - `stacks`, `compat`, `config-error` and `maintenance-flag` (default features off) have no
-//!   `aws-*` dependency, directly or through another crate of the workspace;
+//! - `stacks`, `compat`, `config-error`, `evidence`, `pipelines`, `command-step`, and with
+//!   default features off `canary`, `state` and `maintenance-flag`, have no `aws-*` dependency,
+//!   directly or through another crate of the workspace;
 //! - `maintenance-flag`, the crate services embed, never depends on `stacks`;
 //! - every member takes the workspace's lints.
 
@@ -12,7 +13,17 @@ use gatekeeper_e2e::repo_root;
 use toml::{Table, Value};
 
 /// The crates that never talk to AWS, checked with their default features off.
-const NO_AWS: &[&str] = &["stacks", "compat", "config-error", "maintenance-flag"];
+const NO_AWS: &[&str] = &[
+    "stacks",
+    "compat",
+    "config-error",
+    "evidence",
+    "pipelines",
+    "command-step",
+    "canary",
+    "state",
+    "maintenance-flag",
+];
 
 struct Manifest {
     path: String,

@@ -67,7 +67,10 @@ pub struct MetricConfig {
     /// canary be 20% worse than the baseline. Default 0.2 for counts, 0.1 for continuous.
     #[serde(default)]
     pub tolerance: Option<f64>,
-    /// A critical metric that fails fails the run at once.
+    /// A critical metric that fails fails the run on its own, whatever the other metrics show
+    /// and whatever the score (Kayenta's meaning). With the default `min_score` (100) every
+    /// failed metric fails the run, critical or not; `critical` matters once `min_score`
+    /// tolerates some failed metrics.
     #[serde(default)]
     pub critical: bool,
     /// Canary observations (requests for counts, samples for continuous metrics) needed
@@ -112,12 +115,23 @@ pub struct JudgeConfig {
     /// sequence excludes a regression.
     #[serde(default = "default_true")]
     pub pass_early: bool,
+    /// The run's score is the percentage of its metrics that have not failed; the run fails,
+    /// at the interval where it happens, as soon as its score falls below `min_score` or a
+    /// critical metric fails. 100 (the default): the first metric that fails ends the bake.
+    /// Lower it (Kayenta's marginal threshold) to let some non-critical metrics fail without
+    /// failing the run; 0 lets only critical metrics fail it.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
     #[serde(default = "default_metrics")]
     pub metrics: Vec<MetricConfig>,
 }
 
 fn default_alpha() -> f64 {
     0.05
+}
+
+fn default_min_score() -> f64 {
+    100.0
 }
 
 fn default_true() -> bool {
@@ -154,6 +168,7 @@ impl Default for JudgeConfig {
             method: Method::default(),
             alpha: default_alpha(),
             pass_early: true,
+            min_score: default_min_score(),
             metrics: default_metrics(),
         }
     }
@@ -167,6 +182,12 @@ impl JudgeConfig {
             return bad(
                 "alpha".into(),
                 format!("must be between 0 and 1 (exclusive), got {}", self.alpha),
+            );
+        }
+        if !(0.0..=100.0).contains(&self.min_score) {
+            return bad(
+                "min_score".into(),
+                format!("must be a percentage from 0 to 100, got {}", self.min_score),
             );
         }
         if self.metrics.is_empty() {

@@ -105,44 +105,89 @@ fn one_sided_log_m(x: f64, g: impl Fn(f64) -> f64, s: f64, side: f64) -> f64 {
     log_sum_exp(terms.into_iter())
 }
 
-/// Anytime-valid confidence bounds for the log rate ratio `s` from the observed updates
-/// `(ρ, x, n)`, each at level 1-α: the lower bound inverts the test the metric fails on (at
-/// `s0` it is that very e-process), the upper bound the test it passes early on. So a metric
-/// fails exactly when its lower bound clears the threshold. `None` when unbounded within ±6
-/// (a ratio of e⁶ ≈ 400).
-pub(crate) fn rate_ratio_cs(updates: &[(f64, u64, u64)], alpha: f64) -> (Option<f64>, Option<f64>) {
-    const RANGE: f64 = 6.0;
-    let reach = RANGE + MAX_OFFSET;
-    let steps = (reach / GRID_STEP).round() as i64;
-    let informative = || {
-        updates
-            .iter()
-            .filter(|(rho, _, _)| *rho > 0.0 && *rho < 1.0)
-    };
-    let x: f64 = informative().map(|u| u.1 as f64).sum();
-    // G(s) = Σ n_i·ln(ρ_i·eˢ + 1 - ρ_i) on the grid.
-    let grid: Vec<f64> = (-steps..=steps)
-        .map(|k| {
+/// Updates held before they are folded into the grid of [`RateBounds`]: the grid costs one
+/// logarithm per point and update, which short bakes never pay.
+const HELD_UPDATES: usize = 4096;
+
+/// What the rate-ratio bounds need from the updates `(ρ, x, n)`, in memory that does not grow
+/// with the bake: the canary's errors `x` and, on a grid of log ratios `s`,
+/// `G(s) = Σ n·ln(ρ·eˢ + 1 - ρ)`, folded in batches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RateBounds {
+    x: f64,
+    /// G on the grid; empty until the first fold.
+    g: Vec<f64>,
+    held: Vec<(f64, u64, u64)>,
+}
+
+/// The grid's reach: candidates within ±RANGE and the mixture's offsets beyond them.
+const RANGE: f64 = 6.0;
+
+fn grid_steps() -> i64 {
+    ((RANGE + MAX_OFFSET) / GRID_STEP).round() as i64
+}
+
+impl RateBounds {
+    pub(crate) fn push(&mut self, rho: f64, x: u64, n: u64) {
+        if rho <= 0.0 || rho >= 1.0 {
+            return;
+        }
+        self.x += x as f64;
+        self.held.push((rho, x, n));
+        if self.held.len() >= HELD_UPDATES {
+            Self::fold(&mut self.g, &self.held);
+            self.held.clear();
+        }
+    }
+
+    fn fold(g: &mut Vec<f64>, updates: &[(f64, u64, u64)]) {
+        let steps = grid_steps();
+        if g.is_empty() {
+            *g = vec![0.0; (2 * steps + 1) as usize];
+        }
+        for (k, gk) in (-steps..=steps).zip(g.iter_mut()) {
             let s = k as f64 * GRID_STEP;
-            informative()
+            *gk += updates
+                .iter()
                 .map(|(rho, _, n)| *n as f64 * log_norm(*rho, s))
-                .sum()
-        })
-        .collect();
-    let g = |s: f64| {
-        let k = ((s / GRID_STEP).round() as i64 + steps).clamp(0, 2 * steps) as usize;
-        grid[k]
-    };
-    let limit = (1.0 / alpha).ln();
-    let inner = (RANGE / GRID_STEP).round() as i64;
-    let candidates = || (-inner..=inner).map(|k| k as f64 * GRID_STEP);
-    let lower = candidates().find(|s| one_sided_log_m(x, g, *s, 1.0) < limit);
-    let upper = candidates()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .find(|s| one_sided_log_m(x, g, *s, -1.0) < limit);
-    (lower.filter(|s| *s > -RANGE), upper.filter(|s| *s < RANGE))
+                .sum::<f64>();
+        }
+    }
+
+    /// Anytime-valid confidence bounds for the log rate ratio `s`, each at level 1-α: the
+    /// lower bound inverts the test the metric fails on (at `s0` it is that very e-process),
+    /// the upper bound the test it passes early on. So a metric fails exactly when its lower
+    /// bound clears the threshold. `None` when unbounded within ±6 (a ratio of e⁶ ≈ 400).
+    pub(crate) fn bounds(&self, alpha: f64) -> (Option<f64>, Option<f64>) {
+        if self.g.is_empty() && self.held.is_empty() {
+            return (None, None);
+        }
+        let mut grid = self.g.clone();
+        Self::fold(&mut grid, &self.held);
+        let steps = grid_steps();
+        let g = |s: f64| {
+            let k = ((s / GRID_STEP).round() as i64 + steps).clamp(0, 2 * steps) as usize;
+            grid[k]
+        };
+        let limit = (1.0 / alpha).ln();
+        let inner = (RANGE / GRID_STEP).round() as i64;
+        let candidates = || (-inner..=inner).map(|k| k as f64 * GRID_STEP);
+        let lower = candidates().find(|s| one_sided_log_m(self.x, g, *s, 1.0) < limit);
+        let upper = candidates()
+            .rev()
+            .find(|s| one_sided_log_m(self.x, g, *s, -1.0) < limit);
+        (lower.filter(|s| *s > -RANGE), upper.filter(|s| *s < RANGE))
+    }
+}
+
+/// The bounds of [`RateBounds`] for a list of updates.
+#[cfg(test)]
+pub(crate) fn rate_ratio_cs(updates: &[(f64, u64, u64)], alpha: f64) -> (Option<f64>, Option<f64>) {
+    let mut b = RateBounds::default();
+    for (rho, x, n) in updates {
+        b.push(*rho, *x, *n);
+    }
+    b.bounds(alpha)
 }
 
 /// Bets of the rank e-process: `1 + λ·(v - ½)` stays positive for `v` in [0, 1] and |λ| < 2.

@@ -32,13 +32,14 @@
 //! method = "sequential"        # or "mann-whitney"
 //! alpha = 0.05                 # bound on false alarms over the whole bake, split across metrics
 //! pass_early = true            # sequential: pass once every metric excludes a regression
+//! min_score = 100              # the run fails once the % of metrics not failed drops below
 //!
 //! [[canary.judge.metrics]]
 //! name = "error_rate"
 //! kind = "count"               # errors among requests
 //! direction = "increase_is_bad"
 //! tolerance = 0.2              # a regression is a canary rate above 1.2x the baseline's
-//! critical = true              # fails the run at once
+//! critical = true              # fails the run on its own, whatever the score
 //! min_samples = 500            # canary requests before the metric may pass
 //!
 //! [[canary.judge.metrics]]
@@ -54,13 +55,23 @@
 //!
 //! # Verdicts
 //!
-//! - `fail`: a critical metric failed (at once), or any metric had failed by the bake end.
-//! - `pass`: at the bake end every metric has at least `min_samples` canary observations and
-//!   none failed; or, with `pass_early`, earlier once every metric's confidence sequence
-//!   excludes a regression.
+//! - `fail`: decided at the interval where it happens, so that the bake ends there and the
+//!   canary rolls back: the first metric that fails fails the run (by default). The run's
+//!   score is the percentage of its metrics that have not failed, and the run fails once the
+//!   score falls below `min_score` (default 100, so any failure) or a `critical` metric fails.
+//!   `critical` means what it means in Kayenta: that metric alone fails the run, whatever the
+//!   others show and whatever the score; it matters once `min_score` is lowered to tolerate
+//!   some failed metrics (Kayenta's marginal threshold). The Mann-Whitney method applies the
+//!   same rule at the bake end.
+//! - `pass`: at the bake end every metric has at least `min_samples` canary observations or
+//!   failed, and the failures do not fail the run; or, with `pass_early`, earlier once every
+//!   metric's confidence sequence excludes a regression (or it failed without failing the
+//!   run).
 //! - `inconclusive`: at the bake end some metric has no data ("no data": no requests, no
 //!   samples, in either group) or fewer than `min_samples`. No data never passes and never
 //!   aborts: it is said so.
+//!
+//! The run's `decided_at` is the `t` of the interval where the verdict was reached.
 //!
 //! The run's `alpha` is split equally across the metrics (Bonferroni), so the chance that a
 //! canary no worse than the baseline fails the run is at most `alpha` however many metrics
@@ -135,6 +146,7 @@
 
 mod config;
 mod eprocess;
+mod grid;
 mod mann_whitney;
 mod replay;
 mod report;
@@ -143,7 +155,7 @@ mod sequential;
 use serde::Deserialize;
 
 pub use config::{default_metrics, Direction, JudgeConfig, Kind, Method, MetricConfig};
-pub use replay::{parse_intervals, replay, ParseError};
+pub use replay::{parse_line, replay, ParseError, ReplayError};
 pub use report::{Bounds, MetricReport, Report, Status, Verdict};
 
 use mann_whitney::MwMetric;
@@ -308,6 +320,11 @@ impl Tally {
     }
 }
 
+/// The run's score: the percentage of its metrics that have not failed.
+fn score(passing: usize, total: usize) -> f64 {
+    100.0 * passing as f64 / total.max(1) as f64
+}
+
 fn value(kind: Kind, n: u64, errors: u64, log_sum: f64) -> Option<f64> {
     (n > 0).then(|| match kind {
         Kind::Count => errors as f64 / n as f64,
@@ -334,8 +351,8 @@ pub(crate) fn fmt_ratio(r: f64) -> String {
 }
 
 enum MetricState {
-    Seq(SeqMetric),
-    Mw(MwMetric),
+    Seq(Box<SeqMetric>),
+    Mw(Box<MwMetric>),
 }
 
 /// The streaming judge the bake loop feeds every interval.
@@ -359,8 +376,8 @@ impl Judge {
             .metrics
             .iter()
             .map(|m| match config.method {
-                Method::Sequential => MetricState::Seq(SeqMetric::new(m, metric_alpha)),
-                Method::MannWhitney => MetricState::Mw(MwMetric::new(m, metric_alpha)),
+                Method::Sequential => MetricState::Seq(Box::new(SeqMetric::new(m, metric_alpha))),
+                Method::MannWhitney => MetricState::Mw(Box::new(MwMetric::new(m, metric_alpha))),
             })
             .collect();
         Ok(Judge {
@@ -442,26 +459,36 @@ impl Judge {
             .metrics
             .iter()
             .filter_map(|m| match m {
-                MetricState::Seq(s) => Some(s),
+                MetricState::Seq(s) => Some(&**s),
                 MetricState::Mw(_) => None,
             })
             .collect();
         if seq.len() != self.metrics.len() {
             return;
         }
-        let critical_fail = seq
-            .iter()
-            .zip(&self.config.metrics)
-            .any(|(s, c)| c.critical && s.failed_at.is_some());
-        if critical_fail {
+        let failed: Vec<bool> = seq.iter().map(|s| s.failed_at.is_some()).collect();
+        if self.fails_run(&failed) {
             self.early = Some((Verdict::Fail, t));
         } else if self.config.pass_early
             && seq
                 .iter()
-                .all(|s| s.passed_at.is_some() && s.failed_at.is_none())
+                .all(|s| s.passed_at.is_some() || s.failed_at.is_some())
         {
+            // Every metric has decided, and the failed ones (if the score tolerates any) do
+            // not fail the run.
             self.early = Some((Verdict::Pass, t));
         }
+    }
+
+    /// Whether the metrics marked failed fail the run: a critical one, or enough of them to
+    /// bring the score (the percentage of metrics not failed) below `min_score`.
+    fn fails_run(&self, failed: &[bool]) -> bool {
+        let critical = failed
+            .iter()
+            .zip(&self.config.metrics)
+            .any(|(f, c)| *f && c.critical);
+        let passing = failed.iter().filter(|f| !**f).count();
+        critical || score(passing, failed.len()) < self.config.min_score
     }
 
     /// The verdict, cheaply: `Some` once decided early, and always at the bake end.
@@ -476,16 +503,22 @@ impl Judge {
         if self.intervals == 0 {
             return Some(Verdict::Inconclusive);
         }
-        let failed = self.metrics.iter().any(|m| match m {
-            MetricState::Seq(s) => s.failed_at.is_some(),
-            MetricState::Mw(s) => s.fails(),
-        });
-        if failed {
+        let failed: Vec<bool> = self
+            .metrics
+            .iter()
+            .map(|m| match m {
+                MetricState::Seq(s) => s.failed_at.is_some(),
+                MetricState::Mw(s) => s.fails(),
+            })
+            .collect();
+        if self.fails_run(&failed) {
             return Some(Verdict::Fail);
         }
-        let lacking = self.metrics.iter().any(|m| match m {
-            MetricState::Seq(s) => s.passed_at.is_none() && s.tally.lacks(s.min_samples()),
-            MetricState::Mw(s) => s.tally.lacks(s.min_samples()),
+        let lacking = self.metrics.iter().zip(&failed).any(|(m, f)| {
+            !f && match m {
+                MetricState::Seq(s) => s.passed_at.is_none() && s.tally.lacks(s.min_samples()),
+                MetricState::Mw(s) => s.tally.lacks(s.min_samples()),
+            }
         });
         if lacking {
             Some(Verdict::Inconclusive)
@@ -511,11 +544,15 @@ impl Judge {
         let (verdict, decided_at) = match self.early {
             Some((v, t)) => (Some(v), Some(t)),
             None if at_end => {
+                let failed: Vec<bool> = metrics.iter().map(|m| m.status == Status::Fail).collect();
                 let v = if self.intervals == 0 {
                     Verdict::Inconclusive
-                } else if metrics.iter().any(|m| m.status == Status::Fail) {
+                } else if self.fails_run(&failed) {
                     Verdict::Fail
-                } else if metrics.iter().all(|m| m.status == Status::Pass) {
+                } else if metrics
+                    .iter()
+                    .all(|m| matches!(m.status, Status::Pass | Status::Fail))
+                {
                     Verdict::Pass
                 } else {
                     Verdict::Inconclusive
@@ -527,10 +564,14 @@ impl Judge {
             }
             None => (None, None),
         };
-        let reason = self.reason(verdict, &metrics, at_end);
+        let decided_by = (verdict == Some(Verdict::Fail))
+            .then(|| self.failed_by(&metrics))
+            .flatten();
+        let reason = self.reason(verdict, &metrics, decided_by);
         Report {
             verdict,
             decided_at,
+            decided_by: decided_by.map(|i| metrics[i].name.clone()),
             reason,
             method: self.config.method,
             alpha: self.config.alpha,
@@ -540,7 +581,29 @@ impl Judge {
         }
     }
 
-    fn reason(&self, verdict: Option<Verdict>, metrics: &[MetricReport], at_end: bool) -> String {
+    /// The metric whose failure failed the run: in the order the metrics failed, the first
+    /// with which the failures so far fail the run.
+    fn failed_by(&self, metrics: &[MetricReport]) -> Option<usize> {
+        let mut order: Vec<usize> = (0..metrics.len())
+            .filter(|i| metrics[*i].status == Status::Fail)
+            .collect();
+        order.sort_by(|a, b| {
+            let at = |i: &usize| metrics[*i].decided_at.unwrap_or(f64::INFINITY);
+            at(a).total_cmp(&at(b))
+        });
+        let mut failed = vec![false; metrics.len()];
+        order.into_iter().find(|i| {
+            failed[*i] = true;
+            self.fails_run(&failed)
+        })
+    }
+
+    fn reason(
+        &self,
+        verdict: Option<Verdict>,
+        metrics: &[MetricReport],
+        decided_by: Option<usize>,
+    ) -> String {
         let list = |status: Status| {
             metrics
                 .iter()
@@ -549,36 +612,73 @@ impl Judge {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        let bounds = |m: &MetricReport| {
+            m.rules_out()
+                .map(|b| format!("{} rules out {b}", m.name))
+                .unwrap_or_else(|| format!("{}: {}", m.name, m.reason))
+        };
+        let failed: Vec<&MetricReport> = metrics
+            .iter()
+            .filter(|m| m.status == Status::Fail)
+            .collect();
         match verdict {
             None => "the bake goes on: no metric has decided the run yet".to_string(),
             Some(_) if self.intervals == 0 => "no data: no interval was observed".to_string(),
             Some(Verdict::Fail) => {
-                let critical = metrics
+                let by = decided_by.map(|i| &metrics[i]);
+                let mut why = by.map_or_else(String::new, |m| {
+                    let critical = if m.critical && self.config.min_score < 100.0 {
+                        " (critical)"
+                    } else {
+                        ""
+                    };
+                    format!("{}{critical} failed: {}", m.name, m.reason)
+                });
+                let others: Vec<&str> = failed
                     .iter()
-                    .filter(|m| m.status == Status::Fail && m.critical)
-                    .map(|m| format!("{}: {}", m.name, m.reason))
-                    .collect::<Vec<_>>();
-                if !at_end && !critical.is_empty() {
-                    format!("critical metric failed, {}", critical.join("; "))
-                } else {
-                    format!("failed, {}", list(Status::Fail))
+                    .filter(|m| by.is_none_or(|b| b.name != m.name))
+                    .map(|m| m.name.as_str())
+                    .collect();
+                if !others.is_empty() {
+                    why.push_str(&format!("; also failed: {}", others.join(", ")));
                 }
+                why
             }
-            Some(Verdict::Inconclusive) => {
-                format!("inconclusive, {}", list(Status::Inconclusive))
-            }
-            Some(Verdict::Pass) if self.early.is_some() => format!(
-                "every metric excludes a regression before the bake end (alpha {} per metric)",
-                self.metric_alpha
-            ),
-            Some(Verdict::Pass) => format!(
-                "every metric passed: {}",
-                metrics
+            Some(Verdict::Inconclusive) => list(Status::Inconclusive),
+            Some(Verdict::Pass) => {
+                let passed: Vec<String> = metrics
                     .iter()
-                    .map(|m| format!("{} within {}", m.name, fmt_ratio(m.threshold)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+                    .filter(|m| m.status == Status::Pass)
+                    .map(bounds)
+                    .collect();
+                let mut why = if self.early.is_some() {
+                    format!(
+                        "every metric rules out a regression before the bake end: {}",
+                        passed.join(", ")
+                    )
+                } else {
+                    format!(
+                        "no metric shows a regression by the bake end: {}",
+                        passed.join(", ")
+                    )
+                };
+                if !failed.is_empty() {
+                    let names: Vec<&str> = failed.iter().map(|m| m.name.as_str()).collect();
+                    why.push_str(&format!(
+                        "; {} failed, which the score {:.0} (min_score {}) tolerates",
+                        names.join(", "),
+                        score(metrics.len() - failed.len(), metrics.len()),
+                        self.config.min_score
+                    ));
+                }
+                if metrics.iter().any(|m| m.rules_out().is_some()) {
+                    why.push_str(&format!(
+                        " ({}% confidence each)",
+                        report::fmt_level(1.0 - self.metric_alpha)
+                    ));
+                }
+                why
+            }
         }
     }
 }

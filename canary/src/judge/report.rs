@@ -89,6 +89,10 @@ pub struct MetricReport {
     pub e_value: Option<f64>,
     /// Sequential: e-value against "a regression beyond tolerance"; passes early at 1/alpha.
     pub e_value_pass: Option<f64>,
+    /// Sequential: the e-value that decided the metric, when it reached 1/alpha (against no
+    /// regression when it failed, against a regression when it passed early); the evidence
+    /// at that very sample, which later samples may have moved.
+    pub decided_e_value: Option<f64>,
     /// Mann-Whitney: two-sided p-value.
     pub p_value: Option<f64>,
     /// The metric's share of the run's alpha.
@@ -116,6 +120,7 @@ impl MetricReport {
             threshold: cfg.threshold_ratio(),
             e_value: None,
             e_value_pass: None,
+            decided_e_value: None,
             p_value: None,
             alpha,
         }
@@ -134,6 +139,78 @@ impl MetricReport {
             Direction::IncreaseIsBad => "more",
             Direction::DecreaseIsBad => "less",
         }
+    }
+
+    /// "more than 1.20x" (an increase is bad) / "less than 0.80x".
+    pub(crate) fn beyond(&self) -> String {
+        format!("{} than {}", self.worse(), fmt_ratio(self.threshold))
+    }
+
+    /// "at most 1.20x" / "at least 0.80x": within the tolerance.
+    pub(crate) fn within(&self) -> String {
+        let bound = match self.direction {
+            Direction::IncreaseIsBad => "at most",
+            Direction::DecreaseIsBad => "at least",
+        };
+        format!("{bound} {}", fmt_ratio(self.threshold))
+    }
+
+    /// The confidence bounds in words: "between 1.26x and 3.16x (97.5% confidence)".
+    pub(crate) fn bounds_words(&self) -> Option<String> {
+        let b = self.interval?;
+        let level = format!("{}% confidence", fmt_level(self.level));
+        let lower = b.lower.filter(|l| *l > 0.0);
+        Some(match (lower, b.upper) {
+            (Some(l), Some(u)) => {
+                format!("between {} and {} ({level})", fmt_ratio(l), fmt_ratio(u))
+            }
+            (Some(l), None) => format!("at least {} ({level})", fmt_ratio(l)),
+            (None, Some(u)) => format!("at most {} ({level})", fmt_ratio(u)),
+            (None, None) => "not bounded yet".to_string(),
+        })
+    }
+
+    /// The bound that rules a regression out, when the metric's bounds do: the upper bound
+    /// (an increase is bad) or the lower one.
+    pub(crate) fn rules_out(&self) -> Option<String> {
+        let b = self.interval?;
+        match self.direction {
+            Direction::IncreaseIsBad => b.upper.map(|u| format!("more than {}", fmt_ratio(u))),
+            Direction::DecreaseIsBad => b
+                .lower
+                .filter(|l| *l > 0.0)
+                .map(|l| format!("less than {}", fmt_ratio(l))),
+        }
+    }
+
+    /// How much evidence the metric has, and how much deciding takes, in words.
+    fn evidence_words(&self) -> Option<String> {
+        if let Some(p) = self.p_value {
+            return Some(format!(
+                "p = {} (two-sided Mann-Whitney U); significant below {}",
+                fmt_p(p),
+                self.alpha
+            ));
+        }
+        let needed = fmt_e(1.0 / self.alpha);
+        let (e_fail, e_pass) = (self.e_value?, self.e_value_pass?);
+        Some(match (self.status, self.decided_e_value) {
+            (Status::Fail, Some(e)) => format!(
+                "{} against \"{}\" when it failed; {needed} needed to fail (1/alpha)",
+                fmt_e(e),
+                self.within()
+            ),
+            (Status::Pass, Some(e)) => format!(
+                "{} against \"{}\" when it passed; {needed} needed to pass early (1/alpha)",
+                fmt_e(e),
+                self.beyond()
+            ),
+            _ => format!(
+                "{} of the {needed} needed to fail, {} of the {needed} needed to pass early",
+                fmt_e(e_fail),
+                fmt_e(e_pass)
+            ),
+        })
     }
 
     /// "5000 canary requests" / "800 canary samples".
@@ -185,6 +262,8 @@ pub struct Report {
     /// t of the interval where the verdict was reached; `None` while undecided or when
     /// inconclusive.
     pub decided_at: Option<f64>,
+    /// The metric whose failure failed the run.
+    pub decided_by: Option<String>,
     /// Why, in words.
     pub reason: String,
     pub method: Method,
@@ -196,16 +275,18 @@ pub struct Report {
     pub metrics: Vec<MetricReport>,
 }
 
-fn fmt_opt_ratio(v: Option<f64>) -> String {
-    v.map_or_else(|| "unbounded".to_string(), fmt_ratio)
-}
-
 pub(crate) fn fmt_value(kind: Kind, v: Option<f64>) -> String {
     match (kind, v) {
         (_, None) => "-".to_string(),
         (Kind::Count, Some(v)) => format!("{:.3}%", v * 100.0),
         (Kind::Continuous, Some(v)) => format!("{v:.1} ms"),
     }
+}
+
+/// A confidence level in percent: "97.5".
+pub(crate) fn fmt_level(level: f64) -> String {
+    let pct = format!("{:.2}", level * 100.0);
+    pct.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn fmt_t(t: f64) -> String {
@@ -232,17 +313,22 @@ impl fmt::Display for Report {
         if let Some(t) = self.decided_at {
             write!(f, " at t={}", fmt_t(t))?;
         }
+        if let Some(by) = &self.decided_by {
+            write!(f, ", decided by {by}")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "why: {}", self.reason)?;
         writeln!(
             f,
-            " ({}, alpha {}, {} intervals{})",
-            self.method.as_str(),
-            self.alpha,
+            "judged: {} intervals{}, {} method, alpha {} ({} per metric)",
             self.intervals,
             self.last_t
                 .map(|t| format!(" up to t={}", fmt_t(t)))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            self.method.as_str(),
+            self.alpha,
+            self.metrics.first().map_or(self.alpha, |m| m.alpha)
         )?;
-        writeln!(f, "reason: {}", self.reason)?;
         for m in &self.metrics {
             let kind = match m.kind {
                 Kind::Count => "count",
@@ -255,55 +341,32 @@ impl fmt::Display for Report {
                 write!(f, " at t={}", fmt_t(t))?;
             }
             writeln!(f)?;
+            writeln!(f, "  {}", m.reason)?;
             writeln!(
                 f,
-                "  canary   {:>12} over {} {}",
+                "  canary     {} over {} {}",
                 fmt_value(m.kind, m.canary_value),
                 m.canary_samples,
                 m.unit()
             )?;
             writeln!(
                 f,
-                "  baseline {:>12} over {} {}",
+                "  baseline   {} over {} {}",
                 fmt_value(m.kind, m.baseline_value),
                 m.baseline_samples,
                 m.unit()
             )?;
-            let interval = m.interval.map_or_else(String::new, |b| {
-                let each = if m.e_value.is_some() {
-                    "bounds"
-                } else {
-                    "interval"
-                };
-                format!(
-                    ", {:.1}% {each} {} .. {}",
-                    m.level * 100.0,
-                    fmt_opt_ratio(b.lower),
-                    fmt_opt_ratio(b.upper)
-                )
-            });
-            writeln!(
-                f,
-                "  ratio    {}{interval}; regression beyond {}",
-                m.estimate.map_or_else(|| "-".to_string(), fmt_ratio),
-                fmt_ratio(m.threshold)
-            )?;
-            if let Some(e) = m.e_value {
-                write!(
-                    f,
-                    "  e-value  {} (fails at {})",
-                    fmt_e(e),
-                    fmt_e(1.0 / m.alpha)
-                )?;
-                if let Some(p) = m.e_value_pass {
-                    write!(f, "; against a regression {}", fmt_e(p))?;
+            if let Some(e) = m.estimate {
+                write!(f, "  estimate   {} the baseline's", fmt_ratio(e))?;
+                if let Some(bounds) = m.bounds_words() {
+                    write!(f, ", {bounds}")?;
                 }
                 writeln!(f)?;
             }
-            if let Some(p) = m.p_value {
-                writeln!(f, "  p-value  {} (significant below {})", fmt_p(p), m.alpha)?;
+            writeln!(f, "  tolerated  {} the baseline's", m.within())?;
+            if let Some(evidence) = m.evidence_words() {
+                writeln!(f, "  evidence   {evidence}")?;
             }
-            writeln!(f, "  why      {}", m.reason)?;
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! The sequential (anytime-valid) test of one metric.
 
 use super::config::{Kind, MetricConfig};
-use super::eprocess::{rate_ratio_cs, BettingMixture, OddsMixture};
-use super::report::{fmt_value, Bounds, MetricReport, Status};
-use super::{fmt_e, fmt_ratio, GroupData, Tally};
+use super::eprocess::{BettingMixture, OddsMixture, RateBounds};
+use super::grid::{Pending, ShiftGrid};
+use super::report::{Bounds, MetricReport, Status};
+use super::{fmt_ratio, GroupData, Tally};
 
 /// Latencies below this (ms) count as this, so that a 0 ms sample has a logarithm.
 const MIN_LATENCY_MS: f64 = 1e-3;
@@ -15,19 +16,21 @@ enum Evidence {
         fail: OddsMixture,
         /// Against "a regression": crossing 1/α lets the metric pass early.
         pass: OddsMixture,
-        /// (traffic share of the canary, canary errors, errors) per interval.
-        updates: Vec<(f64, u64, u64)>,
+        /// What the bounds need of each interval's (traffic share of the canary, canary
+        /// errors, errors).
+        bounds: RateBounds,
     },
     Continuous {
         fail: BettingMixture,
         pass: BettingMixture,
-        /// Each canary sample judged, in the order it was ranked.
-        ranked: Vec<Ranked>,
-        /// Each interval's baseline samples as (ln latency, tie-break key), sorted; a ranked
-        /// sample's `baseline` range points into it.
-        baselines: Vec<(f64, u64)>,
         /// Intervals with latency seen so far: the seed of their tie-break keys.
         intervals: u64,
+        /// Intervals not yet folded into `grid`: each one's sorted baseline ln latencies and
+        /// its canary samples as ranked; at most [`HELD_SAMPLES`] samples.
+        held: Vec<(Vec<f64>, Vec<Pending>)>,
+        held_samples: usize,
+        /// The tallies the estimate and the bounds are computed from.
+        grid: ShiftGrid,
     },
 }
 
@@ -41,31 +44,6 @@ pub(crate) struct SeqMetric {
     pub(crate) tally: Tally,
     pub(crate) failed_at: Option<f64>,
     pub(crate) passed_at: Option<f64>,
-}
-
-/// One canary latency sample as the sequential rank test saw it.
-struct Ranked {
-    /// ln latency and tie-break key.
-    x: f64,
-    key: u64,
-    /// Its interval's sorted baseline samples in `baselines`.
-    baseline: std::ops::Range<usize>,
-    /// The interval's canary samples ranked before it, and how many of them are below it
-    /// (all canary samples are shifted alike, so this does not depend on the shift tried).
-    canary_before: usize,
-    canary_below: usize,
-}
-
-impl Ranked {
-    /// The sequential rank of the sample scaled down by `e^c`, in [0, 1]: the share of the
-    /// samples before it (its interval's baseline, then the canary samples ranked earlier)
-    /// that are below it.
-    fn rank(&self, baselines: &[(f64, u64)], c: f64) -> f64 {
-        let block = &baselines[self.baseline.clone()];
-        let y = (self.x - c, self.key);
-        let below = block.partition_point(|b| lex_less(*b, y));
-        (below + self.canary_below) as f64 / (block.len() + self.canary_before) as f64
-    }
 }
 
 /// Samples ordered by value, ties by their keys (pseudo-random, so ties break at random).
@@ -109,16 +87,17 @@ impl SeqMetric {
                 Evidence::Count {
                     fail: OddsMixture::new(s0, side),
                     pass: OddsMixture::new(s0, -side),
-                    updates: Vec::new(),
+                    bounds: RateBounds::default(),
                 }
             }
             // The null is on the mean rank of the shifted canary samples: ½ at the boundary.
             Kind::Continuous => Evidence::Continuous {
                 fail: BettingMixture::new(side),
                 pass: BettingMixture::new(-side),
-                ranked: Vec::new(),
-                baselines: Vec::new(),
                 intervals: 0,
+                held: Vec::new(),
+                held_samples: 0,
+                grid: ShiftGrid::default(),
             },
         };
         SeqMetric {
@@ -141,18 +120,14 @@ impl SeqMetric {
         let c0 = self.cfg.threshold_ratio().ln();
         let limit = (1.0 / self.alpha).ln();
         match &mut self.evidence {
-            Evidence::Count {
-                fail,
-                pass,
-                updates,
-            } => {
+            Evidence::Count { fail, pass, bounds } => {
                 let total = baseline.requests + canary.requests;
                 let errors = baseline.errors + canary.errors;
                 if total > 0 && errors > 0 {
                     let rho = canary.requests as f64 / total as f64;
                     fail.update(rho, canary.errors, errors);
                     pass.update(rho, canary.errors, errors);
-                    updates.push((rho, canary.errors, errors));
+                    bounds.push(rho, canary.errors, errors);
                     cross(
                         &mut self.crossed,
                         fail.e_value().ln(),
@@ -164,9 +139,10 @@ impl SeqMetric {
             Evidence::Continuous {
                 fail,
                 pass,
-                ranked,
-                baselines,
                 intervals,
+                held,
+                held_samples,
+                grid,
             } => {
                 if baseline.latency_ms.is_empty() || canary.latency_ms.is_empty() {
                     return self.settle(t);
@@ -179,32 +155,19 @@ impl SeqMetric {
                 let ln = |v: &f64| v.max(MIN_LATENCY_MS).ln();
                 let interval = *intervals;
                 *intervals += 1;
-                let key = |group: u64, i: usize| key(interval, group, i);
-                let start = baselines.len();
-                baselines.extend(
-                    baseline
-                        .latency_ms
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (ln(v), key(0, i))),
-                );
-                baselines[start..].sort_unstable_by(lex_cmp);
-                let range = start..baselines.len();
-                // The canary samples ranked so far in this interval, sorted.
-                let mut earlier: Vec<(f64, u64)> = Vec::with_capacity(canary.latency_ms.len());
-                for i in canary_order(interval, canary.latency_ms.len()) {
-                    let (x, k) = (ln(&canary.latency_ms[i]), key(1, i));
-                    let at = earlier.partition_point(|e| lex_less(*e, (x, k)));
-                    let sample = Ranked {
-                        x,
-                        key: k,
-                        baseline: range.clone(),
-                        canary_before: earlier.len(),
-                        canary_below: at,
-                    };
-                    earlier.insert(at, (x, k));
-                    let v = sample.rank(baselines, c0);
-                    ranked.push(sample);
+                let mut base: Vec<(f64, u64)> = baseline
+                    .latency_ms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (ln(v), key(interval, 0, i)))
+                    .collect();
+                base.sort_unstable_by(lex_cmp);
+                let samples: Vec<(f64, u64)> = canary_order(interval, canary.latency_ms.len())
+                    .into_iter()
+                    .map(|i| (ln(&canary.latency_ms[i]), key(interval, 1, i)))
+                    .collect();
+                let (ranks, pending) = sequential_ranks(&base, &samples, c0);
+                for v in ranks {
                     fail.update(v);
                     pass.update(v);
                     // Each sample is a bet of its own, so the e-processes are supermartingales
@@ -216,6 +179,14 @@ impl SeqMetric {
                         pass.log_e_value(),
                         limit,
                     );
+                }
+                *held_samples += base.len() + pending.len();
+                held.push((base.into_iter().map(|b| b.0).collect(), pending));
+                if *held_samples > HELD_SAMPLES {
+                    for (b, p) in held.drain(..) {
+                        grid.fold(&b, &p, c0);
+                    }
+                    *held_samples = 0;
                 }
             }
         }
@@ -249,8 +220,8 @@ impl SeqMetric {
     /// Estimate and confidence sequence of the canary/baseline ratio.
     fn estimate(&self) -> (Option<f64>, Bounds) {
         match &self.evidence {
-            Evidence::Count { updates, .. } => {
-                let (lo, hi) = rate_ratio_cs(updates, self.alpha);
+            Evidence::Count { bounds, .. } => {
+                let (lo, hi) = bounds.bounds(self.alpha);
                 (
                     self.tally.rate_ratio(),
                     Bounds {
@@ -260,9 +231,18 @@ impl SeqMetric {
                 )
             }
             Evidence::Continuous {
-                ranked, baselines, ..
+                fail,
+                pass,
+                held,
+                grid,
+                ..
             } => {
-                if ranked.is_empty() {
+                let c0 = self.cfg.threshold_ratio().ln();
+                let mut grid = grid.clone();
+                for (b, p) in held {
+                    grid.fold(b, p, c0);
+                }
+                let Some((estimate, lower, upper)) = grid.estimate(c0, self.alpha) else {
                     return (
                         None,
                         Bounds {
@@ -270,31 +250,30 @@ impl SeqMetric {
                             upper: None,
                         },
                     );
-                }
-                let ranks = |c: f64| ranked.iter().map(move |r| r.rank(baselines, c));
-                let mean = |c: f64| ranks(c).sum::<f64>() / ranked.len() as f64;
-                // The shift that centres the ranks: a Hodges-Lehmann-style estimate.
-                let estimate = bisect(|c| mean(c) > 0.5);
-                // One-sided bounds at 1-α each, inverting the very tests the metric fails and
-                // passes on: the lower bound from bets on larger ranks (their wealth falls as
-                // the candidate shift grows), the upper from the mirror.
-                let limit = (1.0 / self.alpha).ln();
-                let log_e = |c: f64, side: f64| {
-                    let mut e = BettingMixture::new(side);
-                    for v in ranks(c) {
-                        e.update(v);
-                    }
-                    e.log_e_value()
                 };
-                let lower = (log_e(-SHIFT_RANGE, 1.0) >= limit)
-                    .then(|| bisect(|c| log_e(c, 1.0) >= limit).exp());
-                let upper = (log_e(SHIFT_RANGE, -1.0) >= limit)
-                    .then(|| bisect(|c| log_e(c, -1.0) < limit).exp());
+                // At the threshold itself the metric's own e-processes are exact: the one
+                // betting on high ranks refutes shifts up to c0 when it holds 1/α, the one
+                // betting on low ranks those from c0 up.
+                let limit = (1.0 / self.alpha).ln();
+                let (up, down) = match self.cfg.direction.sign() > 0.0 {
+                    true => (fail, pass),
+                    false => (pass, fail),
+                };
+                let lower = match lower {
+                    Some(l) if up.log_e_value() >= limit => Some(l.max(c0)),
+                    None if up.log_e_value() >= limit => Some(c0),
+                    other => other,
+                };
+                let upper = match upper {
+                    Some(u) if down.log_e_value() >= limit => Some(u.min(c0)),
+                    None if down.log_e_value() >= limit => Some(c0),
+                    other => other,
+                };
                 (
                     Some(estimate.exp()),
                     Bounds {
-                        lower: Some(lower.unwrap_or(0.0)),
-                        upper,
+                        lower: Some(lower.map_or(0.0, f64::exp)),
+                        upper: upper.map(f64::exp),
                     },
                 )
             }
@@ -309,30 +288,42 @@ impl SeqMetric {
         let (e_fail, e_pass) = self.e_values();
         r.e_value = Some(e_fail.min(1e300));
         r.e_value_pass = Some(e_pass.min(1e300));
-        let limit = 1.0 / self.alpha;
-        let threshold = fmt_ratio(self.cfg.threshold_ratio());
         let what = r.what();
+        let estimate = r.estimate.map(fmt_ratio);
+        let estimated = estimate
+            .as_ref()
+            .map(|e| format!("estimated {e}"))
+            .unwrap_or_else(|| "no estimate".to_string());
         if let Some(t) = self.failed_at {
             r.status = Status::Fail;
             r.decided_at = Some(t);
+            r.decided_e_value = self.crossed.0.map(f64::exp);
+            // The bound that clears the tolerance, when the final evidence still shows it.
+            let clear = r
+                .interval
+                .and_then(|b| match self.cfg.direction.sign() > 0.0 {
+                    true => b
+                        .lower
+                        .filter(|l| *l > r.threshold)
+                        .map(|l| format!(", at least {}", fmt_ratio(l))),
+                    false => b
+                        .upper
+                        .filter(|u| *u < r.threshold)
+                        .map(|u| format!(", at most {}", fmt_ratio(u))),
+                });
             r.reason = format!(
-                "{what} ({}) is {} than {threshold} the baseline's ({}): estimated {}, e-value \
-                 {} >= {}",
-                fmt_value(r.kind, r.canary_value),
-                r.worse(),
-                fmt_value(r.kind, r.baseline_value),
-                r.estimate.map_or_else(|| "-".to_string(), fmt_ratio),
-                fmt_e(self.crossed.0.map_or(e_fail, f64::exp)),
-                fmt_e(limit)
+                "{what} is {} the baseline's ({estimated}{})",
+                r.beyond(),
+                clear.unwrap_or_default()
             );
         } else if let Some(t) = self.passed_at {
             r.status = Status::Pass;
             r.decided_at = Some(t);
+            r.decided_e_value = self.crossed.1.map(f64::exp);
             r.reason = format!(
-                "the confidence sequence excludes a regression: {what} is within {threshold} the \
-                 baseline's (e-value against a regression {} >= {})",
-                fmt_e(self.crossed.1.map_or(e_pass, f64::exp)),
-                fmt_e(limit)
+                "{what} is {} the baseline's ({estimated}; rules out {})",
+                r.within(),
+                r.rules_out().unwrap_or_else(|| r.beyond())
             );
         } else if let Some(why) = r.lacking_data(at_end) {
             r.status = if at_end {
@@ -343,21 +334,18 @@ impl SeqMetric {
             r.reason = why;
         } else if at_end {
             r.status = Status::Pass;
+            let rules_out = r
+                .rules_out()
+                .map(|b| format!("; rules out {b}"))
+                .unwrap_or_default();
             r.reason = format!(
-                "no evidence that {what} is {} than {threshold} the baseline's after {}: \
-                 e-value {} < {}",
-                r.worse(),
+                "no evidence that {what} is {} the baseline's after {} ({estimated}{rules_out})",
+                r.beyond(),
                 r.seen(),
-                fmt_e(e_fail),
-                fmt_e(limit)
             );
         } else {
             r.status = Status::Pending;
-            r.reason = format!(
-                "no decision yet: e-value {} of {} needed to fail",
-                fmt_e(e_fail),
-                fmt_e(limit)
-            );
+            r.reason = format!("no decision yet after {} ({estimated})", r.seen());
         }
         r
     }
@@ -373,21 +361,50 @@ fn cross(crossed: &mut (Option<f64>, Option<f64>), fail: f64, pass: f64, limit: 
     }
 }
 
-/// Log shifts searched for estimates and bounds: ratios from e⁻⁸ to e⁸.
-const SHIFT_RANGE: f64 = 8.0;
+/// Samples (baseline and canary) held before they are folded into the grid: folding costs
+/// a pass over the grid per canary sample, which short bakes never pay.
+const HELD_SAMPLES: usize = 1 << 20;
 
-/// The boundary of a predicate true below some point and false above it, in ±SHIFT_RANGE.
-fn bisect(below: impl Fn(f64) -> bool) -> f64 {
-    let (mut lo, mut hi) = (-SHIFT_RANGE, SHIFT_RANGE);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if below(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
+/// The sequential ranks of an interval's canary samples, in the order they are ranked, each
+/// scaled down by `e^c0`, among the interval's sorted baseline samples and the canary samples
+/// ranked before it; and what the grid needs to rank them at other shifts. O(n log n): a
+/// binary search in the baseline, and a Fenwick tree over the canary samples' order by value.
+fn sequential_ranks(
+    baseline: &[(f64, u64)],
+    canary: &[(f64, u64)],
+    c0: f64,
+) -> (Vec<f64>, Vec<Pending>) {
+    let mut by_value: Vec<usize> = (0..canary.len()).collect();
+    by_value.sort_unstable_by(|a, b| lex_cmp(&canary[*a], &canary[*b]));
+    let mut position = vec![0; canary.len()];
+    for (p, i) in by_value.into_iter().enumerate() {
+        position[i] = p;
     }
-    0.5 * (lo + hi)
+    // ranked[p]: the Fenwick tree of the positions of the canary samples ranked so far.
+    let mut ranked = vec![0usize; canary.len() + 1];
+    let mut ranks = Vec::with_capacity(canary.len());
+    let mut pending = Vec::with_capacity(canary.len());
+    for (j, &(x, key)) in canary.iter().enumerate() {
+        let mut canary_below = 0;
+        let mut p = position[j];
+        while p > 0 {
+            canary_below += ranked[p];
+            p &= p - 1;
+        }
+        let mut p = position[j] + 1;
+        while p < ranked.len() {
+            ranked[p] += 1;
+            p += p & p.wrapping_neg();
+        }
+        let below = baseline.partition_point(|b| lex_less(*b, (x - c0, key)));
+        ranks.push((below + canary_below) as f64 / (baseline.len() + j) as f64);
+        pending.push(Pending {
+            x,
+            canary_before: j,
+            canary_below,
+        });
+    }
+    (ranks, pending)
 }
 
 #[cfg(test)]
@@ -439,7 +456,14 @@ mod tests {
             e_fail < 1.0,
             "the e-value at the end has fallen back: {e_fail}"
         );
-        assert!(m.report(false).reason.contains("e-value"));
+        let r = m.report(false);
+        assert!(r.reason.contains("more than 1.10x"), "{}", r.reason);
+        // The evidence reported is the evidence that decided, not where it ended.
+        assert!(
+            r.decided_e_value.unwrap() >= 20.0,
+            "{:?}",
+            r.decided_e_value
+        );
         // The same samples the other way round: the evidence against a regression comes
         // first, and the slow samples after it never get there.
         let m = split_interval(70, 1.0, 1000.0);
@@ -463,24 +487,60 @@ mod tests {
 
     #[test]
     fn sequential_ranks_count_the_baseline_and_the_canary_ranked_before() {
-        let mut m = SeqMetric::new(&latency(), 0.05);
         // Tolerance 0.1: a canary sample of 110 ms sits at 100 ms among the baseline's.
-        m.observe(60.0, &group(vec![50.0, 150.0]), &group(vec![110.0, 220.0]));
-        let Evidence::Continuous {
-            ranked, baselines, ..
-        } = &m.evidence
-        else {
-            unreachable!()
-        };
-        let first = canary_order(0, 2)[0];
-        let c0 = m.cfg.threshold_ratio().ln();
-        let ranks: Vec<f64> = ranked.iter().map(|r| r.rank(baselines, c0)).collect();
+        let c0 = 1.1f64.ln();
+        let baseline = [(50f64.ln(), 1), (150f64.ln(), 2)];
+        let canary = [(110f64.ln(), 3), (220f64.ln(), 4)];
+        let (ranks, pending) = sequential_ranks(&baseline, &canary, c0);
         // The first ranked has only the baseline before it; the second also the first.
-        let expected = if first == 0 {
-            [0.5, 1.0] // 100 within (50, 150); then 200 above 50, 150 and 100
-        } else {
-            [1.0, 1.0 / 3.0] // 200 above both; then 100 above 50 only
-        };
-        assert_eq!(ranks, expected);
+        assert_eq!(ranks, [0.5, 1.0]); // 100 within (50, 150); then 200 above 50, 150, 100
+        assert_eq!(
+            pending
+                .iter()
+                .map(|p| (p.canary_before, p.canary_below))
+                .collect::<Vec<_>>(),
+            [(0, 0), (1, 1)]
+        );
+        let (ranks, _) = sequential_ranks(&baseline, &[canary[1], canary[0]], c0);
+        assert_eq!(ranks, [1.0, 1.0 / 3.0]); // 200 above both; then 100 above 50 only
+    }
+
+    #[test]
+    fn a_long_bake_holds_a_bounded_number_of_samples() {
+        let mut m = SeqMetric::new(&latency(), 0.05);
+        let baseline: Vec<f64> = (0..1900).map(|i| 90.0 + (i % 21) as f64).collect();
+        let canary: Vec<f64> = (0..100).map(|i| 91.0 + (i % 19) as f64).collect();
+        let mut most = 0;
+        for t in 0..1200 {
+            m.observe(t as f64, &group(baseline.clone()), &group(canary.clone()));
+            let Evidence::Continuous { held_samples, .. } = &m.evidence else {
+                unreachable!()
+            };
+            most = most.max(*held_samples);
+        }
+        assert!(most <= HELD_SAMPLES, "{most} samples held");
+        assert_eq!(m.tally.canary, 120_000);
+        // Folded and held samples alike reach the report: within 1.10x, by a wide margin.
+        let r = m.report(true);
+        let b = r.interval.unwrap();
+        assert!(b.upper.unwrap() < 1.1, "{b:?}");
+        assert!((r.estimate.unwrap() - 1.0).abs() < 0.02, "{:?}", r.estimate);
+    }
+
+    #[test]
+    fn the_grid_bounds_hold_the_exact_ones() {
+        // Bounds from the folded grid are never narrower than the exact test's: the lower
+        // bound of a clearly slower canary stays below its true ratio and above the tolerance.
+        let mut m = SeqMetric::new(&latency(), 0.05);
+        let baseline: Vec<f64> = (0..190).map(|i| 100.0 * (0.005 * i as f64).exp()).collect();
+        let canary: Vec<f64> = (0..10).map(|i| 130.0 * (0.095 * i as f64).exp()).collect();
+        for t in 0..20 {
+            m.observe(t as f64, &group(baseline.clone()), &group(canary.clone()));
+        }
+        let r = m.report(false);
+        let b = r.interval.unwrap();
+        assert!(r.status == Status::Fail, "{:?}", r.status);
+        let (lo, hi) = (b.lower.unwrap(), b.upper.unwrap());
+        assert!(lo > 1.1 && lo < 1.3 && hi > 1.3, "{lo} .. {hi}");
     }
 }

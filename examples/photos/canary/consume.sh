@@ -4,7 +4,8 @@
 #
 # This version records the node's state under $CANARY_STATE_DIR, which is how the end-to-end
 # tests stand in for real hosts. A real one would, e.g.:
-#   ssh "$2" sudo systemctl "$1" photos-unzip-worker
+#   ssh -- "$2" "sudo systemctl '$1' photos-unzip-worker"
+# (ssh hands its arguments to a shell on the node: quote them for that shell too)
 # `stop` must return only once the worker has finished (or handed back) the messages it holds,
 # and both must be idempotent.
 set -eu

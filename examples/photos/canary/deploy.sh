@@ -3,7 +3,9 @@
 #
 # This version records node → revision under $CANARY_STATE_DIR, which is how the end-to-end
 # tests and the benchmark stand in for real hosts. A real deployer replaces the body, e.g.:
-#   ssh "$1" sudo /opt/photos/bin/install "$2"
+#   ssh -- "$1" "sudo /opt/photos/bin/install '$2'"
+# ssh hands its arguments to a shell on the node, so the revision is quoted for that shell too
+# (the gate only passes revisions that match `canary.revision_pattern`, which has no quotes).
 # It must be idempotent: deploying the revision a node already runs succeeds and changes nothing.
 set -eu
 node="$1"

@@ -1,4 +1,5 @@
-//! `gatekeeper canary run|status|resume|abort`: one node through depool, deploy, smoke,
+//! `gatekeeper canary run|status|resume|abort` (and `report|export|history`, in
+//! `canary_evidence`): one node through depool, deploy, smoke,
 //! repool at a weight, bake; then roll back, or wait for `gatekeeper promote`.
 //!
 //! Test hook: `GATEKEEPER_CRASH_AFTER=<action>` (e.g. `deploy`, `set-weight`) or
@@ -15,10 +16,13 @@ use std::time::Duration;
 use anyhow::Context;
 use canary::config::{Config, DeployerConfig, Fleet};
 use canary::executor::{Executor, Progress, Providers, Settings};
-use canary::journal::{self, Journal, Record, RunState};
+use canary::fenced::FencedLock;
+use canary::journal::{self, Journal, Record, RunState, StateJournal};
 use canary::machine::{Machine, Mode, Next, Outcome, Plan, Pool};
-use canary::provider::{Clock, Deployer, LoadBalancer, Lock, LockInfo, SystemClock};
+use canary::provider::{Clock, Deployer, LoadBalancer, SystemClock};
 use serde::Serialize;
+use state::lock::{Claim, Keeper, LockInfo, LockState, Mode as LockMode};
+use state::{Holder, RunJournal, Scope, StateError};
 
 use crate::commands::common::Output;
 use crate::ExitStatus;
@@ -39,6 +43,12 @@ pub enum Sub {
     Resume(TakeOver),
     /// Roll back from any point, a promotion included.
     Abort(TakeOver),
+    /// The bake's evidence: every look, the judge's bounds and e-values, the verdict.
+    Report(crate::commands::canary_evidence::ReportArgs),
+    /// The bake's observations in `gatekeeper judge`'s input format, to replay the decision.
+    Export(crate::commands::canary_evidence::ExportArgs),
+    /// The service's last runs: revision, outcome, who, when, how long.
+    History(crate::commands::canary_evidence::HistoryArgs),
 }
 
 /// `resume` and `abort` drive a run another process started: they refuse while that process
@@ -48,7 +58,8 @@ pub struct TakeOver {
     #[command(flatten)]
     pub common: Common,
     /// Take the run over although its lock, held on another host, has not expired (its holder
-    /// cannot be checked from here): only once that runner is known to be gone.
+    /// cannot be checked from here): only once that runner is known to be gone. Refused
+    /// while the holder keeps renewing its lease.
     #[arg(long)]
     pub force: bool,
 }
@@ -91,6 +102,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             Sub::Status(c) => status(c, out).await,
             Sub::Resume(t) => resume(&t.common, t.force, Action::Resume, out).await,
             Sub::Abort(t) => resume(&t.common, t.force, Action::Abort, out).await,
+            Sub::Report(a) => crate::commands::canary_evidence::report(a, out).await,
+            Sub::Export(a) => crate::commands::canary_evidence::export(a, out).await,
+            Sub::History(a) => crate::commands::canary_evidence::history(a, out).await,
         }
     });
     crate::aws::report_calls();
@@ -105,7 +119,8 @@ pub(crate) struct Session {
     /// The production side, for messages: the target group, or "the worker fleet".
     pub prod_name: String,
     pub metrics: canary::aws::CloudWatch,
-    pub lock: canary::aws::SsmLock,
+    /// The lock and the journals of this service and environment.
+    pub scope: Scope,
     pub preflight: canary::aws::AwsPreflight,
     pub deployer: Box<dyn Deployer>,
 }
@@ -114,6 +129,7 @@ impl Session {
     pub async fn open(path: &std::path::Path) -> anyhow::Result<Session> {
         let config = canary::config::load(path)?;
         let clients = crate::aws::clients(config.region.as_deref()).await;
+        let scope = crate::store::scope(&config.state, &config.prefix(), &clients.s3)?;
         let c = &config.canary;
         let (lb, prod_name, source): (Box<dyn LoadBalancer>, String, _) = match c.fleet {
             Fleet::LoadBalancer => {
@@ -139,8 +155,9 @@ impl Session {
                     nodes: c.nodes.clone(),
                     depool_command: c.depool_command.clone(),
                     repool_command: c.repool_command.clone(),
-                    state_file: config.journal_path().with_extension("pool.json"),
-                };
+                    state: scope.clone(),
+                }
+                .with_timeouts(c.timeouts);
                 // The canary node is known once a run is planned: see `metrics_for`.
                 let source = worker_source(&config, "", &c.nodes);
                 (
@@ -155,10 +172,6 @@ impl Session {
             source,
             alarm_prefix: config.alarm_prefix(),
         };
-        let lock = canary::aws::SsmLock {
-            client: clients.ssm.clone(),
-            parameter: config.lock_parameter(),
-        };
         let preflight = canary::aws::AwsPreflight::new(
             &config,
             clients.s3.clone(),
@@ -166,13 +179,14 @@ impl Session {
             clients.sts.clone(),
         );
         let deployer: Box<dyn Deployer> = match &c.deployer {
-            DeployerConfig::Command { command, current } => {
-                Box::new(canary::command::CommandDeployer {
+            DeployerConfig::Command { command, current } => Box::new(
+                canary::command::CommandDeployer {
                     command: command.clone(),
                     current: current.clone(),
                     smoke: c.smoke_command.clone(),
-                })
-            }
+                }
+                .with_timeouts(c.timeouts),
+            ),
             DeployerConfig::Codedeploy {
                 application,
                 deployment_group,
@@ -194,7 +208,7 @@ impl Session {
             lb,
             prod_name,
             metrics,
-            lock,
+            scope,
             preflight,
             deployer,
         })
@@ -224,52 +238,78 @@ impl Session {
             bake: Duration::from_secs(c.bake_seconds),
             interval: Duration::from_secs(c.interval_seconds),
             judge: c.judge.clone(),
+            evidence: canary::evidence::Context {
+                service: self.config.service.clone(),
+                environment: self.config.environment.clone(),
+                started_by: holder.clone(),
+                alarms_watched: vec![format!(
+                    "{}* (alarms in ALARM stop the bake)",
+                    self.config.alarm_prefix()
+                )],
+                config_check: None,
+            },
             holder,
-            lock_ttl: Duration::from_secs(self.config.lock_ttl_seconds()),
+            lock_ttl: Duration::from_secs(self.config.lease_seconds()),
             auto_promote,
             dry_run,
         }
     }
 
-    /// The local journal, plus the S3 copy when configured.
-    pub async fn journal(&self) -> anyhow::Result<Box<dyn Journal>> {
-        let file = journal::FileJournal::new(&self.config.journal_path());
-        match &self.config.canary.journal.s3 {
-            None => Ok(Box::new(file)),
-            Some(url) => {
-                let s3 = canary::aws::S3Journal::open(
-                    self.clients.s3.clone(),
-                    url,
-                    &self.config.prefix(),
-                )
-                .await?;
-                Ok(Box::new(journal::Tee(vec![Box::new(file), Box::new(s3)])))
-            }
-        }
-    }
-
-    /// The last run: from the local journal, or from the S3 copy when that holds more (the
-    /// run was started or continued on another runner).
+    /// The newest canary run (every record checked).
     pub async fn last_run(&self) -> anyhow::Result<Option<RunState>> {
-        let path = self.config.journal_path();
-        let mut records = journal::read_file(&path)?;
-        if let Some(url) = &self.config.canary.journal.s3 {
-            let s3 =
-                canary::aws::S3Journal::open(self.clients.s3.clone(), url, &self.config.prefix())
-                    .await?;
-            let remote = journal::parse(url, s3.text())?;
-            if remote.len() > records.len() {
-                records = remote;
-            }
-        }
-        Ok(journal::last_run(&records))
+        Ok(journal::last_run(&self.scope).await?)
     }
 
-    async fn holder(&self) -> String {
-        let who = canary::provider::Preflight::caller(&self.preflight)
-            .await
-            .unwrap_or_else(|_| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-        format!("{who} on {} (pid {})", local_host(), std::process::id())
+    /// Who acts: the caller's ARN, else `$USER`.
+    pub async fn who(&self) -> String {
+        crate::store::caller(&self.clients.sts).await
+    }
+
+    /// Takes the deploy lock for `run_id` as this process, or says why not (exit 2).
+    pub async fn take(
+        &self,
+        run_id: &str,
+        who: &str,
+        command: &str,
+        mode: LockMode,
+    ) -> anyhow::Result<Result<Keeper, String>> {
+        let claim = Claim {
+            run_id: run_id.to_string(),
+            purpose: "canary".into(),
+            holder: Holder::this_process(who, command),
+            ttl: self.config.lease_seconds(),
+        };
+        match state::lock::acquire(&self.scope, &claim, mode, SystemClock.now()).await {
+            Ok(lease) => Ok(Ok(Keeper::start(&self.scope, lease))),
+            Err(StateError::Held(refusal)) => Ok(Err(format!("the deploy lock {refusal}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The run the lock names, else the newest canary run: what `resume`, `abort` and
+    /// `promote` act on. `Err` when another purpose (maintenance) holds the lock.
+    pub async fn current_run_id(&self) -> anyhow::Result<Result<Option<String>, String>> {
+        if let Some((lock, _)) = state::lock::read(&self.scope).await? {
+            if lock.state != LockState::Free {
+                if lock.purpose != "canary" {
+                    return Ok(Err(format!(
+                        "the deploy lock {} is held by {} for {} run {}: no canary run to act on",
+                        self.scope.lock_key(),
+                        lock.holder,
+                        lock.purpose,
+                        lock.run_id
+                    )));
+                }
+                return Ok(Ok(Some(lock.run_id)));
+            }
+        }
+        Ok(Ok(self
+            .scope
+            .runs()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| r.starts_with(journal::RUN_PREFIX))))
     }
 
     /// Drives `m` to its next resting point, rendering progress, and reports.
@@ -278,6 +318,7 @@ impl Session {
         &self,
         m: &mut Machine,
         journal: &mut dyn Journal,
+        lock: &FencedLock,
         settings: Settings,
         approve: Option<String>,
         abort: Option<&str>,
@@ -289,9 +330,19 @@ impl Session {
             watch_signals(stop.clone());
         }
         let crash = std::env::var("GATEKEEPER_CRASH_AFTER").ok();
-        let mut view = View::new(output, settings.dry_run);
+        let dry_run = settings.dry_run;
+        let notifier = (!dry_run).then(|| self.notifier(m)).flatten();
+        if let Some(n) = &notifier {
+            if m.mode() == Mode::Canary && matches!(m.next(), Next::Do { index: 0, .. }) {
+                n.send(canary::notify::Change::Started);
+            }
+        }
+        let mut view = View::new(output, dry_run);
         let mut on_progress = |p: &Progress| {
             view.show(p);
+            if let (Some(n), Some(change)) = (&notifier, canary::notify::Change::from_progress(p)) {
+                n.send(change);
+            }
             if let (
                 Some(hook),
                 Progress::Journaled {
@@ -321,7 +372,7 @@ impl Session {
                 deployer: self.deployer.as_ref(),
                 metrics: &metrics,
                 preflight: &self.preflight,
-                lock: &self.lock,
+                lock,
                 clock: &SystemClock,
             },
             journal,
@@ -330,16 +381,43 @@ impl Session {
             stop: stop.clone(),
             lock_kept_at: 0,
         };
-        if let Some(who) = approve {
-            ex.approve(m, &who).await?;
+        let driven = async {
+            if let Some(who) = approve {
+                ex.approve(m, &who).await?;
+            }
+            if let Some(reason) = abort {
+                ex.abort(m, reason).await?;
+            }
+            ex.drive(m).await
         }
-        if let Some(reason) = abort {
-            ex.abort(m, reason).await?;
-        }
-        let next = ex.drive(m).await?;
+        .await;
         drop(ex);
         view.finish();
-        let report = Report::new(m, &next);
+        // A run still in flight (awaiting approval, halted, stopped) is parked: nothing new
+        // starts over it, and any runner continues it. A finished run frees the lock.
+        let in_flight = !matches!(driven, Ok(Next::Finished(_)));
+        if let Err(e) = lock.set_down(in_flight && m.in_flight()).await {
+            crate::ui::eprintln!("canary: {e}");
+        }
+        if let Some(n) = notifier {
+            if let Some(change) = driven
+                .as_ref()
+                .ok()
+                .and_then(canary::notify::Change::from_next)
+            {
+                n.send(change);
+            }
+            n.finish().await;
+        }
+        let next = driven?;
+        let mut report = Report::new(m, &next);
+        if dry_run && matches!(next, Next::Finished(Outcome::Promoted)) {
+            // A dry run reports what it checked and planned, never an outcome it did not reach.
+            report.state = "dry-run";
+            report.detail = "dry run: the preflight checks passed; every action above was \
+                             planned and none was performed"
+                .into();
+        }
         match output {
             Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
             _ => writeln!(out, "{}", report.text())?,
@@ -349,6 +427,65 @@ impl Session {
             Next::Finished(_) => ExitStatus::Changes,
             Next::Halted { .. } | Next::Do { .. } => ExitStatus::Error,
         })
+    }
+}
+
+impl Session {
+    /// The run's notifications, when `[notify] sns_topic_arn` is set.
+    fn notifier(&self, m: &Machine) -> Option<Notifier> {
+        let topic = self.config.notify.sns_topic_arn.clone()?;
+        let p = m.plan();
+        let run = canary::notify::RunContext {
+            service: self.config.service.clone(),
+            environment: self.config.environment.clone(),
+            run_id: p.run_id.clone(),
+            revision: p.revision.clone(),
+            previous: p.previous.clone(),
+            config: self.config.file.display().to_string(),
+        };
+        let sns = canary::aws::Sns {
+            client: self.clients.sns.clone(),
+            topic_arn: topic,
+        };
+        Some(Notifier::start(sns, run))
+    }
+}
+
+/// Publishes a run's state changes in order, on a task of its own: the run never waits on a
+/// notification, and one that cannot be sent is reported on stderr.
+struct Notifier {
+    tx: tokio::sync::mpsc::UnboundedSender<canary::notify::Change>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Notifier {
+    fn start(sns: canary::aws::Sns, run: canary::notify::RunContext) -> Notifier {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<canary::notify::Change>();
+        let task = tokio::spawn(async move {
+            while let Some(change) = rx.recv().await {
+                let message = canary::notify::message(&change, &run);
+                if let Err(e) = sns.publish(&message).await {
+                    crate::ui::eprintln!("canary: notification {} not sent: {e}", change.name());
+                }
+            }
+        });
+        Notifier { tx, task }
+    }
+
+    fn send(&self, change: canary::notify::Change) {
+        // The receiver lives until `finish`.
+        let _ = self.tx.send(change);
+    }
+
+    /// Sends what is queued, for at most 30 s.
+    async fn finish(self) {
+        drop(self.tx);
+        if tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .is_err()
+        {
+            crate::ui::eprintln!("canary: notifications still unsent after 30 s were dropped");
+        }
     }
 }
 
@@ -399,24 +536,108 @@ fn watch_signals(stop: Arc<AtomicBool>) {
     });
 }
 
+/// Prints why the gate refused and returns exit 2: nothing was changed or written.
+fn refused(out: &mut dyn Write, why: &str) -> anyhow::Result<ExitStatus> {
+    writeln!(out, "refused: {why}")?;
+    Ok(ExitStatus::Changes)
+}
+
 async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let s = Session::open(&a.common.config).await?;
-    if let Some(run) = s.last_run().await? {
-        if run.finished.is_none() && run.machine.in_flight() && !a.dry_run {
-            anyhow::bail!(
-                "run {} ({} → {}) by {} is not finished ({}): `gatekeeper canary resume`, \
-                 `gatekeeper promote` or `gatekeeper canary abort` it first",
-                run.machine.plan().run_id,
-                run.machine.plan().previous,
-                run.machine.plan().revision,
-                run.holder,
-                describe(&run.machine.next()),
-            );
-        }
-    }
+    // Checked before the first AWS request: the revision reaches the deployer's commands.
+    s.config.check_revision("--revision", &a.revision)?;
     for note in s.config.unchecked_preflight(&a.revision) {
         crate::ui::eprintln!("preflight: {note}");
     }
+    let now = SystemClock.now();
+    let run_id = journal::new_run_id(now);
+    if a.dry_run {
+        let lock = FencedLock::new(s.scope.clone(), None);
+        let plan = plan_run(&s, a, &run_id).await?;
+        let mut journal = journal::MemoryJournal::default();
+        journal
+            .append(&Record::Start {
+                at: now,
+                holder: "dry-run".into(),
+                plan: plan.clone(),
+            })
+            .await?;
+        let settings = s.settings("dry-run".into(), a.auto_promote, true);
+        let mut m = Machine::new(plan);
+        return s
+            .drive(
+                &mut m,
+                &mut journal,
+                &lock,
+                settings,
+                None,
+                None,
+                a.common.output,
+                out,
+            )
+            .await;
+    }
+    // The lock first: a refused run writes nothing another command reads.
+    let who = s.who().await;
+    let keeper = match s.take(&run_id, &who, "canary run", LockMode::Fresh).await? {
+        Ok(k) => k,
+        Err(why) => return refused(out, &why),
+    };
+    let generation = keeper.generation().await;
+    let lock = FencedLock::new(s.scope.clone(), Some(keeper));
+    let prepared = async {
+        if let Some(run) = s.last_run().await? {
+            if run.finished.is_none() && run.machine.in_flight() {
+                anyhow::bail!(
+                    "run {} ({} → {}) by {} is not finished ({}): `gatekeeper canary resume`, \
+                     `gatekeeper promote` or `gatekeeper canary abort` it first",
+                    run.machine.plan().run_id,
+                    run.machine.plan().previous,
+                    run.machine.plan().revision,
+                    run.holder,
+                    describe(&run.machine.next()),
+                );
+            }
+        }
+        plan_run(&s, a, &run_id).await
+    }
+    .await;
+    let plan = match prepared {
+        Ok(plan) => plan,
+        Err(e) => {
+            // Nothing was journaled or changed: free the lock for the next run.
+            if let Err(le) = lock.set_down(false).await {
+                crate::ui::eprintln!("canary: {le}");
+            }
+            return Err(e);
+        }
+    };
+    let holder = Holder::this_process(&who, "canary run").to_string();
+    let mut journal = StateJournal(RunJournal::create(&s.scope, &run_id, generation)?);
+    journal
+        .append(&Record::Start {
+            at: now,
+            holder: holder.clone(),
+            plan: plan.clone(),
+        })
+        .await?;
+    let mut m = Machine::new(plan);
+    let settings = s.settings(holder, a.auto_promote, false);
+    s.drive(
+        &mut m,
+        &mut journal,
+        &lock,
+        settings,
+        None,
+        None,
+        a.common.output,
+        out,
+    )
+    .await
+}
+
+/// The run's plan: the fleet, the canary node and the revision a rollback redeploys.
+async fn plan_run(s: &Session, a: &RunArgs, run_id: &str) -> anyhow::Result<Plan> {
     let c = &s.config.canary;
     let mut nodes = c.nodes.clone();
     if nodes.is_empty() {
@@ -462,9 +683,8 @@ async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             a.revision
         );
     }
-    let now = SystemClock.now();
-    let plan = Plan {
-        run_id: format!("{}-{now}-{}", s.config.prefix(), std::process::id()),
+    Ok(Plan {
+        run_id: run_id.to_string(),
         revision: a.revision.clone(),
         previous,
         canary_node,
@@ -472,42 +692,74 @@ async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         canary_weight: c.canary_weight,
         wave_size: c.wave_size,
         auto_promote: a.auto_promote,
-    };
-    let holder = if a.dry_run {
-        "dry-run".to_string()
-    } else {
-        s.holder().await
-    };
-    let mut journal: Box<dyn Journal> = if a.dry_run {
-        Box::new(journal::MemoryJournal::default())
-    } else {
-        s.journal().await?
-    };
-    journal
-        .append(&Record::Start {
-            at: now,
-            holder: holder.clone(),
-            plan: plan.clone(),
-        })
-        .await?;
-    let mut m = Machine::new(plan);
-    let settings = s.settings(holder, a.auto_promote, a.dry_run);
-    s.drive(
-        &mut m,
-        journal.as_mut(),
-        settings,
-        None,
-        None,
-        a.common.output,
-        out,
-    )
-    .await
+        repair: false,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Resume,
     Abort,
+}
+
+/// A run this process took over: its state after the lock, its journal, and the lock.
+pub(crate) struct Continued {
+    pub run: RunState,
+    pub journal: StateJournal,
+    pub lock: FencedLock,
+    pub holder: String,
+}
+
+/// Takes the lock for the current run (`resume`, `abort`, `promote`), then reads it: the lock
+/// first, so that what is read cannot change underneath. `Ok(Err(why))`: refused (exit 2).
+pub(crate) async fn take_over(
+    s: &Session,
+    command: &str,
+    force: bool,
+) -> anyhow::Result<Result<Option<Continued>, String>> {
+    let run_id = match s.current_run_id().await? {
+        Ok(Some(id)) => id,
+        Ok(None) => return Ok(Ok(None)),
+        Err(why) => return Ok(Err(why)),
+    };
+    let who = s.who().await;
+    let keeper = match s
+        .take(&run_id, &who, command, LockMode::Continue { force })
+        .await?
+    {
+        Ok(k) => k,
+        Err(why) => return Ok(Err(why)),
+    };
+    let generation = keeper.generation().await;
+    let lock = FencedLock::new(s.scope.clone(), Some(keeper));
+    let run = match journal::read_run(&s.scope, &run_id).await {
+        Ok(Some(run)) => run,
+        other => {
+            // A run killed before its first record changed nothing; an unreadable one is not
+            // ours to drive. Either way the lock is freed only in the first case.
+            let in_flight = other.is_err();
+            if let Err(e) = lock.set_down(in_flight).await {
+                crate::ui::eprintln!("canary: {e}");
+            }
+            return match other {
+                Ok(_) => Ok(Ok(None)),
+                Err(e) => Err(e.into()),
+            };
+        }
+    };
+    let holder = Holder::this_process(&who, command).to_string();
+    let journal = StateJournal(RunJournal::continue_at(
+        &s.scope,
+        &run_id,
+        run.records.len() as u64,
+        generation,
+    )?);
+    Ok(Ok(Some(Continued {
+        run,
+        journal,
+        lock,
+        holder,
+    })))
 }
 
 async fn resume(
@@ -517,60 +769,73 @@ async fn resume(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
     let s = Session::open(&c.config).await?;
-    let Some(run) = s.last_run().await? else {
-        writeln!(
-            out,
-            "no canary run in {}",
-            s.config.journal_path().display()
-        )?;
-        return Ok(ExitStatus::Success);
+    let command = match action {
+        Action::Resume => "canary resume",
+        Action::Abort => "canary abort",
+    };
+    let Continued {
+        run,
+        mut journal,
+        lock,
+        holder,
+    } = match take_over(&s, command, force).await? {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            writeln!(out, "no canary run in flight in {}", s.scope.location())?;
+            return Ok(ExitStatus::Success);
+        }
+        Err(why) => return refused(out, &why),
     };
     let mut m = run.machine.clone();
     let plan = m.plan().clone();
-    if run.finished.is_some() || (!m.in_flight() && m.outcome().is_none()) {
-        let mut journal = s.journal().await?;
-        if run.finished.is_none() {
-            // Stopped before the lock: nothing changed; close the run.
-            journal
-                .append(&Record::Finish {
-                    at: SystemClock.now(),
-                    outcome: Outcome::Refused {
-                        reason: "interrupted before anything changed".into(),
-                    },
-                })
-                .await?;
-        }
-        let outcome = run.finished.as_ref().map(|f| &f.1).or(m.outcome());
-        writeln!(
-            out,
-            "run {} is over: {}",
-            plan.run_id,
-            outcome_text(outcome)
-        )?;
-        return Ok(ExitStatus::Success);
-    }
-    let holder = s.holder().await;
-    let now = SystemClock.now();
-    let ttl = s.config.lock_ttl_seconds();
-    match s.lock.holder().await? {
-        Some(lock) if lock.expires_at > now => {
-            if let Some(refusal) = takeover_refusal(&lock, &plan.run_id, &local_host(), force) {
-                anyhow::bail!("{refusal}");
+    if run.finished.is_some() || !m.in_flight() {
+        // The journal says the run is over; the world may not agree (a node left in the
+        // canary group, a weight not 0): then a repair run puts it back.
+        let canary_members = s.lb.members(Pool::Canary).await?;
+        let weight = s.lb.weight().await.unwrap_or(0);
+        if canary_members.is_empty() && weight == 0 {
+            if run.finished.is_none() {
+                // Stopped before the lock: nothing changed; close the run.
+                journal
+                    .append(&Record::Finish {
+                        at: SystemClock.now(),
+                        outcome: Outcome::Refused {
+                            reason: "interrupted before anything changed".into(),
+                        },
+                    })
+                    .await?;
             }
-            // From here on this process drives the run: a second `resume` sees it alive.
-            s.lock
-                .renew(&LockInfo {
-                    holder: holder.clone(),
-                    run_id: plan.run_id.clone(),
-                    acquired_at: now,
-                    expires_at: now + ttl,
-                })
-                .await?;
+            lock.set_down(false).await?;
+            let outcome = run.finished.as_ref().map(|f| &f.1).or(m.outcome());
+            writeln!(
+                out,
+                "run {} is over: {}",
+                plan.run_id,
+                outcome_text(outcome)
+            )?;
+            return Ok(ExitStatus::Success);
         }
-        // Free or expired: whoever held it is gone.
-        _ => {}
+        let left: Vec<String> = canary_members.into_iter().map(|h| h.node).collect();
+        crate::ui::eprintln!(
+            "canary: run {} is over ({}) but {} left in the canary group at weight {weight}: \
+             repairing",
+            plan.run_id,
+            outcome_text(run.finished.as_ref().map(|f| &f.1).or(m.outcome())),
+            if left.is_empty() {
+                "nothing".to_string()
+            } else {
+                left.join(", ")
+            },
+        );
+        return repair(&s, &plan, lock, holder, c.output, out).await;
     }
-    let mut journal = s.journal().await?;
+    journal
+        .append(&Record::Took {
+            at: SystemClock.now(),
+            holder: holder.clone(),
+            command: command.into(),
+        })
+        .await?;
     let settings = s.settings(holder, false, false);
     let abort = match (action, m.mode(), m.next()) {
         (Action::Abort, _, _) => Some("aborted by `gatekeeper canary abort`"),
@@ -578,6 +843,7 @@ async fn resume(
             Some("resumed after an interruption before the automatic promotion: rolling back")
         }
         (Action::Resume, Mode::Canary, Next::AwaitApproval) => {
+            lock.set_down(true).await?;
             writeln!(
                 out,
                 "run {} passed its canary and awaits approval: `gatekeeper promote` or `gatekeeper canary abort`",
@@ -590,7 +856,8 @@ async fn resume(
     };
     s.drive(
         &mut m,
-        journal.as_mut(),
+        &mut journal,
+        &lock,
         settings,
         None,
         abort,
@@ -600,53 +867,54 @@ async fn resume(
     .await
 }
 
-/// This machine's name, as lock holders record it.
-fn local_host() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "localhost".into())
+/// A repair run: rolls back what an ended run left behind, journaled as a run of its own.
+async fn repair(
+    s: &Session,
+    ended: &Plan,
+    lock: FencedLock,
+    holder: String,
+    output: Output,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
+    // The repair is journaled as a run of its own, under the lock this process took for the
+    // ended run: no moment passes with the lock free. Interrupted, it is found again the
+    // same way (the lock still names the ended run, and the world still disagrees).
+    let now = SystemClock.now();
+    let run_id = format!("{}-repair", journal::new_run_id(now));
+    let generation = lock
+        .generation()
+        .await
+        .context("the deploy lock was lost before the repair")?;
+    let plan = Plan {
+        run_id: run_id.clone(),
+        repair: true,
+        auto_promote: false,
+        ..ended.clone()
+    };
+    let mut journal = StateJournal(RunJournal::create(&s.scope, &run_id, generation)?);
+    journal
+        .append(&Record::Start {
+            at: now,
+            holder: holder.clone(),
+            plan: plan.clone(),
+        })
+        .await?;
+    let mut m = Machine::new(plan);
+    let settings = s.settings(holder, false, false);
+    s.drive(
+        &mut m,
+        &mut journal,
+        &lock,
+        settings,
+        None,
+        None,
+        output,
+        out,
+    )
+    .await
 }
 
-/// The host and process of a lock holder recorded as `<who> on <host> (pid <pid>)`.
-fn holder_process(holder: &str) -> Option<(&str, u32)> {
-    let (rest, pid) = holder.strip_suffix(')')?.rsplit_once(" (pid ")?;
-    let (_, host) = rest.rsplit_once(" on ")?;
-    Some((host, pid.parse().ok()?))
-}
-
-/// Why `resume`/`abort` of `run_id` must not act while `lock` (unexpired) is held, if it must
-/// not: another run holds it, or this run's holder may still be alive.
-fn takeover_refusal(lock: &LockInfo, run_id: &str, host: &str, force: bool) -> Option<String> {
-    if lock.run_id != run_id {
-        return Some(format!(
-            "the deploy lock is held by another run, {} ({}), until {}: run {run_id} in the \
-             journal is not the live one; see `gatekeeper canary status`",
-            lock.run_id, lock.holder, lock.expires_at
-        ));
-    }
-    match holder_process(&lock.holder) {
-        Some((h, pid)) if h == host => {
-            let alive =
-                pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists();
-            alive.then(|| {
-                format!(
-                    "run {run_id} is still being driven by pid {pid} on this host ({}): wait \
-                     for it, or stop it (SIGTERM rolls back at the next safe point)",
-                    lock.holder
-                )
-            })
-        }
-        _ if force => None,
-        _ => Some(format!(
-            "run {run_id} is held by {} until {}, on a host this one cannot check: if that \
-             runner is gone, take the run over with --force",
-            lock.holder, lock.expires_at
-        )),
-    }
-}
-
-fn outcome_text(o: Option<&Outcome>) -> String {
+pub(crate) fn outcome_text(o: Option<&Outcome>) -> String {
     match o {
         Some(Outcome::Promoted) => "promoted".into(),
         Some(Outcome::RolledBack { reason }) => format!("rolled back ({reason})"),
@@ -655,7 +923,7 @@ fn outcome_text(o: Option<&Outcome>) -> String {
     }
 }
 
-fn describe(next: &Next) -> String {
+pub(crate) fn describe(next: &Next) -> String {
     match next {
         Next::Do { action, .. } => format!("next: {action}"),
         Next::AwaitApproval => "awaiting approval".into(),
@@ -666,17 +934,39 @@ fn describe(next: &Next) -> String {
 
 #[derive(Debug, Serialize)]
 struct StatusReport {
-    lock: Option<canary::provider::LockInfo>,
-    lock_parameter: String,
+    /// The lock object as it is (`state`: held, parked or free; `generation`...).
+    lock: Option<LockInfo>,
+    lock_object: String,
     canary_weight: Option<u8>,
     run: Option<RunSummary>,
+    /// The run's nodes: which group each is in, its health there, the revision it runs.
+    nodes: Vec<NodeLine>,
+    /// The bake's evidence so far: the last look, the verdict once reached.
+    bake: Option<BakeSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeLine {
+    node: String,
+    /// `prod`, `canary` or `none` (depooled).
+    group: &'static str,
+    health: Option<String>,
+    revision: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct BakeSummary {
+    look: u32,
+    of: u32,
+    verdict: Option<&'static str>,
+    metrics: Vec<evidence::record::MetricLook>,
 }
 
 #[derive(Debug, Serialize)]
 struct RunSummary {
     run_id: String,
     holder: String,
-    started_at: u64,
+    started_at: String,
     revision: String,
     previous: String,
     canary_node: String,
@@ -686,16 +976,90 @@ struct RunSummary {
     outcome: Option<Outcome>,
 }
 
+/// `2026-12-04T10:15:00Z` and how far from now: `in 12 min`, `3 min ago`.
+fn when(at: u64, now: u64) -> String {
+    let stamp = journal::rfc3339(at);
+    let (d, later) = if at >= now {
+        (at - now, true)
+    } else {
+        (now - at, false)
+    };
+    let span = if d < 90 {
+        format!("{d} s")
+    } else if d < 90 * 60 {
+        format!("{} min", (d + 30) / 60)
+    } else {
+        format!("{:.1} h", d as f64 / 3600.0)
+    };
+    if later {
+        format!("{stamp} (in {span})")
+    } else {
+        format!("{stamp} ({span} ago)")
+    }
+}
+
 async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let s = Session::open(&c.config).await?;
-    let lock = s.lock.holder().await?;
+    let now = SystemClock.now();
+    let lock = state::lock::read(&s.scope).await?.map(|(l, _)| l);
     let weight = s.lb.weight().await.ok();
-    let run = s.last_run().await?.map(|r| {
+    let run = match lock
+        .as_ref()
+        .filter(|l| l.state != LockState::Free && l.purpose == "canary")
+    {
+        Some(l) => journal::read_run(&s.scope, &l.run_id).await?,
+        None => None,
+    };
+    let run = match run {
+        Some(r) => Some(r),
+        None => s.last_run().await?,
+    };
+    // Each node's group and revision, and the bake's evidence so far.
+    let mut nodes = Vec::new();
+    let mut bake = None;
+    if let Some(r) = &run {
+        let p = r.machine.plan();
+        let prod = s.lb.members(Pool::Prod).await.unwrap_or_default();
+        let canary_group = s.lb.members(Pool::Canary).await.unwrap_or_default();
+        for node in &p.nodes {
+            let group = |members: &[canary::provider::NodeHealth]| {
+                members
+                    .iter()
+                    .find(|h| &h.node == node)
+                    .map(|h| h.state.clone())
+            };
+            let (group, health) = match (group(&prod), group(&canary_group)) {
+                (Some(h), _) => ("prod", Some(h)),
+                (None, Some(h)) => ("canary", Some(h)),
+                (None, None) => ("none", None),
+            };
+            nodes.push(NodeLine {
+                node: node.clone(),
+                group,
+                health,
+                revision: s.deployer.current(node).await.ok().flatten(),
+            });
+        }
+        bake = canary::evidence::bake_record(&r.records)
+            .ok()
+            .flatten()
+            .map(|b| BakeSummary {
+                look: b.looks.last().map_or(0, |l| l.index),
+                of: b.looks.last().map_or(0, |l| l.of),
+                verdict: b.verdict.as_ref().map(|v| v.outcome.as_str()),
+                metrics: b
+                    .looks
+                    .last()
+                    .map(|l| l.metrics.clone())
+                    .unwrap_or_default(),
+            });
+    }
+    let run = run.map(|r| {
         let p = r.machine.plan();
         RunSummary {
             run_id: p.run_id.clone(),
             holder: r.holder.clone(),
-            started_at: r.started_at,
+            started_at: journal::rfc3339(r.started_at),
             revision: p.revision.clone(),
             previous: p.previous.clone(),
             canary_node: p.canary_node.clone(),
@@ -710,21 +1074,34 @@ async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     });
     let report = StatusReport {
         lock,
-        lock_parameter: s.lock.parameter.clone(),
+        lock_object: s.scope.store().describe(&s.scope.lock_key()),
         canary_weight: weight,
         run,
+        nodes,
+        bake,
     };
     if c.output == Output::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(ExitStatus::Success);
     }
     match &report.lock {
-        Some(l) => writeln!(
+        Some(l) if l.state == LockState::Held => writeln!(
             out,
-            "lock {}: held by {} (run {}) since {}, expires {}",
-            report.lock_parameter, l.holder, l.run_id, l.acquired_at, l.expires_at
+            "lock {}: held by {} for {} run {} (generation {}), since {}, lease until {}",
+            report.lock_object,
+            l.holder,
+            l.purpose,
+            l.run_id,
+            l.generation,
+            when(l.acquired_at, now),
+            when(l.expires_at, now)
         )?,
-        None => writeln!(out, "lock {}: free", report.lock_parameter)?,
+        Some(l) if l.state == LockState::Parked => writeln!(
+            out,
+            "lock {}: parked: {} run {} is in flight with no process driving it (generation {})",
+            report.lock_object, l.purpose, l.run_id, l.generation
+        )?,
+        _ => writeln!(out, "lock {}: free", report.lock_object)?,
     }
     if let Some(w) = report.canary_weight {
         writeln!(
@@ -737,19 +1114,53 @@ async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Some(r) => {
             writeln!(
                 out,
-                "last run {} by {}: {} → {} on {}",
-                r.run_id, r.holder, r.previous, r.revision, r.canary_node
+                "last run {} by {}: {} → {} on {}, started {}",
+                r.run_id, r.holder, r.previous, r.revision, r.canary_node, r.started_at
             )?;
             writeln!(out, "  mode {}: {}", r.mode.as_str(), r.state)?;
             if let Some(who) = &r.approved_by {
                 writeln!(out, "  approved by {who}")?;
             }
         }
-        None => writeln!(
+        None => writeln!(out, "no canary run in {}", s.scope.location())?,
+    }
+    for n in &report.nodes {
+        writeln!(
             out,
-            "no run journaled in {}",
-            s.config.journal_path().display()
-        )?,
+            "  node {}: {}{}, revision {}",
+            n.node,
+            n.group,
+            n.health
+                .as_ref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default(),
+            n.revision.as_deref().unwrap_or("unknown")
+        )?;
+    }
+    if let Some(b) = &report.bake {
+        writeln!(
+            out,
+            "  bake: look {} of {}{}",
+            b.look,
+            b.of,
+            b.verdict
+                .map(|v| format!(", verdict {v}"))
+                .unwrap_or_default()
+        )?;
+        for m in &b.metrics {
+            let bound = |v: Option<f64>| v.map_or("∞".to_string(), |v| format!("{v:.2}x"));
+            writeln!(
+                out,
+                "    {}: {} ratio {} [{} .. {}] e-value {} (fails at {:.0})",
+                m.name,
+                m.status.as_str(),
+                m.estimate.map_or("-".to_string(), |e| format!("{e:.2}x")),
+                m.lower.map_or("0.00x".to_string(), |v| format!("{v:.2}x")),
+                bound(m.upper),
+                m.e_value.map_or("-".to_string(), |e| format!("{e:.3}")),
+                m.e_threshold
+            )?;
+        }
     }
     Ok(ExitStatus::Success)
 }
@@ -909,74 +1320,5 @@ impl View {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lock(run_id: &str, holder: &str) -> LockInfo {
-        LockInfo {
-            holder: holder.into(),
-            run_id: run_id.into(),
-            acquired_at: 100,
-            expires_at: 10_000,
-        }
-    }
-
-    #[test]
-    fn holders_name_their_host_and_process() {
-        assert_eq!(
-            holder_process("arn:aws:iam::1:user/ci on runner-7 (pid 4242)"),
-            Some(("runner-7", 4242))
-        );
-        assert_eq!(holder_process("someone"), None);
-        assert_eq!(holder_process("a on b (pid x)"), None);
-    }
-
-    #[test]
-    fn another_runs_lock_is_never_taken_over() {
-        let other = lock("run-2", "ci on here (pid 1)");
-        for force in [false, true] {
-            let why = takeover_refusal(&other, "run-1", "here", force).unwrap();
-            assert!(why.contains("held by another run, run-2"), "{why}");
-        }
-    }
-
-    #[test]
-    fn a_live_holder_on_this_host_is_refused_and_a_dead_one_is_not() {
-        // This test's own parent is alive for as long as the test runs.
-        let parent = std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| {
-                s.rsplit(')')
-                    .next()?
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(1u32);
-        let live = lock("run-1", &format!("ci on here (pid {parent})"));
-        let why = takeover_refusal(&live, "run-1", "here", true).unwrap();
-        assert!(
-            why.contains(&format!("still being driven by pid {parent}")),
-            "{why}"
-        );
-        // Pids stop well below this on Linux: nobody can be running as it.
-        let dead = lock("run-1", "ci on here (pid 4194304)");
-        assert_eq!(takeover_refusal(&dead, "run-1", "here", false), None);
-        // A holder that is this very process (a resume of its own run) is no obstacle.
-        let me = lock("run-1", &format!("ci on here (pid {})", std::process::id()));
-        assert_eq!(takeover_refusal(&me, "run-1", "here", false), None);
-    }
-
-    #[test]
-    fn a_holder_on_another_host_needs_force() {
-        let remote = lock("run-1", "ci on runner-7 (pid 12)");
-        let why = takeover_refusal(&remote, "run-1", "here", false).unwrap();
-        assert!(why.contains("--force"), "{why}");
-        assert_eq!(takeover_refusal(&remote, "run-1", "here", true), None);
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use compat::{Ignores, Schema, Schemas, Source, Verdict};
 
-use crate::commands::common::OutputOrMarkdown as Output;
+use crate::commands::annotations::{self, Annotations};
+use crate::commands::common::{ChangesExit, OutputOrMarkdown as Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
@@ -18,13 +19,17 @@ pub struct Args {
     /// The configuration to deploy, in the same forms as --old.
     #[arg(long, value_name = "SOURCE")]
     pub new: String,
-    /// JSON Schema (draft 2020-12, JSON or YAML) both code versions accept.
+    /// JSON Schema (draft 2020-12, JSON or YAML) both code versions accept: the same as
+    /// giving it as --old-schema and --new-schema.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["old_schema", "new_schema"])]
     pub schema: Option<PathBuf>,
-    /// JSON Schema of the old code's configuration.
+    /// JSON Schema of the old code's configuration. Its required keys, types and enums are
+    /// checked against the new configuration (rollback: old code on the new configuration).
     #[arg(long, value_name = "FILE")]
     pub old_schema: Option<PathBuf>,
-    /// JSON Schema of the new code's configuration.
+    /// JSON Schema of the new code's configuration. Its required keys, types and enums are
+    /// checked against the old configuration (mixed fleet: new code on the old configuration,
+    /// as a canary runs) and against the new one (invalid: exit 1).
     #[arg(long, value_name = "FILE")]
     pub new_schema: Option<PathBuf>,
     /// Accepted findings (TOML or YAML): [[ignore]] rule, path, reason, expires (YYYY-MM-DD).
@@ -34,6 +39,12 @@ pub struct Args {
     /// How to render the report.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Also print an annotation for each finding that has a file, line and column
+    /// (`::error file=…,line=…,col=…::…` on GitHub), after the report.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub annotations: Option<Annotations>,
+    #[command(flatten)]
+    pub exit: ChangesExit,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
@@ -73,9 +84,20 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Output::Json => writeln!(out, "{}", report.to_json())?,
         Output::Markdown => write!(out, "{}", report.to_markdown())?,
     }
+    // As `plan` does: in a GitHub job, the report also lands in the job's summary.
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        f.write_all(report.to_markdown().as_bytes())?;
+    }
+    if let Some(Annotations::Github) = args.annotations {
+        write!(out, "{}", annotations::github(&report))?;
+    }
     Ok(match report.verdict() {
         Verdict::Compatible => ExitStatus::Success,
-        Verdict::Breaking => ExitStatus::Changes,
+        Verdict::Breaking => args.exit.status(true),
         Verdict::Invalid => ExitStatus::Error,
     })
 }

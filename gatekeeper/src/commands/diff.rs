@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use stacks::diff::{self, DiffOptions};
 
-use crate::commands::common::OutputOrMarkdown as Output;
+use crate::commands::common::{ChangesExit, OutputOrMarkdown as Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,8 @@ pub struct Args {
     /// Also compare the `aws:cdk:*` and `aws:asset:*` metadata keys ignored by default.
     #[arg(long)]
     pub include_cdk_metadata: bool,
+    #[command(flatten)]
+    pub exit: ChangesExit,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
@@ -39,11 +41,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Output::Markdown => diff::render_markdown(d, None),
     };
     out.write_all(text.as_bytes())?;
-    let status = if d.has_changes() {
-        ExitStatus::Changes
-    } else {
-        ExitStatus::Success
-    };
+    let status = args.exit.status(d.has_changes());
     // The process ends right after: freeing the parsed templates node by node costs more than
     // comparing them (bench/diff), and the OS takes the memory back at once.
     std::mem::forget((compared, text));

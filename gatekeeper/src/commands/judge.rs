@@ -5,15 +5,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use canary::judge::{self, JudgeConfig, Kind, Method, Report, Verdict};
+use canary::judge::{self, JudgeConfig, Kind, Method, ReplayError, Report, Verdict};
 
 use crate::commands::common::OutputOrMarkdown as Output;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Intervals to replay, JSON lines: {"t": <seconds>, "group": "baseline"|"canary",
-    /// "requests": <int>, "errors": <int>, "latency_ms": [<samples>]} (latency optional).
+    /// Intervals to replay, JSON lines in t order: {"t": <seconds>, "group":
+    /// "baseline"|"canary", "requests": <int>, "errors": <int>, "latency_ms": [<samples>]}
+    /// (latency optional). Read a line at a time.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     /// How the judge weighs the evidence [default: sequential, or the config's].
@@ -65,12 +66,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         None => anyhow::anyhow!("{e}"),
     })?;
 
-    let text = std::fs::read_to_string(&args.input)
+    // Read a line at a time: the judge holds one interval, whatever the input's size.
+    let input = std::fs::File::open(&args.input)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let intervals = judge::parse_intervals(&text)
-        .map_err(|e| anyhow::anyhow!("{}:{}: {}", args.input.display(), e.line, e.message))?;
-    let report = judge::replay(&config, &intervals)
-        .with_context(|| format!("replaying {}", args.input.display()))?;
+    let report = judge::replay(&config, std::io::BufReader::new(input)).map_err(|e| match e {
+        ReplayError::Line(e) => {
+            anyhow::anyhow!("{}:{}: {}", args.input.display(), e.line, e.message)
+        }
+        other => anyhow::anyhow!("{}: {other}", args.input.display()),
+    })?;
 
     match args.output {
         Output::Text => write!(out, "{report}")?,
@@ -104,8 +108,13 @@ fn markdown(report: &Report) -> String {
         .decided_at
         .map(|t| format!(" at t={t}"))
         .unwrap_or_default();
+    let by = report
+        .decided_by
+        .as_ref()
+        .map(|m| format!(", decided by `{m}`"))
+        .unwrap_or_default();
     let mut s = format!(
-        "### Canary judge: **{verdict}**{at}\n\n{}\n\n| metric | status | canary | baseline | ratio | bounds | evidence |\n|---|---|---|---|---|---|---|\n",
+        "### Canary judge: **{verdict}**{at}{by}\n\n{}\n\n| metric | status | canary | baseline | estimate | bounds | tolerated | why |\n|---|---|---|---|---|---|---|---|\n",
         report.reason
     );
     for m in &report.metrics {
@@ -118,21 +127,16 @@ fn markdown(report: &Report) -> String {
         let bounds = m.interval.map_or("-".to_string(), |b| {
             format!("{} .. {}", ratio(b.lower), ratio(b.upper))
         });
-        let evidence = match (m.e_value, m.p_value) {
-            (Some(e), _) => format!("e = {e:.3}"),
-            (_, Some(p)) if p < 1e-4 => format!("p = {p:.1e}"),
-            (_, Some(p)) => format!("p = {p:.4}"),
-            _ => "-".to_string(),
-        };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             m.name,
             m.status.as_str(),
             value(m.canary_value),
             value(m.baseline_value),
             ratio(m.estimate),
             bounds,
-            evidence
+            ratio(Some(m.threshold)),
+            m.reason.replace('|', "\\|")
         ));
     }
     s

@@ -1,12 +1,18 @@
 //! `gatekeeper maintenance on|off|status`.
 //!
+//! Both `on` and `off` act under the service's lock in the state layer (`[state]`); see the
+//! `maintenance` crate's docs for what each does with it.
+//!
 //! Exit status:
-//! - `on`: 0 flag set, queues drained, hooks run; 2 refused by the preflight
-//!   (`[maintenance.in_flight] refuse`) or the queues did not drain before the timeout (the
-//!   flag stays on; run `on` again to keep waiting, or `off`); 1 an error (a failed hook, AWS).
+//! - `on`: 0 flag set, queues drained, hooks run (or already on); 2 refused by the lock (a
+//!   second `on`, a canary), refused by the preflight (`[maintenance.in_flight] refuse`), the
+//!   queues did not drain before the timeout (the flag stays on; run `on` again to keep
+//!   waiting, or `off`), or the run was ended by `maintenance off` or found the flag cleared
+//!   before a hook; 1 an error (a failed hook, AWS, the state layer).
 //! - `off`: as `redrive` (0 all moved, 2 conflicts, 1 failures); the flag is cleared first,
 //!   and the parking lot listed `[maintenance] flag_ttl_seconds` later, once every service
-//!   has noticed and stopped parking uploads.
+//!   has noticed and stopped parking uploads. 2 when the lock is held by a canary, or a
+//!   running `on` did not stop in time (its run is ended; the flag is still on).
 //! - `status`: 0 off, 2 on, 1 error.
 
 use std::collections::BTreeMap;
@@ -15,9 +21,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use maintenance::{
-    self, journal::Journal, preflight::InFlight, Event, OnOutcome, OnRequest,
-};
+use maintenance::{self, preflight::InFlight, Event, Locking, OffOutcome, OnOutcome, OnRequest};
 
 use crate::commands::common::{self, Output};
 use crate::commands::redrive;
@@ -64,9 +68,11 @@ pub struct OnArgs {
     /// Seconds to wait for the queues; default `[maintenance] drain_timeout_seconds`.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
-    /// Where the journal of maintenance runs is kept.
-    #[arg(long, value_name = "DIR", default_value = ".gatekeeper/journal")]
-    pub journal_dir: PathBuf,
+    /// Take the lock from a canary awaiting approval (it stays where it is, parked, and gets
+    /// the lock back when `maintenance off` lets go; a running canary is never preempted), or
+    /// resume a run whose holder on another host stopped renewing its lease.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,8 +88,10 @@ pub struct OffArgs {
     /// Objects copied at once; default `[maintenance] concurrency`.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    #[arg(long, value_name = "DIR", default_value = ".gatekeeper/journal")]
-    pub journal_dir: PathBuf,
+    /// Take the lock from a canary awaiting approval (handed back at once), or end a run whose
+    /// holder on another host stopped renewing its lease.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,6 +120,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             (_, Err(e)) => return Err(e),
         };
         let parking = buckets.as_ref().map(|b| b.0.as_str()).unwrap_or_default();
+        let scope = crate::store::scope(
+            &mconfig.state,
+            &format!("{}-{}", target.service, target.environment),
+            &clients.s3,
+        )?;
+        let lease = mconfig.state.lease_seconds();
         let mclients = maintenance::Clients {
             ssm: &clients.ssm,
             sqs: &clients.sqs,
@@ -141,18 +155,34 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                             writeln!(out, "dlq   {}: {} messages", d.queue, d.total())?;
                         }
                         writeln!(out, "parking lot s3://{}: {} objects", status.parking_lot_bucket, status.parking_lot_objects)?;
+                        match maintenance::lock_info(&scope).await? {
+                            None => writeln!(out, "lock {}: never taken", scope.location())?,
+                            Some(l) => writeln!(out, "lock {}: {} by {} run {} (generation {})", scope.location(), lock_state(l.state), l.purpose, l.run_id, l.generation)?,
+                        }
                     }
                 }
                 Ok(if status.flag.is_some_and(|f| f.enabled) { ExitStatus::Changes } else { ExitStatus::Success })
             }
             MaintenanceCommand::On(a) => {
-                let journal_path = Journal::path_in(&a.journal_dir, &target.service, &target.environment);
                 if a.dry_run {
                     let in_flight = maintenance::preflight::in_flight(&mclients, &mconfig.in_flight).await?;
                     let flag = maintenance::read_flag(&clients.ssm, &target.flag_parameter).await?;
-                    let journal = Journal::open(&journal_path)?;
+                    let lock = maintenance::lock_info(&scope).await?;
                     writeln!(out, "dry run: nothing was changed")?;
                     render_in_flight(&in_flight, out)?;
+                    match &lock {
+                        Some(l) if l.purpose == maintenance::PURPOSE && l.state != state::LockState::Free => {
+                            let p = maintenance::progress(&scope, &l.run_id).await?;
+                            writeln!(out, "would resume run {} (done: {})", l.run_id, p.steps().join(", "))?;
+                        }
+                        Some(l) if l.state != state::LockState::Free => writeln!(
+                            out,
+                            "the lock {} is {} by {} run {}: `on` would be refused{}",
+                            scope.location(), lock_state(l.state), l.purpose, l.run_id,
+                            if l.state == state::LockState::Parked { " (unless --force)" } else { "" }
+                        )?,
+                        _ => writeln!(out, "would take the lock {}", scope.location())?,
+                    }
                     writeln!(out, "would set {} (now {})", target.flag_parameter, flag.map(|f| f.to_json()).unwrap_or_else(|| "absent".into()))?;
                     for q in &target.queues {
                         let d = maintenance::queues::depth(&clients.sqs, q).await?;
@@ -162,13 +192,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                     for h in &mconfig.hooks {
                         writeln!(out, "would run hook {}: {}", h.name, h.command.get_ref().join(" "))?;
                     }
-                    if let Some((run, steps)) = journal.unfinished() {
-                        writeln!(out, "would resume run {run} (done: {})", steps.join(", "))?;
-                    }
                     return Ok(ExitStatus::Success);
                 }
-                let who = caller(&clients).await?;
-                let mut journal = Journal::open(&journal_path)?;
+                let who = crate::store::caller(&clients.sts).await;
                 let request = OnRequest {
                     message: a.message.clone(),
                     until: a.until.clone(),
@@ -177,38 +203,64 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                     poll_interval: mconfig.poll_interval(),
                     flag_ttl: mconfig.flag_ttl(),
                 };
+                let locking = Locking { scope, lease, force: a.force };
                 let view = DrainView::new();
                 let on_event = |e: Event| view.event(e);
-                let outcome = maintenance::on(&mclients, &target, &mconfig, &mut journal, &request, &on_event).await;
+                let outcome = maintenance::on(&mclients, &target, &mconfig, &locking, &request, &on_event).await;
                 view.finish();
                 let outcome = outcome?;
                 if a.common.output == Output::Json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&outcome)?)?;
                 }
+                let text = a.common.output != Output::Json;
                 Ok(match outcome {
-                    OnOutcome::Done { flag, in_flight, waited } => {
-                        if a.common.output != Output::Json {
+                    OnOutcome::Done { run, flag, in_flight, waited } => {
+                        if text {
                             render_in_flight(&in_flight, out)?;
                             writeln!(out, "maintenance is on: {}", flag.to_json())?;
-                            writeln!(out, "queues drained after {}s; hooks done", waited.as_secs())?;
+                            writeln!(out, "queues drained after {}s; hooks done (run {run}; the lock stays with it until `maintenance off`)", waited.as_secs())?;
                         }
                         ExitStatus::Success
                     }
+                    OnOutcome::AlreadyOn { run } => {
+                        if text {
+                            writeln!(out, "maintenance is already on: run {run} is done; no hook runs again (`maintenance off` ends it)")?;
+                        }
+                        ExitStatus::Success
+                    }
+                    OnOutcome::Held { reason } => {
+                        if text {
+                            writeln!(out, "refused: {reason}; nothing was changed")?;
+                        }
+                        ExitStatus::Changes
+                    }
                     OnOutcome::Refused { in_flight } => {
-                        if a.common.output != Output::Json {
+                        if text {
                             render_in_flight(&in_flight, out)?;
                             writeln!(out, "refused: work is in flight and [maintenance.in_flight] refuse = true; the flag was not set")?;
                         }
                         ExitStatus::Changes
                     }
-                    OnOutcome::NotDrained { flag, waited, remaining } => {
-                        if a.common.output != Output::Json {
+                    OnOutcome::NotDrained { run, flag, waited, remaining } => {
+                        if text {
                             writeln!(out, "maintenance is on: {}", flag.to_json())?;
                             writeln!(out, "queues not drained after {}s; hooks not run:", waited.as_secs())?;
                             for d in remaining {
                                 writeln!(out, "  {}: {} visible, {} in flight, {} delayed", d.queue, d.visible, d.in_flight, d.delayed)?;
                             }
-                            writeln!(out, "run `maintenance on` again to keep waiting, or `maintenance off` to give up")?;
+                            writeln!(out, "run `maintenance on` again to keep waiting (run {run}), or `maintenance off` to give up")?;
+                        }
+                        ExitStatus::Changes
+                    }
+                    OnOutcome::Ended { run, who, not_run } => {
+                        if text {
+                            writeln!(out, "stopped: run {run} was ended by `maintenance off` ({who}); no hook runs after the flag is off; not run: {}", if not_run.is_empty() { "none".to_string() } else { not_run.join(", ") })?;
+                        }
+                        ExitStatus::Changes
+                    }
+                    OnOutcome::FlagCleared { run, hook } => {
+                        if text {
+                            writeln!(out, "stopped: the flag {} was found off before hook {hook}: it and the hooks after it were not run; `maintenance on` sets the flag again and resumes run {run}, `maintenance off` ends it", target.flag_parameter)?;
                         }
                         ExitStatus::Changes
                     }
@@ -229,12 +281,39 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                     redrive::render(&report, a.common.output, out)?;
                     return Ok(redrive::status_of(&report));
                 }
-                let who = caller(&clients).await?;
-                let mut journal = Journal::open(&Journal::path_in(&a.journal_dir, &target.service, &target.environment))?;
-                let cleared = maintenance::off(&clients.ssm, &target, &mut journal, &who, mconfig.flag_ttl()).await?;
-                if a.common.output != Output::Json {
-                    writeln!(out, "maintenance is off: {}", cleared.flag.to_json())?;
-                }
+                let who = crate::store::caller(&clients.sts).await;
+                let locking = Locking { scope, lease, force: a.force };
+                // A running `on` is let finish its hook: its longest timeout, and two leases.
+                let longest = mconfig.hooks.iter().map(|h| h.timeout_seconds).max().unwrap_or(0);
+                let wait = Duration::from_secs(longest + 2 * lease);
+                let on_event = |e: Event| {
+                    if let Event::StopRequested { run, hook } = e {
+                        crate::ui::eprintln!(
+                            "maintenance: run {run} is running{}: it was asked to stop before its next hook; waiting for it to let go of the lock",
+                            hook.map(|h| format!(" hook {h}")).unwrap_or_default()
+                        );
+                    }
+                };
+                let outcome = maintenance::off(&clients.ssm, &target, &locking, &who, mconfig.flag_ttl(), wait, &on_event).await?;
+                let cleared = match outcome {
+                    OffOutcome::Cleared { cleared, run, handed_back } => {
+                        if a.common.output != Output::Json {
+                            writeln!(out, "maintenance is off: {} (run {run} ended)", cleared.flag.to_json())?;
+                            if let Some(c) = handed_back {
+                                writeln!(out, "the lock is back with run {c}, parked as it was")?;
+                            }
+                        }
+                        cleared
+                    }
+                    OffOutcome::Held { reason } => {
+                        writeln!(out, "refused: {reason}; the flag was not changed")?;
+                        return Ok(ExitStatus::Changes);
+                    }
+                    OffOutcome::StillRunning { run, hook } => {
+                        writeln!(out, "run {run} is ended (no hook starts again) but is still running{} after {}s: the flag is still on; run `maintenance off` again once it stops", hook.map(|h| format!(" hook {h}")).unwrap_or_default(), wait.as_secs())?;
+                        return Ok(ExitStatus::Changes);
+                    }
+                };
                 if a.no_redrive {
                     if a.common.output != Output::Json {
                         writeln!(out, "services may park uploads for {ttl}s more ([maintenance] flag_ttl_seconds): run `gatekeeper redrive` after that")?;
@@ -249,20 +328,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     })
 }
 
-/// The caller's ARN, recorded in the flag as `who`.
-async fn caller(clients: &crate::aws::Clients) -> anyhow::Result<String> {
-    let id = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "GetCallerIdentity: {}",
-                aws_sdk_sts::error::DisplayErrorContext(&e)
-            )
-        })?;
-    Ok(id.arn().unwrap_or("unknown").to_string())
+fn lock_state(s: state::LockState) -> &'static str {
+    match s {
+        state::LockState::Held => "held",
+        state::LockState::Parked => "parked",
+        state::LockState::Free => "free",
+    }
 }
 
 fn render_in_flight(in_flight: &[InFlight], out: &mut dyn Write) -> anyhow::Result<()> {
@@ -367,6 +438,11 @@ impl DrainView {
             Event::HookSkipped { name } => {
                 self.line(format!("hook {name}: already done in this run, skipped"))
             }
+            Event::Preempted { run, purpose } => self.line(format!(
+                "maintenance: --force took the lock from {purpose} run {run}, which was parked (awaiting \
+                 approval): it stays where it is, and gets the lock back when `maintenance off` lets go"
+            )),
+            Event::StopRequested { .. } => {}
             Event::HookFinished { name, output } => {
                 self.line(format!("hook {name}: done"));
                 for l in output.lines() {

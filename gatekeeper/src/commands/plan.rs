@@ -2,8 +2,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use stack_deploy::{self, Request, Timing};
 use serde_json::Value;
+use stack_deploy::{self, Request, Timing};
 
 use crate::commands::common::{self, OutputOrMarkdown as Output};
 use crate::ExitStatus;
@@ -22,6 +22,8 @@ pub struct Args {
     pub change_set: bool,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub exit: common::ChangesExit,
 }
 
 /// CloudFormation's own view of one change, from a change set.
@@ -122,11 +124,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             .open(&path)?;
         f.write_all(summary.as_bytes())?;
     }
-    Ok(if changed {
-        ExitStatus::Changes
-    } else {
-        ExitStatus::Success
-    })
+    Ok(args.exit.status(changed))
 }
 
 /// The live template (parsed, JSON or YAML) and, when asked, CloudFormation's change-set view.

@@ -1,8 +1,10 @@
 //! `gatekeeper redrive`: parked uploads back to the ingestion bucket, or a DLQ back to its
 //! source queue.
 //!
-//! Exit status: 0 everything moved (or, dry, movable); 2 conflicts left objects in the
-//! parking lot for a person to decide; 1 an error or a failed object (the source is kept).
+//! Exit status: 0 everything moved (or, dry, movable); 2 conflicts or refused keys left
+//! objects in the parking lot for a person to decide, or uploads arrived during the run (run
+//! again), or (`--dlq`) messages are still in flight; 1 an error or a failed object (the
+//! source is kept).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,7 +90,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
 pub fn status_of(report: &Report) -> ExitStatus {
     if report.failures > 0 {
         ExitStatus::Error
-    } else if report.conflicts > 0 {
+    } else if !report.complete() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
@@ -253,7 +255,10 @@ pub fn render(
                     ("rewritten", report.rewritten),
                     ("skipped", report.skipped),
                     ("conflicts", report.conflicts),
+                    ("refused", report.refused),
                     ("failures", report.failures),
+                    ("older versions kept noncurrent", report.superseded),
+                    ("arrived during the run", report.arrived.len()),
                 ] {
                     writeln!(out, "| {k} | {v} |")?;
                 }
@@ -280,6 +285,29 @@ pub fn render(
                     report.conflicts,
                     report.failures
                 )?;
+                if report.refused > 0 {
+                    writeln!(
+                        out,
+                        "refused {}: rewritten keys that would leave their batch, left for a person",
+                        report.refused
+                    )?;
+                }
+                if report.superseded > 0 {
+                    writeln!(
+                        out,
+                        "older versions kept noncurrent in s3://{}: {}",
+                        report.parking_lot, report.superseded
+                    )?;
+                }
+            }
+            if !report.arrived.is_empty() {
+                writeln!(
+                    out,
+                    "{}arrived during the run, still in s3://{}: {} (run again to move them)",
+                    if md { "\n" } else { "" },
+                    report.parking_lot,
+                    report.arrived.len()
+                )?;
             }
             if !report.dead_batches.is_empty() {
                 writeln!(out, "dead batches: {}", report.dead_batches.join(", "))?;
@@ -297,9 +325,30 @@ pub fn render(
                     Outcome::Skipped { reason } => {
                         format!("{}   {}: {reason}", paint(ui::WARN, "skipped"), r.key)
                     }
-                    _ => format!("rewritten {} -> {}", r.key, r.destination),
+                    Outcome::Refused { reason } => {
+                        format!("{}   {}: {reason}", paint(ui::BAD, "refused"), r.key)
+                    }
+                    _ if r.dead_batch.is_some() => {
+                        format!("rewritten {} -> {}", r.key, r.destination)
+                    }
+                    _ => String::new(),
                 };
-                writeln!(out, "{}{line}", if md { "- " } else { "  " })?;
+                let bullet = if md { "- " } else { "  " };
+                if !line.is_empty() {
+                    writeln!(out, "{bullet}{line}")?;
+                }
+                if !r.superseded.is_empty() {
+                    writeln!(
+                        out,
+                        "{bullet}kept      {}: {} older version(s) noncurrent: {}",
+                        r.key,
+                        r.superseded.len(),
+                        r.superseded.join(", ")
+                    )?;
+                }
+            }
+            for key in &report.arrived {
+                writeln!(out, "{}arrived   {key}", if md { "- " } else { "  " })?;
             }
         }
     }
@@ -366,6 +415,14 @@ async fn run_dlq(
                     report.moved, report.found, report.dlq, report.source, report.failures
                 )?;
             }
+            if let Some(after) = report.rerun_after_seconds {
+                writeln!(
+                    out,
+                    "{} messages still in flight in {} (received, not deleted: by an interrupted run?); \
+                     they are visible again within {after}s: run again then",
+                    report.in_flight, report.dlq
+                )?;
+            }
             for e in &report.errors {
                 writeln!(out, "  {e}")?;
             }
@@ -373,6 +430,8 @@ async fn run_dlq(
     }
     Ok(if report.failures > 0 {
         ExitStatus::Error
+    } else if !report.complete() {
+        ExitStatus::Changes
     } else {
         ExitStatus::Success
     })

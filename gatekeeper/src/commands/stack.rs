@@ -117,6 +117,7 @@ fn deploy(args: &DeployArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> 
                 Event::Waiting { status, elapsed } => {
                     progress.message(&format!("{status} ({}s)", elapsed.as_secs()))
                 }
+                Event::Retrying { error } => progress.line(&format!("{error}; looking again")),
             };
             let result =
                 stack_deploy::deploy(&clients.cloudformation, &request, timing, &mut on_event)

@@ -16,6 +16,12 @@
 //! moves fixed at its start; a message that arrives after the count was taken, or that SQS's
 //! approximate count missed, waits for the next run.
 //!
+//! Messages in flight (received and not yet deleted, e.g. by a run that was killed) are
+//! invisible until their visibility timeout ends: no run can move them before. A run that
+//! ends with some still in flight says how many (SQS's approximate count) and when they will
+//! be visible again (the longer of the queue's visibility timeout and the one a redrive
+//! receives with), and is not complete: run again after that.
+//!
 //! Delivery is at least once, like SQS itself: a run killed between a send and its delete
 //! leaves that message in both queues (FIFO queues drop it by deduplication id within five
 //! minutes); consumers are expected to be idempotent.
@@ -52,7 +58,22 @@ pub struct Report {
     pub found: u64,
     pub moved: u64,
     pub failures: u64,
+    /// Messages still in flight in the DLQ when the run ended (received and not deleted:
+    /// by an interrupted run, or this run's failures), which no run can move before they
+    /// are visible again.
+    pub in_flight: u64,
+    /// When `in_flight`: run again after this many seconds (the longer of the queue's
+    /// visibility timeout and [`Request::visibility_timeout`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_after_seconds: Option<u64>,
     pub errors: Vec<String>,
+}
+
+impl Report {
+    /// Every message the run could see was moved and none is left in flight.
+    pub fn complete(&self) -> bool {
+        self.failures == 0 && self.in_flight == 0
+    }
 }
 
 fn aws(operation: &'static str, queue: &str, message: String) -> RedriveError {
@@ -92,23 +113,36 @@ pub async fn source_of(sqs: &Client, dlq: &str) -> Result<Option<String>, Redriv
     })
 }
 
-async fn count(sqs: &Client, url: &str, queue: &str) -> Result<u64, RedriveError> {
+/// The DLQ's approximate numbers of visible and of in-flight messages, and its visibility
+/// timeout in seconds.
+async fn count(sqs: &Client, url: &str, queue: &str) -> Result<(u64, u64, u64), RedriveError> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
         .map_err(|e| aws("GetQueueAttributes", queue, sdk_message(&e)))?;
-    Ok(out
-        .attributes()
-        .map(|a| {
-            a.values()
-                .filter_map(|v| v.parse::<u64>().ok())
-                .sum::<u64>()
-        })
-        .unwrap_or(0))
+    let get = |name: QueueAttributeName| {
+        out.attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((
+        get(QueueAttributeName::ApproximateNumberOfMessages),
+        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        get(QueueAttributeName::VisibilityTimeout),
+    ))
+}
+
+/// Sets what is still in flight, and when to run again, from a count of the DLQ.
+fn in_flight(report: &mut Report, request: &Request, (_, hidden, timeout): (u64, u64, u64)) {
+    report.in_flight = hidden;
+    report.rerun_after_seconds =
+        (hidden > 0).then(|| timeout.max(request.visibility_timeout.as_secs()));
 }
 
 /// Whether the copy SQS accepted is the message received from the DLQ, by the digests SQS
@@ -155,7 +189,8 @@ pub async fn run(
 ) -> Result<Report, RedriveError> {
     let dlq_url = queue_url(sqs, &request.dlq).await?;
     let source_url = queue_url(sqs, &request.source).await?;
-    let found = count(sqs, &dlq_url, &request.dlq).await?;
+    let start = count(sqs, &dlq_url, &request.dlq).await?;
+    let found = start.0 + start.1;
     let mut report = Report {
         dry_run: request.dry_run,
         dlq: request.dlq.clone(),
@@ -164,6 +199,7 @@ pub async fn run(
         ..Report::default()
     };
     if request.dry_run {
+        in_flight(&mut report, request, start);
         return Ok(report);
     }
     let fifo = request.source.ends_with(".fifo");
@@ -189,10 +225,11 @@ pub async fn run(
             .map_err(|e| aws("ReceiveMessage", &request.dlq, sdk_message(&e)))?;
         let messages = received.messages();
         if messages.is_empty() {
-            // Long polls can come back empty while messages remain; two in a row, and a zero
-            // count, end the run.
+            // Long polls can come back empty while messages remain; two in a row, and none
+            // visible, end the run (those in flight cannot be received before their
+            // visibility timeout).
             empty_receives += 1;
-            if empty_receives >= 2 && count(sqs, &dlq_url, &request.dlq).await? == 0 {
+            if empty_receives >= 2 && count(sqs, &dlq_url, &request.dlq).await?.0 == 0 {
                 break;
             }
             if empty_receives >= 5 {
@@ -286,6 +323,8 @@ pub async fn run(
         }
         progress(report.moved, cap);
     }
+    let end = count(sqs, &dlq_url, &request.dlq).await?;
+    in_flight(&mut report, request, end);
     Ok(report)
 }
 

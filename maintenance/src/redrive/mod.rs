@@ -29,10 +29,39 @@
 //! So the state lives in S3 itself: a run killed at any point is resumed by running again,
 //! which moves only what is left and never duplicates or loses an object.
 //!
+//! ## Versions (the rails' parking lot keeps them)
+//!
+//! The parking lot is listed with `ListObjectVersions`: each current object is copied and
+//! deleted as exactly the version listed. The delete removes that version, never "whatever is
+//! current" (a delete by key would put a delete marker over an upload written since the
+//! listing, and the bucket's noncurrent-version rule would later expire it unmoved). An
+//! existing destination with the same content as the listed version (an earlier run's copy)
+//! has that version deleted, and no other.
+//!
+//! A key with several versions was uploaded more than once while parked; as in the ingestion
+//! bucket, the newest upload is the object. Its newest version is moved; the older versions
+//! are superseded and never deleted: the key gets a delete marker, written with `If-Match`
+//! the moved version's ETag, so every version (the moved one too) stays in the parking lot as
+//! a noncurrent version, listed in the report (`superseded`), recoverable by version id until
+//! the bucket's noncurrent-version rule expires them, as it does any overwritten upload.
+//! Deleting the moved version instead would make the older one current again: counted by
+//! `maintenance status`, and a false conflict for the next redrive. When the condition fails
+//! (an upload written since the listing is current), exactly the moved version is deleted and
+//! the newer upload stays current.
+//!
+//! After the deletes, one more listing finds what is current and was not left on purpose
+//! (conflicts, refused keys, failures, folder markers): uploads written during the run. They
+//! are reported (`arrived`) and the run is not [complete](Report::complete): run again.
+//! A parking lot without versions has no version to name: its deletes are by key.
+//!
 //! Batch keys (`<batchId>/path/image.jpg`) whose batch is no longer alive are not re-ingested
 //! into the dead batch: their destination key is rewritten (default: the path without the
 //! batch) and reported. A key is a batch key only when its first segment starts with the
 //! configured, non-empty `id_prefix`; without batch rules every object keeps its key.
+//! Uploaders choose the paths inside a batch, so a rewritten key that would leave the batch's
+//! own paths (a `.`, `..` or empty segment, or a first segment that is a batch id: see
+//! [`BatchRules::unsafe_destination`]) is not moved: it is refused, reported for a person,
+//! and the run is not complete.
 //!
 //! The parking lot is listed once, no sooner than [`Request::list_after`]: `maintenance off`
 //! sets it to when every service has noticed the cleared flag (its cache TTL after the
@@ -148,6 +177,47 @@ impl BatchRules {
             .replace("{path}", path)
             .replace("{key}", key)
     }
+
+    /// Why a rewritten key may not be used, if it may not. Uploaders choose the paths inside
+    /// a batch (a zip's entries), so a rewrite could otherwise put an object where the
+    /// uploader has no business: into another batch (`batch-mine/batch-victim/x.jpg`, path
+    /// `batch-victim/x.jpg`) or up the tree (`batch-mine/../../x.jpg`). Refused: a `.`, `..`
+    /// or empty segment (a leading `/` is one), also once percent-decoded (`%2e%2e`, and
+    /// `%2f` splitting a segment), as a consumer decoding keys would read it; a first segment
+    /// that is a batch id (starts with `id_prefix`); more than S3's 1024 bytes.
+    pub fn unsafe_destination(&self, destination: &str) -> Option<String> {
+        if destination.len() > 1024 {
+            return Some(format!(
+                "the rewritten key is {} bytes long; S3 keys are at most 1024",
+                destination.len()
+            ));
+        }
+        let decoded = percent_encoding::percent_decode_str(destination).decode_utf8_lossy();
+        for (form, text) in [("", destination), (" once percent-decoded", &decoded)] {
+            if let Some(segment) = text
+                .split('/')
+                .find(|s| s.is_empty() || *s == "." || *s == "..")
+            {
+                let what = if segment.is_empty() {
+                    "an empty segment".to_string()
+                } else {
+                    format!("a `{segment}` segment")
+                };
+                return Some(format!(
+                    "the rewritten key {destination:?} has {what}{form}: it would leave the batch's paths"
+                ));
+            }
+            let first = text.split('/').next().unwrap_or_default();
+            if !self.id_prefix.is_empty() && first.starts_with(&self.id_prefix) {
+                return Some(format!(
+                    "the rewritten key {destination:?} starts with `{first}`{form}, a batch id \
+                     (id_prefix `{}`): it would land in that batch",
+                    self.id_prefix
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// What to move, and how.
@@ -202,6 +272,9 @@ pub enum Outcome {
     Skipped { reason: String },
     /// A different object holds the destination key; both were left alone.
     Conflict { reason: String },
+    /// The rewritten key would leave the dead batch's own paths (see
+    /// [`BatchRules::unsafe_destination`]): not moved, left for a person.
+    Refused { reason: String },
     /// Something failed; the source is still in the parking lot.
     Failed { error: String },
 }
@@ -221,6 +294,13 @@ pub struct ObjectReport {
     /// key since stays where it is.
     #[serde(skip)]
     pub source_version: Option<String>,
+    /// Older versions of the key, superseded by the one moved: kept as noncurrent versions
+    /// behind a delete marker (see the module docs), never deleted by the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<String>,
+    /// The source is already dealt with (its delete marker is written): not deleted again.
+    #[serde(skip)]
+    pub source_done: bool,
 }
 
 /// Progress, reported from concurrent tasks.
@@ -238,10 +318,12 @@ pub enum Event {
         id: String,
         alive: bool,
     },
-    /// A copy is verified and the source is about to be deleted.
+    /// A copy is verified (made now, or, `already_there`, found from an earlier run) and the
+    /// source is about to be deleted.
     Copied {
         key: String,
         destination: String,
+        already_there: bool,
     },
     Finished(ObjectReport),
 }
@@ -263,34 +345,55 @@ pub struct Report {
     pub rewritten: usize,
     pub skipped: usize,
     pub conflicts: usize,
+    /// Rewritten keys that would leave their batch's paths: left for a person.
+    pub refused: usize,
     pub failures: usize,
+    /// Older versions of moved keys kept noncurrent (see [`ObjectReport::superseded`]).
+    pub superseded: usize,
+    /// Objects current in the parking lot after the run that it did not leave there itself:
+    /// uploads written during the run (also to a key it moved). The next run moves them.
+    pub arrived: Vec<String>,
     pub dead_batches: Vec<String>,
-    /// Every object that was rewritten, skipped, in conflict or failed.
+    /// Every object that was rewritten, skipped, refused, in conflict or failed, or whose
+    /// older versions were kept.
     pub notable: Vec<ObjectReport>,
 }
 
 impl Report {
+    /// Everything the run found is in the ingestion bucket, or was left there by a failure
+    /// (see `failures`): nothing waits for a person (a conflict, a refused key) or for a
+    /// rerun (an upload written during the run).
+    pub fn complete(&self) -> bool {
+        self.conflicts == 0 && self.refused == 0 && self.arrived.is_empty()
+    }
+
     fn add(&mut self, r: ObjectReport) {
         self.total += 1;
-        let notable = match &r.outcome {
-            Outcome::Moved | Outcome::Planned => r.dead_batch.is_some(),
-            Outcome::AlreadyThere => {
-                self.already_there += 1;
-                r.dead_batch.is_some()
-            }
-            Outcome::Skipped { .. } => {
-                self.skipped += 1;
-                true
-            }
-            Outcome::Conflict { .. } => {
-                self.conflicts += 1;
-                true
-            }
-            Outcome::Failed { .. } => {
-                self.failures += 1;
-                true
-            }
-        };
+        self.superseded += r.superseded.len();
+        let notable = !r.superseded.is_empty()
+            || match &r.outcome {
+                Outcome::Moved | Outcome::Planned => r.dead_batch.is_some(),
+                Outcome::AlreadyThere => {
+                    self.already_there += 1;
+                    r.dead_batch.is_some()
+                }
+                Outcome::Skipped { .. } => {
+                    self.skipped += 1;
+                    true
+                }
+                Outcome::Conflict { .. } => {
+                    self.conflicts += 1;
+                    true
+                }
+                Outcome::Refused { .. } => {
+                    self.refused += 1;
+                    true
+                }
+                Outcome::Failed { .. } => {
+                    self.failures += 1;
+                    true
+                }
+            };
         if matches!(
             r.outcome,
             Outcome::Moved | Outcome::Planned | Outcome::AlreadyThere
@@ -325,7 +428,7 @@ pub async fn run(clients: &Clients, request: &Request, sink: Sink) -> Result<Rep
     }
     let objects = list(&clients.s3, &request.parking_lot).await?;
     let mut alive: BTreeMap<String, bool> = BTreeMap::new();
-    for (key, _) in &objects {
+    for Parked { key, .. } in &objects {
         if let Some((batch, _)) = request.batches.split(key) {
             alive.entry(batch.to_string()).or_insert(true);
         }
@@ -415,7 +518,31 @@ pub async fn run(clients: &Clients, request: &Request, sink: Sink) -> Result<Rep
         finish(&mut report, &sink, r);
     }
     report.notable.sort_by(|a, b| a.key.cmp(&b.key));
+    if !request.dry_run {
+        // What is current now and was not left on purpose was written during the run.
+        let left: std::collections::HashSet<&str> = report
+            .notable
+            .iter()
+            .filter(|r| left_in_place(r))
+            .map(|r| r.key.as_str())
+            .collect();
+        let current = current_keys(&clients.s3, &request.parking_lot).await?;
+        report.arrived = current
+            .into_iter()
+            .filter(|k| !left.contains(k.as_str()))
+            .collect();
+    }
     Ok(report)
+}
+
+/// Whether the run left this object in the parking lot itself (everything else it found
+/// it moved).
+fn left_in_place(r: &ObjectReport) -> bool {
+    match &r.outcome {
+        Outcome::Conflict { .. } | Outcome::Refused { .. } | Outcome::Failed { .. } => true,
+        Outcome::Skipped { .. } => r.key.ends_with('/'),
+        Outcome::Moved | Outcome::AlreadyThere | Outcome::Planned => false,
+    }
 }
 
 /// One object to move.
@@ -423,8 +550,12 @@ pub async fn run(clients: &Clients, request: &Request, sink: Sink) -> Result<Rep
 struct Item {
     key: String,
     listed: Head,
+    /// The key's noncurrent versions (see [`Parked::older`]).
+    older: Vec<String>,
     destination: String,
     dead_batch: Option<String>,
+    /// Why the rewritten destination may not be used (not moved).
+    refused: Option<String>,
 }
 
 /// Each object with its destination, in listing order; objects whose destination key an
@@ -432,11 +563,11 @@ struct Item {
 fn plan(
     request: &Request,
     alive: &BTreeMap<String, bool>,
-    objects: Vec<(String, Head)>,
+    objects: Vec<Parked>,
 ) -> (Vec<Item>, Vec<Item>) {
     let mut claimed = std::collections::HashSet::with_capacity(objects.len());
     let (mut first, mut later) = (Vec::with_capacity(objects.len()), Vec::new());
-    for (key, listed) in objects {
+    for Parked { key, head, older } in objects {
         let (destination, dead_batch) = match request.batches.split(&key) {
             Some((batch, path)) if !alive[batch] => (
                 request.batches.rewritten(&key, batch, path),
@@ -444,13 +575,22 @@ fn plan(
             ),
             _ => (key.clone(), None),
         };
+        let refused = dead_batch
+            .as_ref()
+            .filter(|_| !key.ends_with('/'))
+            .and_then(|_| request.batches.unsafe_destination(&destination));
         let item = Item {
             key,
-            listed,
+            listed: head,
+            older,
             destination,
             dead_batch,
+            refused,
         };
-        if claimed.insert(item.destination.clone()) {
+        if item.refused.is_some() {
+            // Claims nothing: it goes nowhere.
+            first.push(item);
+        } else if claimed.insert(item.destination.clone()) {
             first.push(item);
         } else {
             later.push(item);
@@ -472,18 +612,105 @@ async fn one(
             reason: "folder marker".into(),
         };
         (skipped, None)
+    } else if let Some(reason) = &item.refused {
+        (
+            Outcome::Refused {
+                reason: reason.clone(),
+            },
+            None,
+        )
     } else {
         move_one(&s3, &request, &item, dest, &sink)
             .await
             .unwrap_or_else(|error| (Outcome::Failed { error }, None))
     };
-    ObjectReport {
+    let mut report = ObjectReport {
         key: item.key,
         destination: item.destination,
         dead_batch: item.dead_batch,
         outcome,
         source_version,
+        superseded: Vec::new(),
+        source_done: false,
+    };
+    let verified = matches!(report.outcome, Outcome::Moved | Outcome::AlreadyThere);
+    if !item.older.is_empty() && (verified || report.outcome == Outcome::Planned) {
+        report.superseded = item.older;
+        if verified && !request.dry_run {
+            // Deleting the moved version would make the newest of these current again.
+            let hidden = hide(
+                &s3,
+                &request.parking_lot,
+                &report.key,
+                &item.listed.etag,
+                report.source_version.as_deref(),
+            )
+            .await;
+            match hidden {
+                Ok(()) => report.source_done = true,
+                Err(error) => report.outcome = Outcome::Failed { error },
+            }
+        }
     }
+    report
+}
+
+/// Ends a moved key that has older versions, losing none of them: a delete marker written
+/// only while the current version is still the one moved (`If-Match` its ETag), so every
+/// version of the key becomes noncurrent and none is deleted. A newer upload (the condition
+/// fails) stays current: then exactly the moved version is deleted, under it.
+async fn hide(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    version: Option<&str>,
+) -> Result<(), String> {
+    let target = format!("s3://{bucket}/{key}");
+    let marked = s3
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .if_match(format!("\"{etag}\""))
+        .send()
+        .await;
+    let e = match marked {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e
+        .as_service_error()
+        .and_then(aws_sdk_s3::error::ProvideErrorMetadata::code)
+        .unwrap_or("");
+    if status == Some(404) || code == "NoSuchKey" {
+        // Nothing is current any more (another run ended it): nothing to hide.
+        return Ok(());
+    }
+    if !(status == Some(412) || code == "PreconditionFailed") {
+        return Err(format!(
+            "DeleteObject {target} (If-Match the moved version): {}; the copy is verified, run again",
+            sdk_message(&e)
+        ));
+    }
+    let Some(version) = version else {
+        return Err(format!(
+            "{target} was overwritten since it was copied, and its version is unknown; the copy is verified, run again"
+        ));
+    };
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .version_id(version)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "DeleteObject {target} version {version}: {}; the copy is verified, run again",
+                sdk_message(&e)
+            )
+        })
 }
 
 /// What is known of a destination key before the copy.
@@ -502,7 +729,10 @@ enum Dest {
 /// dead batch's rewritten keys another. A listing that fails leaves its keys `Unknown`.
 async fn destinations(s3: &aws_sdk_s3::Client, request: &Request, page: &[Item]) -> Vec<Dest> {
     let mut ranges: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
-    for item in page.iter().filter(|i| !i.key.ends_with('/')) {
+    for item in page
+        .iter()
+        .filter(|i| !i.key.ends_with('/') && i.refused.is_none())
+    {
         ranges
             .entry(item.dead_batch.as_deref())
             .or_default()
@@ -633,7 +863,11 @@ fn settle(
     done: Result<ObjectReport, tokio::task::JoinError>,
 ) {
     match done {
-        Ok(r) if !report.dry_run && matches!(r.outcome, Outcome::Moved | Outcome::AlreadyThere) => {
+        Ok(r)
+            if !report.dry_run
+                && !r.source_done
+                && matches!(r.outcome, Outcome::Moved | Outcome::AlreadyThere) =>
+        {
             pending.push(r)
         }
         Ok(r) => finish(report, sink, r),
@@ -645,6 +879,8 @@ fn settle(
                 destination: String::new(),
                 dead_batch: None,
                 source_version: None,
+                superseded: Vec::new(),
+                source_done: false,
                 outcome: Outcome::Failed {
                     error: format!("task failed: {e}"),
                 },
@@ -658,9 +894,69 @@ fn finish(report: &mut Report, sink: &Sink, r: ObjectReport) {
     report.add(r);
 }
 
-/// Every object of the bucket, with the size and ETag the listing gives.
-async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<(String, Head)>, RedriveError> {
-    let mut objects = Vec::new();
+/// A current object of the parking lot.
+#[derive(Debug, Clone)]
+struct Parked {
+    key: String,
+    /// Its size, ETag and version as listed.
+    head: Head,
+    /// The key's noncurrent versions, newest first: uploads to the same key that the current
+    /// one superseded (and any left noncurrent by earlier runs).
+    older: Vec<String>,
+}
+
+/// Every current object of the bucket (`ListObjectVersions`: a key whose newest entry is a
+/// delete marker has none), with the size, ETag and version the listing gives, and the
+/// key's noncurrent versions.
+async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<Parked>, RedriveError> {
+    let mut keys: BTreeMap<String, (Option<Head>, Vec<String>)> = BTreeMap::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| RedriveError::Aws {
+                operation: "ListObjectVersions",
+                resource: format!("s3://{bucket}"),
+                message: sdk_message(&e),
+            })?;
+        for v in page.versions() {
+            let Some(key) = v.key() else { continue };
+            let entry = keys.entry(key.to_string()).or_default();
+            let version = v.version_id().filter(|id| *id != "null");
+            if v.is_latest().unwrap_or(false) {
+                entry.0 = Some(Head {
+                    size: v.size().unwrap_or(-1),
+                    etag: v.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    version: version.map(str::to_string),
+                    ..Head::default()
+                });
+            } else if let Some(id) = version {
+                entry.1.push(id.to_string());
+            }
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            break;
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .filter_map(|(key, (head, older))| head.map(|head| Parked { key, head, older }))
+        .collect())
+}
+
+/// The keys of the bucket's current objects.
+async fn current_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<String>, RedriveError> {
+    let mut keys = Vec::new();
     let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| RedriveError::Aws {
@@ -668,13 +964,14 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<(String, Head
             resource: format!("s3://{bucket}"),
             message: sdk_message(&e),
         })?;
-        for o in page.contents() {
-            if let Some(key) = o.key() {
-                objects.push((key.to_string(), listed_head(o)));
-            }
-        }
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(str::to_string),
+        );
     }
-    Ok(objects)
+    Ok(keys)
 }
 
 /// The size and ETag a listing gives of an object.
@@ -749,11 +1046,18 @@ struct Head {
     version: Option<String>,
 }
 
-async fn head(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Head>, String> {
+/// `HEAD` of an object: of exactly `version`, when given.
+async fn head(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<Option<Head>, String> {
     match s3
         .head_object()
         .bucket(bucket)
         .key(key)
+        .set_version_id(version.map(str::to_string))
         .checksum_mode(ChecksumMode::Enabled)
         .send()
         .await
@@ -826,7 +1130,7 @@ async fn same(
         let src = if src.full {
             src
         } else {
-            src_head = head(s3, src_bucket, src_key)
+            src_head = head(s3, src_bucket, src_key, src.version.as_deref())
                 .await?
                 .ok_or_else(|| format!("s3://{src_bucket}/{src_key} vanished while being moved"))?;
             &src_head
@@ -835,7 +1139,7 @@ async fn same(
         let dst = if dst.full {
             dst
         } else {
-            dst_head = head(s3, dst_bucket, dst_key).await?.ok_or_else(|| {
+            dst_head = head(s3, dst_bucket, dst_key, None).await?.ok_or_else(|| {
                 format!("s3://{dst_bucket}/{dst_key} vanished while being compared")
             })?;
             &dst_head
@@ -848,16 +1152,22 @@ async fn same(
         }
     }
     // No comparable fingerprint (multipart ETags, SSE-KMS): compare the bodies.
-    let a = crc32_of(s3, src_bucket, src_key).await?;
-    let b = crc32_of(s3, dst_bucket, dst_key).await?;
+    let a = crc32_of(s3, src_bucket, src_key, src.version.as_deref()).await?;
+    let b = crc32_of(s3, dst_bucket, dst_key, dst.version.as_deref()).await?;
     Ok(a == b)
 }
 
-async fn crc32_of(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(u64, u32), String> {
+async fn crc32_of(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Result<(u64, u32), String> {
     let out = s3
         .get_object()
         .bucket(bucket)
         .key(key)
+        .set_version_id(version.map(str::to_string))
         .send()
         .await
         .map_err(|e| format!("GetObject s3://{bucket}/{key}: {}", sdk_message(&e)))?;
@@ -918,7 +1228,7 @@ async fn move_one(
     // Parts copies carry the content type and metadata over by hand: read them.
     let head_src;
     let src = if multipart {
-        match head(s3, src_bucket, key).await? {
+        match head(s3, src_bucket, key, item.listed.version.as_deref()).await? {
             Some(h) => {
                 head_src = h;
                 &head_src
@@ -933,7 +1243,7 @@ async fn move_one(
     let before = match dest {
         Dest::Absent => None,
         Dest::Present(head) => Some(head),
-        Dest::Unknown => head(s3, dst_bucket, destination).await?,
+        Dest::Unknown => head(s3, dst_bucket, destination, None).await?,
     };
     let existing = match before {
         Some(dst) => Some(dst),
@@ -943,11 +1253,12 @@ async fn move_one(
                 sink(Event::Copied {
                     key: key.to_string(),
                     destination: destination.to_string(),
+                    already_there: false,
                 });
                 return Ok((Outcome::Moved, source_version));
             }
             Copied::Ended(outcome) => return Ok((outcome, None)),
-            Copied::Refused => head(s3, dst_bucket, destination).await?,
+            Copied::Refused => head(s3, dst_bucket, destination, None).await?,
         },
     };
     let outcome = match existing {
@@ -959,6 +1270,13 @@ async fn move_one(
         }),
         Some(dst) => {
             if same(s3, (src_bucket, key, src), (dst_bucket, destination, &dst)).await? {
+                if !request.dry_run {
+                    sink(Event::Copied {
+                        key: key.to_string(),
+                        destination: destination.to_string(),
+                        already_there: true,
+                    });
+                }
                 Ok(Outcome::AlreadyThere)
             } else {
                 Ok(Outcome::Conflict {
@@ -970,9 +1288,10 @@ async fn move_one(
             }
         }
     };
-    // What was compared here is the source as listed or read, not a version: its delete is
-    // by key.
-    outcome.map(|o| (o, None))
+    // What was compared here is exactly the listed version (when the parking lot keeps
+    // versions): its delete removes that version, and an upload written to the key since the
+    // listing stays current.
+    outcome.map(|o| (o, src.version.clone()))
 }
 
 /// How a conditional copy ended.
@@ -1040,7 +1359,7 @@ async fn copy_verified(
         !src_etag.is_empty() && !src_etag.contains('-') && e == src_etag
     });
     if !verified_by_answer {
-        let copy = head(s3, dst_bucket, destination)
+        let copy = head(s3, dst_bucket, destination, None)
             .await?
             .ok_or("the copy is not visible in the destination; source kept")?;
         if !same(s3, (src_bucket, key, src), (dst_bucket, destination, &copy)).await? {
@@ -1076,7 +1395,7 @@ fn copy_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + '
         CopyError::Exists
     } else if code == "ConditionalRequestConflict" || status == Some(409) {
         CopyError::Busy
-    } else if code == "NoSuchKey" {
+    } else if code == "NoSuchKey" || code == "NoSuchVersion" {
         CopyError::SourceGone
     } else {
         CopyError::Other(format!("{operation} to {target}: {}", sdk_message(&e)))
@@ -1101,7 +1420,11 @@ async fn copy_whole(
     src: &Head,
 ) -> Result<(Option<String>, Option<String>), CopyError> {
     s3.copy_object()
-        .copy_source(copy_source(&request.parking_lot, key))
+        .copy_source(versioned_source(
+            &request.parking_lot,
+            key,
+            src.version.as_deref(),
+        ))
         .bucket(&request.ingestion)
         .key(destination)
         .if_none_match("*")
@@ -1109,7 +1432,7 @@ async fn copy_whole(
         .send()
         .await
         .map(|out| {
-            let version = out.copy_source_version_id;
+            let version = out.copy_source_version_id.or_else(|| src.version.clone());
             (out.copy_object_result.and_then(|r| r.e_tag), version)
         })
         .map_err(|e| {
@@ -1315,6 +1638,58 @@ mod tests {
     }
 
     #[test]
+    fn a_rewritten_key_that_would_leave_its_batch_is_refused() {
+        let r = BatchRules {
+            id_prefix: "batch-".into(),
+            liveness: LivenessCheck::Queue("q-{batch}".into()),
+            rewrite: "{path}".into(),
+        };
+        let refused = |key: &str| {
+            let (batch, path) = r.split(key).unwrap();
+            r.unsafe_destination(&r.rewritten(key, batch, path))
+        };
+        for key in [
+            "batch-mine/batch-victim/evil.jpg",
+            "batch-mine/../../escape.jpg",
+            "batch-mine/a/./b.jpg",
+            "batch-mine//abs.jpg",
+            "batch-mine/a//b.jpg",
+            "batch-mine/%2e%2e/%2E%2e/x.jpg",
+            "batch-mine/a%2f..%2fb.jpg",
+            "batch-mine/%62atch-victim/x.jpg",
+        ] {
+            assert!(refused(key).is_some(), "{key} was not refused");
+        }
+        for key in [
+            "batch-mine/a;rm -rf.jpg",
+            "batch-mine/a/b..c.jpg",
+            "batch-mine/...jpg",
+            "batch-mine/%zz.jpg",
+            "batch-mine/sub/batch-x.jpg",
+        ] {
+            assert_eq!(refused(key), None, "{key}");
+        }
+        let nested = BatchRules {
+            rewrite: "orphans/{batch}/{path}".into(),
+            ..r.clone()
+        };
+        assert_eq!(
+            nested.unsafe_destination("orphans/batch-mine/batch-victim/x.jpg"),
+            None,
+            "a batch id further down is just a folder name"
+        );
+        // A 1021-byte key is a valid S3 key; rewritten under `orphans/batch-mine/` it is not.
+        let long = format!("{}.jpg", "x".repeat(1006));
+        let key = format!("batch-mine/{long}");
+        assert_eq!(key.len(), 1021);
+        let rewritten = nested.rewritten(&key, "batch-mine", &long);
+        assert!(nested
+            .unsafe_destination(&rewritten)
+            .unwrap()
+            .contains("1029 bytes long; S3 keys are at most 1024"));
+    }
+
+    #[test]
     fn a_key_range_has_the_common_prefix_of_its_ends() {
         assert_eq!(
             common_prefix("batch-0001/a.jpg", "batch-0019/z.jpg"),
@@ -1364,6 +1739,8 @@ mod tests {
             destination: key.into(),
             dead_batch: dead.map(str::to_string),
             source_version: None,
+            superseded: Vec::new(),
+            source_done: false,
             outcome,
         };
         r.add(o("a", None, Outcome::Moved));

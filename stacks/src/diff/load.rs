@@ -15,43 +15,341 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// How deep a template may nest, its own mapping being the first level. A deeper value is an
+/// error in JSON and YAML alike: the parsers stop at 128 levels, and a value the comparison
+/// cannot read must never pass as some other value.
+pub const MAX_DEPTH: usize = 100;
+
 /// Parses template text. JSON when it starts with `{`, YAML otherwise; `origin` names the
 /// source in errors.
+///
+/// Every part of the template must be read: a key twice in one mapping, a value nested deeper
+/// than [`MAX_DEPTH`], a number that is not finite, a `Resources` (or `Parameters`, `Mappings`,
+/// `Conditions`, `Outputs`) that is not a mapping, a resource that is not a mapping or has no
+/// string `Type`, are errors naming the resource where there is one.
 pub fn parse_template(text: &str, origin: &str) -> Result<Value, LoadError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let error = |line, message| LoadError {
+        origin: origin.to_string(),
+        line,
+        message,
+    };
     let value = if trimmed.starts_with('{') {
-        serde_json::from_str::<Value>(trimmed).map_err(|e| LoadError {
-            origin: origin.to_string(),
-            line: Some(e.line()),
-            message: e.to_string(),
+        let mut d = serde_json::Deserializer::from_str(trimmed);
+        let read = serde::de::DeserializeSeed::deserialize(Strict::FULL, &mut d)
+            .and_then(|v| d.end().map(|()| v));
+        read.map_err(|e| {
+            let message = match locate(trimmed, e.line(), e.column()) {
+                Some(id) => format!("resource {id}: {e}"),
+                None => e.to_string(),
+            };
+            error(Some(e.line()), message)
         })?
     } else {
-        let yaml: serde_norway::Value = serde_norway::from_str(trimmed).map_err(|e| LoadError {
-            origin: origin.to_string(),
-            line: e.location().map(|l| l.line()),
-            message: e.to_string(),
+        let yaml: serde_norway::Value = serde_norway::from_str(trimmed).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            let message = match line.and_then(|l| yaml_resource_at(trimmed, l)) {
+                Some(id) => format!("resource {id}: {e}"),
+                None => e.to_string(),
+            };
+            error(line, message)
         })?;
-        from_yaml(yaml).map_err(|message| LoadError {
-            origin: origin.to_string(),
-            line: None,
-            message,
-        })?
+        yaml_template(yaml).map_err(|message| error(None, message))?
     };
     let Value::Object(map) = &value else {
-        return Err(LoadError {
-            origin: origin.to_string(),
-            line: None,
-            message: "a template is a mapping with a `Resources` section".into(),
-        });
+        return Err(error(
+            None,
+            "a template is a mapping with a `Resources` section".into(),
+        ));
     };
     if !map.contains_key("Resources") && !map.is_empty() {
-        return Err(LoadError {
-            origin: origin.to_string(),
-            line: None,
-            message: "not a CloudFormation template: it has no `Resources` section".into(),
-        });
+        return Err(error(
+            None,
+            "not a CloudFormation template: it has no `Resources` section".into(),
+        ));
+    }
+    check_sections(map).map_err(|message| error(None, message))?;
+    if let Some(Value::Object(resources)) = map.get("Resources") {
+        for (id, r) in resources {
+            check_resource(r).map_err(|m| error(None, format!("resource {id}: {m}")))?;
+        }
     }
     Ok(normalize(value))
+}
+
+/// The sections that hold one entry per name: each a mapping where it is present.
+const SECTIONS: [&str; 5] = [
+    "Resources",
+    "Parameters",
+    "Mappings",
+    "Conditions",
+    "Outputs",
+];
+
+/// Why a template's sections cannot be read, if they cannot.
+pub(crate) fn check_sections(template: &Map<String, Value>) -> Result<(), String> {
+    for name in SECTIONS {
+        match template.get(name) {
+            None | Some(Value::Object(_)) => {}
+            Some(other) => {
+                return Err(format!(
+                    "`{name}` is {}, not a mapping: it cannot be read",
+                    kind(other)
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a resource cannot be read, if it cannot: a resource is a mapping with a string `Type`
+/// and, where present, a mapping of `Properties`.
+pub(crate) fn check_resource(r: &Value) -> Result<(), String> {
+    let Value::Object(m) = r else {
+        return Err(format!("it is {}, not a mapping", kind(r)));
+    };
+    match m.get("Type") {
+        Some(Value::String(_)) => {}
+        None => return Err("it has no `Type`".into()),
+        Some(other) => return Err(format!("its `Type` is {}, not a string", kind(other))),
+    }
+    match m.get("Properties") {
+        None | Some(Value::Object(_)) => Ok(()),
+        Some(other) => Err(format!(
+            "its `Properties` is {}, not a mapping",
+            kind(other)
+        )),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Reads one JSON value strictly (a key twice in a mapping, nesting deeper than [`MAX_DEPTH`]
+/// and numbers that are not finite are errors). `depth` is the level of the value read;
+/// `keep` how many levels are built: below them containers are left empty and strings
+/// blank, so that text can be checked without being copied.
+#[derive(Clone, Copy)]
+struct Strict {
+    depth: usize,
+    keep: usize,
+}
+
+impl Strict {
+    /// A whole template, built.
+    const FULL: Strict = Strict {
+        depth: 1,
+        keep: usize::MAX,
+    };
+
+    fn child(self) -> Strict {
+        Strict {
+            depth: self.depth + 1,
+            keep: self.keep.saturating_sub(1),
+        }
+    }
+
+    fn enter<E: serde::de::Error>(self) -> Result<(), E> {
+        if self.depth > MAX_DEPTH {
+            return Err(E::custom(format_args!(
+                "nested deeper than {MAX_DEPTH} levels: it cannot be read"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(if self.keep > 0 {
+            s.to_owned()
+        } else {
+            String::new()
+        }))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(if self.keep > 0 { s } else { String::new() }))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.enter()?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.child())? {
+            if self.keep > 0 {
+                items.push(v);
+            }
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde::de::Error;
+        self.enter()?;
+        let duplicate = |key: &str| A::Error::custom(format_args!("duplicate key `{key}`"));
+        if self.keep > 0 {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value_seed(self.child())?;
+                if out.contains_key(&key) {
+                    return Err(duplicate(&key));
+                }
+                out.insert(key, value);
+            }
+            return Ok(Value::Object(out));
+        }
+        let mut seen = Seen::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            map.next_value_seed(self.child())?;
+            if !seen.insert(key) {
+                return Err(duplicate(seen.last.as_deref().unwrap_or_default()));
+            }
+        }
+        Ok(Value::Object(Map::new()))
+    }
+}
+
+/// A mapping key, borrowed from the text where it has no escape.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(s))
+    }
+}
+
+/// The keys of one mapping seen so far: a list while short, a set past that.
+#[derive(Default)]
+struct Seen<'de> {
+    list: Vec<std::borrow::Cow<'de, str>>,
+    set: std::collections::HashSet<std::borrow::Cow<'de, str>, foldhash::fast::RandomState>,
+    /// The key inserted last.
+    last: Option<std::borrow::Cow<'de, str>>,
+}
+
+impl<'de> Seen<'de> {
+    /// Whether `key` is new.
+    fn insert(&mut self, key: std::borrow::Cow<'de, str>) -> bool {
+        const SHORT: usize = 16;
+        let new = if self.set.is_empty() && self.list.len() < SHORT {
+            let new = !self.list.contains(&key);
+            self.list.push(key.clone());
+            new
+        } else {
+            if self.set.is_empty() {
+                self.set.extend(self.list.drain(..));
+            }
+            self.set.insert(key.clone())
+        };
+        self.last = Some(key);
+        new
+    }
+}
+
+/// The resource whose text holds a position of `text` (1-based line and column, as serde_json
+/// gives them), where the text can be read as far as its resources.
+fn locate(text: &str, line: usize, column: usize) -> Option<String> {
+    let offset = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + column.saturating_sub(1);
+    let (_, resources) = raw_entries(text).ok()?;
+    resources?
+        .into_iter()
+        .filter_map(|(id, raw)| Some((id, raw?)))
+        .find(|(_, raw)| {
+            let start = offset_in(text, raw.get());
+            (start..=start + raw.get().len()).contains(&offset)
+        })
+        .map(|(id, _)| id)
+}
+
+/// The resource defined at or above a line of YAML text: the last key, at the first
+/// indentation under a top-level `Resources:`, on a line up to `line` (1-based). For error
+/// messages only.
+fn yaml_resource_at(text: &str, line: usize) -> Option<String> {
+    let mut found = None;
+    let mut inside = false;
+    let mut indent = None;
+    for l in text.lines().take(line) {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        let spaces = l.len() - l.trim_start_matches(' ').len();
+        if spaces == 0 {
+            inside = l.starts_with("Resources:");
+            indent = None;
+            continue;
+        }
+        if inside && *indent.get_or_insert(spaces) == spaces {
+            found = l
+                .trim()
+                .split(':')
+                .next()
+                .map(|k| k.trim_matches(['"', '\'']).to_string());
+        }
+    }
+    found
+}
+
+/// Where `part`, a slice of `text`, starts in it.
+fn offset_in(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
 }
 
 /// Reads a template file.
@@ -79,6 +377,9 @@ pub(crate) fn read_text(path: &std::path::Path) -> Result<(String, String), Load
 /// A JSON template read only as far as its sections and resources: each kept as its raw text,
 /// so that a comparison parses just the resources whose text differs.
 pub(crate) struct RawTemplate<'a> {
+    /// The text (after a byte-order mark and leading space) and the name errors give it.
+    text: &'a str,
+    origin: &'a str,
     /// The top-level keys in document order, each with its raw value (`None` for `Resources`).
     top: Vec<(String, Option<&'a RawValue>)>,
     /// The resources in document order.
@@ -122,52 +423,116 @@ impl<'de> serde::de::Visitor<'de> for RawMap {
     }
 }
 
-/// Whether every name is there once.
-fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> bool {
+/// The top-level entries of JSON template text and, when `Resources` is a mapping, its
+/// entries, each value as raw text.
+fn raw_entries(text: &str) -> serde_json::Result<(Entries<'_>, Option<Entries<'_>>)> {
+    let mut d = serde_json::Deserializer::from_str(text);
+    let read = serde::de::DeserializeSeed::deserialize(RawMap { split: true }, &mut d)?;
+    d.end()?;
+    Ok(read)
+}
+
+/// The first name that is there twice, if any.
+fn repeated<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let mut seen = std::collections::BTreeSet::new();
-    names.into_iter().all(|n| seen.insert(n))
+    names.into_iter().find(|n| !seen.insert(*n))
 }
 
 impl<'a> RawTemplate<'a> {
-    /// Reads JSON template text this far. `Ok(None)` when the text is not JSON, or is JSON this
-    /// reading leaves to [`parse_template`] (no `Resources` mapping, a key twice): the caller
-    /// then parses it whole. Syntax errors are reported as [`parse_template`] reports them.
-    pub(crate) fn read(text: &'a str, origin: &str) -> Result<Option<Self>, LoadError> {
+    /// Reads JSON template text this far. `Ok(None)` when the text is not JSON, or is JSON
+    /// without a `Resources` key: the caller then parses it whole. Syntax errors are reported
+    /// as [`parse_template`] reports them; a `Resources` that is not a mapping and a key twice
+    /// are errors.
+    pub(crate) fn read(text: &'a str, origin: &'a str) -> Result<Option<Self>, LoadError> {
         let trimmed = text.trim_start_matches('\u{feff}').trim_start();
         if !trimmed.starts_with('{') {
             return Ok(None);
         }
-        let read = |text| -> serde_json::Result<_> {
-            let mut d = serde_json::Deserializer::from_str(text);
-            let read = serde::de::DeserializeSeed::deserialize(RawMap { split: true }, &mut d)?;
-            d.end()?;
-            Ok(read)
+        let error = |line, message| LoadError {
+            origin: origin.to_string(),
+            line,
+            message,
         };
-        let (top, resources) = match read(trimmed) {
+        let (top, resources) = match raw_entries(trimmed) {
             Ok(read) => read,
-            // `Resources` is not a mapping.
-            Err(e) if e.classify() == serde_json::error::Category::Data => return Ok(None),
-            Err(e) => {
-                return Err(LoadError {
-                    origin: origin.to_string(),
-                    line: Some(e.line()),
-                    message: e.to_string(),
-                })
+            // The only value read as a mapping, at the top level, is `Resources`.
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                return Err(error(
+                    Some(e.line()),
+                    "`Resources` is not a mapping: it cannot be read".into(),
+                ))
             }
+            Err(e) => return Err(error(Some(e.line()), e.to_string())),
         };
         let Some(resources) = resources else {
             return Ok(None);
         };
-        if !distinct(top.iter().map(|(k, _)| k.as_str()))
-            || !distinct(resources.iter().map(|(k, _)| k.as_str()))
-        {
-            return Ok(None);
+        if let Some(key) = repeated(top.iter().map(|(k, _)| k.as_str())) {
+            return Err(error(None, format!("duplicate key `{key}`")));
+        }
+        if let Some(id) = repeated(resources.iter().map(|(k, _)| k.as_str())) {
+            return Err(error(None, format!("duplicate key `{id}` in `Resources`")));
         }
         let resources = resources
             .into_iter()
             .filter_map(|(id, raw)| Some((id, raw?)))
             .collect();
-        Ok(Some(RawTemplate { top, resources }))
+        Ok(Some(RawTemplate {
+            text: trimmed,
+            origin,
+            top,
+            resources,
+        }))
+    }
+
+    /// The line of the text a raw value starts on.
+    fn line_of(&self, raw: &RawValue) -> usize {
+        let at = offset_in(self.text, raw.get()).min(self.text.len());
+        1 + memchr::memchr_iter(b'\n', &self.text.as_bytes()[..at]).count()
+    }
+
+    /// One raw value of this template read strictly: `what` names it in errors, `depth` is its
+    /// level, `keep` how many of its levels are built (see [`Strict`]).
+    fn read_value(
+        &self,
+        raw: &RawValue,
+        what: &str,
+        depth: usize,
+        keep: usize,
+    ) -> Result<Value, LoadError> {
+        let mut d = serde_json::Deserializer::from_str(raw.get());
+        serde::de::DeserializeSeed::deserialize(Strict { depth, keep }, &mut d).map_err(|e| {
+            let line = self.line_of(raw) + e.line() - 1;
+            let message = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            LoadError {
+                origin: self.origin.to_string(),
+                line: Some(line),
+                message: format!(
+                    "{what}: {}",
+                    message.strip_suffix(&suffix).unwrap_or(&message)
+                ),
+            }
+        })
+    }
+
+    /// One resource, read whole and normalized, or, with `check_only`, only checked to be
+    /// readable (its value then holds nothing of use).
+    pub(crate) fn resource(
+        &self,
+        id: &str,
+        raw: &RawValue,
+        check_only: bool,
+    ) -> Result<Value, LoadError> {
+        let what = format!("resource {id}");
+        let keep = if check_only { 1 } else { usize::MAX };
+        let value = self.read_value(raw, &what, 3, keep)?;
+        check_resource(&value).map_err(|m| LoadError {
+            origin: self.origin.to_string(),
+            line: Some(self.line_of(raw)),
+            message: format!("{what}: {m}"),
+        })?;
+        Ok(if check_only { value } else { normalize(value) })
     }
 
     /// The template in CloudFormation's JSON form with only the resources `keep` names, exactly
@@ -176,15 +541,18 @@ impl<'a> RawTemplate<'a> {
         &self,
         keep: impl Fn(&str) -> bool,
         parsed: &mut std::collections::BTreeMap<String, Value>,
-    ) -> Value {
+    ) -> Result<Value, LoadError> {
         let mut out = Map::new();
         for (key, raw) in &self.top {
             let value = match raw {
-                Some(raw) => parse_raw(raw),
+                Some(raw) => normalize(self.read_value(raw, &format!("`{key}`"), 2, usize::MAX)?),
                 None => {
                     let mut resources = Map::new();
                     for (id, raw) in self.resources.iter().filter(|(id, _)| keep(id)) {
-                        let value = parsed.remove(id).unwrap_or_else(|| parse_raw(raw));
+                        let value = match parsed.remove(id) {
+                            Some(v) => v,
+                            None => self.resource(id, raw, false)?,
+                        };
                         resources.insert(id.clone(), value);
                     }
                     normalize_keys(&mut resources);
@@ -193,15 +561,14 @@ impl<'a> RawTemplate<'a> {
             };
             out.insert(key.clone(), value);
         }
+        check_sections(&out).map_err(|message| LoadError {
+            origin: self.origin.to_string(),
+            line: None,
+            message,
+        })?;
         normalize_keys(&mut out);
-        Value::Object(out)
+        Ok(Value::Object(out))
     }
-}
-
-/// One value of a template whose text has been read once already, normalized.
-pub(crate) fn parse_raw(raw: &RawValue) -> Value {
-    // The text was read as JSON a first time: it parses.
-    normalize(serde_json::from_str(raw.get()).unwrap_or(Value::Null))
 }
 
 /// What [`normalize`] does at the top level of an object whose values are normalized already.
@@ -218,41 +585,102 @@ fn normalize_keys(map: &mut Map<String, Value>) {
     }
 }
 
-fn from_yaml(v: serde_norway::Value) -> Result<Value, String> {
+/// A YAML template in CloudFormation's JSON form; errors inside a resource name it.
+fn yaml_template(v: serde_norway::Value) -> Result<Value, String> {
     use serde_norway::Value as Y;
+    let Y::Mapping(top) = v else {
+        return from_yaml(v, 1);
+    };
+    let mut out = Map::new();
+    for (k, v) in top {
+        let key = yaml_key(k)?;
+        let value = match v {
+            Y::Mapping(resources) if key == "Resources" => {
+                let mut out = Map::new();
+                for (id, r) in resources {
+                    let id = yaml_key(id)?;
+                    let r = from_yaml(r, 3).map_err(|m| format!("resource {id}: {m}"))?;
+                    if out.insert(id.clone(), r).is_some() {
+                        return Err(format!("duplicate key `{id}` in `Resources`"));
+                    }
+                }
+                Value::Object(out)
+            }
+            other => from_yaml(other, 2).map_err(|m| format!("`{key}`: {m}"))?,
+        };
+        if out.insert(key.clone(), value).is_some() {
+            return Err(format!("duplicate key `{key}`"));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn yaml_key(k: serde_norway::Value) -> Result<String, String> {
+    use serde_norway::Value as Y;
+    match k {
+        Y::String(s) => Ok(s),
+        Y::Number(n) => Ok(n.to_string()),
+        Y::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("unsupported mapping key {other:?}")),
+    }
+}
+
+/// A YAML value at level `depth` of its template in CloudFormation's JSON form.
+fn from_yaml(v: serde_norway::Value, depth: usize) -> Result<Value, String> {
+    use serde_norway::Value as Y;
+    let container = |depth: usize| {
+        if depth > MAX_DEPTH {
+            Err(format!(
+                "nested deeper than {MAX_DEPTH} levels: it cannot be read"
+            ))
+        } else {
+            Ok(())
+        }
+    };
     Ok(match v {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => serde_json::to_value(&n).map_err(|e| e.to_string())?,
+        Y::Number(n) => {
+            if n.as_f64().is_some_and(|f| !f.is_finite()) && n.is_f64() {
+                return Err(format!("`{n}` is not a finite number: it cannot be read"));
+            }
+            serde_json::to_value(&n).map_err(|e| e.to_string())?
+        }
         Y::String(s) => Value::String(s),
         Y::Sequence(items) => {
-            Value::Array(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?)
+            container(depth)?;
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| from_yaml(v, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Y::Mapping(m) => {
+            container(depth)?;
             let mut out = Map::new();
             for (k, v) in m {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    other => return Err(format!("unsupported mapping key {other:?}")),
-                };
-                if out.insert(key.clone(), from_yaml(v)?).is_some() {
+                let key = yaml_key(k)?;
+                if out.insert(key.clone(), from_yaml(v, depth + 1)?).is_some() {
                     return Err(format!("duplicate key `{key}`"));
                 }
             }
             Value::Object(out)
         }
-        Y::Tagged(tagged) => short_form(*tagged)?,
+        Y::Tagged(tagged) => {
+            container(depth)?;
+            short_form(*tagged, depth)?
+        }
     })
 }
 
 /// `!Ref x` → `{"Ref": x}`, `!GetAtt a.b` → `{"Fn::GetAtt": [a, b]}`, `!Sub s` →
-/// `{"Fn::Sub": s}`, and so on for every short form CloudFormation accepts.
-fn short_form(tagged: TaggedValue) -> Result<Value, String> {
+/// `{"Fn::Sub": s}`, and so on for every short form CloudFormation accepts; `depth` is the
+/// level of the mapping it becomes.
+fn short_form(tagged: TaggedValue, depth: usize) -> Result<Value, String> {
     let TaggedValue { tag, value } = tagged;
     let name = tag_name(&tag);
-    let inner = from_yaml(value)?;
+    let inner = from_yaml(value, depth + 1)?;
     let key = match name.as_str() {
         "Ref" => "Ref",
         "Condition" => "Condition",

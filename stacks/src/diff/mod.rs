@@ -21,13 +21,19 @@
 //! UpdateReplacePolicy), replacing a custom-named resource without renaming it (CloudFormation
 //! refuses), any IAM, resource-policy or security-group change, and removed exports.
 //!
+//! Access is examined as `cdk diff` does (its IAM statement and security-group tables):
+//! `security` lists the statements and rules added and removed, and each resource's
+//! `broadening` says what in its change widens access — a `Principal`, `Action` or `Resource`
+//! gaining a wildcard or a `Principal` a new account, an ingress rule opened to `0.0.0.0/0` or
+//! `::/0`, a public access block setting turned off, an encryption setting removed.
+//!
 //! ## JSON contract (`schema_version` 1)
 //!
 //! ```json
 //! {
 //!   "schema_version": 1,
 //!   "has_changes": true,
-//!   "summary": {"add": 1, "remove": 0, "modify": 2, "replace": 1},
+//!   "summary": {"add": 1, "remove": 0, "modify": 2, "replace": 1, "broadening": 1},
 //!   "resources": [{
 //!     "logical_id": "QueueUploads", "type": "AWS::SQS::Queue",
 //!     "action": "add" | "remove" | "modify",
@@ -35,11 +41,23 @@
 //!     "deletion_policy": "Retain" | null, "update_replace_policy": "Retain" | null,
 //!     "changes": [{"path": "Properties.QueueName", "old": "a", "new": "b",
 //!                  "replacement": "always", "reason": "..."}],
-//!     "flags": [{"kind": "stateful_replacement", "message": "..."}]
+//!     "flags": [{"kind": "stateful_replacement", "message": "..."}],
+//!     "broadening": [{"kind": "principal" | "action" | "resource" | "ingress"
+//!                             | "public_access" | "encryption",
+//!                     "path": "Properties.Policies[0].PolicyDocument.Statement[0]",
+//!                     "value": "*", "message": "Role: Action gains `*`"}]
 //!   }],
 //!   "parameters": [{"name": "...", "action": "...", "changes": [...]}],
 //!   "mappings": [...], "conditions": [...], "outputs": [...], "other": [...],
-//!   "flags": [{"kind": "export_removed", "message": "..."}]
+//!   "flags": [{"kind": "export_removed", "message": "..."}],
+//!   "security": {
+//!     "statements": [{"action": "add" | "remove", "logical_id": "Role", "path": "...",
+//!                     "effect": "Allow", "actions": ["*"], "resources": ["*"],
+//!                     "principals": ["AWS:arn:aws:iam::123456789012:root"],
+//!                     "condition": null}],
+//!     "rules": [{"action": "add", "logical_id": "Sg", "group": "Sg",
+//!                "direction": "ingress", "protocol": "tcp 22", "peer": "0.0.0.0/0"}]
+//!   }
 //! }
 //! ```
 //!
@@ -51,14 +69,18 @@
 mod load;
 mod render;
 pub mod replacement;
+mod security;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use load::{load_template, parse_template, LoadError};
+pub use load::{load_template, parse_template, LoadError, MAX_DEPTH};
 pub use render::{render_json, render_markdown, render_text};
+pub use security::{
+    Broadening, BroadeningKind, ChangeAction, RuleChange, Security, StatementChange,
+};
 
 /// What a modified resource's update does to the live resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -122,6 +144,8 @@ pub struct ResourceDiff {
     pub update_replace_policy: Option<String>,
     pub changes: Vec<Change>,
     pub flags: Vec<Flag>,
+    /// What in this change broadens access (see [`Broadening`]).
+    pub broadening: Vec<Broadening>,
 }
 
 /// A parameter, mapping, condition, output or top-level key.
@@ -139,6 +163,8 @@ pub struct Summary {
     pub modify: usize,
     /// Modified resources whose replacement is `always` or `conditional`.
     pub replace: usize,
+    /// Broadenings of access, over all resources.
+    pub broadening: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -154,6 +180,8 @@ pub struct TemplateDiff {
     /// Top-level keys other than the sections above (Description, Transform, Metadata, ...).
     pub other: Vec<EntryDiff>,
     pub flags: Vec<Flag>,
+    /// IAM statements and security-group rules added and removed.
+    pub security: Security,
 }
 
 impl TemplateDiff {
@@ -351,9 +379,12 @@ pub fn compare_texts(
             continue;
         };
         let same = old.get() == raw.get();
-        if !same {
-            let o = load::parse_raw(old);
-            let n = load::parse_raw(raw);
+        if same {
+            // Not compared, but read all the same: what cannot be read is an error.
+            old_raw.resource(id, old, true)?;
+        } else {
+            let o = old_raw.resource(id, old, false)?;
+            let n = new_raw.resource(id, raw, false)?;
             let r = modified(id, &o, &n, options);
             if r.replacement != Replacement::Never {
                 replaceable.push(both.len());
@@ -372,8 +403,8 @@ pub fn compare_texts(
         .map(|((id, _, _), _)| *id)
         .collect();
     let keep = |id: &str| !skip.contains(id);
-    let old = old_raw.assemble(keep, &mut old_parsed);
-    let new = new_raw.assemble(keep, &mut new_parsed);
+    let old = old_raw.assemble(keep, &mut old_parsed)?;
+    let new = new_raw.assemble(keep, &mut new_parsed)?;
     let diff = compare(&old, &new, options, made);
     Ok(Compared { diff, old, new })
 }
@@ -515,6 +546,15 @@ fn compare(
         }
     }
     resources.retain(|r| r.action != Action::Modify || !r.changes.is_empty());
+    let mut security = Security::default();
+    for r in &mut resources {
+        let (o, n) = match r.action {
+            Action::Add => (None, new_res.get(&r.logical_id)),
+            Action::Remove => (old_res.get(&r.logical_id), None),
+            Action::Modify => (old_res.get(&r.logical_id), new_res.get(&r.logical_id)),
+        };
+        r.broadening = security::examine(r, o, n, &mut security);
+    }
 
     let mut flags = Vec::new();
     let outputs = entries(
@@ -602,6 +642,7 @@ fn compare(
             .iter()
             .filter(|r| r.action == Action::Modify && r.replacement != Replacement::Never)
             .count(),
+        broadening: resources.iter().map(|r| r.broadening.len()).sum(),
     };
     let has_changes = !resources.is_empty()
         || !parameters.is_empty()
@@ -620,6 +661,7 @@ fn compare(
         outputs,
         other,
         flags,
+        security,
     }
 }
 
@@ -736,6 +778,7 @@ fn added_or_removed(id: &str, r: &Value, action: Action) -> ResourceDiff {
         update_replace_policy: str_field(r, "UpdateReplacePolicy"),
         changes: Vec::new(),
         flags,
+        broadening: Vec::new(),
     }
 }
 
@@ -813,6 +856,7 @@ fn modified(id: &str, old: &Value, new: &Value, options: &DiffOptions) -> Resour
         update_replace_policy: str_field(new, "UpdateReplacePolicy"),
         changes,
         flags: Vec::new(),
+        broadening: Vec::new(),
     }
 }
 

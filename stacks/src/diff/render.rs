@@ -6,7 +6,9 @@ use std::fmt::Write;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use super::{display, Action, Change, EntryDiff, FlagKind, Replacement, TemplateDiff};
+use super::{
+    display, Action, Change, ChangeAction, EntryDiff, FlagKind, Replacement, TemplateDiff,
+};
 
 struct Style {
     color: bool,
@@ -160,6 +162,70 @@ fn entry_section(style: &Style, title: &str, entries: &[EntryDiff], out: &mut St
     out.push('\n');
 }
 
+/// The security tables, as rows of cells: a header, then one row per statement or rule added
+/// (`+`) or removed (`-`).
+fn security_tables(diff: &TemplateDiff) -> Vec<(&'static str, Vec<Vec<String>>)> {
+    let sign = |a: ChangeAction| match a {
+        ChangeAction::Add => "+".to_string(),
+        ChangeAction::Remove => "-".to_string(),
+    };
+    let mut tables = Vec::new();
+    let statements = &diff.security.statements;
+    if !statements.is_empty() {
+        let mut rows = vec![vec![
+            String::new(),
+            "Resource".into(),
+            "Effect".into(),
+            "Action".into(),
+            "Principal".into(),
+            "Condition".into(),
+        ]];
+        for s in statements {
+            // A statement without `Resource` (a trust or resource policy) is about the
+            // resource that holds it.
+            let resources = if s.resources.is_empty() {
+                "(itself)".to_string()
+            } else {
+                s.resources.join(", ")
+            };
+            rows.push(vec![
+                sign(s.action),
+                format!("{}: {resources}", s.logical_id),
+                s.effect.clone(),
+                s.actions.join(", "),
+                s.principals.join(", "),
+                s.condition.clone().unwrap_or_default(),
+            ]);
+        }
+        tables.push(("IAM statement changes", rows));
+    }
+    let rules = &diff.security.rules;
+    if !rules.is_empty() {
+        let mut rows = vec![vec![
+            String::new(),
+            "Group".into(),
+            "Dir".into(),
+            "Protocol".into(),
+            "Peer".into(),
+        ]];
+        for r in rules {
+            rows.push(vec![
+                sign(r.action),
+                r.group.clone(),
+                if r.direction == "ingress" {
+                    "In".into()
+                } else {
+                    "Out".into()
+                },
+                r.protocol.clone(),
+                r.peer.clone(),
+            ]);
+        }
+        tables.push(("Security group changes", rows));
+    }
+    tables
+}
+
 /// Text for a terminal or a log. `color` adds ANSI colours.
 pub fn render_text(diff: &TemplateDiff, title: Option<&str>, color: bool) -> String {
     let style = Style { color };
@@ -206,6 +272,38 @@ pub fn render_text(diff: &TemplateDiff, title: Option<&str>, color: bool) -> Str
     entry_section(&style, "Conditions", &diff.conditions, &mut out);
     entry_section(&style, "Outputs", &diff.outputs, &mut out);
     entry_section(&style, "Other", &diff.other, &mut out);
+    let tables = security_tables(diff);
+    let broadening: Vec<_> = diff.resources.iter().flat_map(|r| &r.broadening).collect();
+    if !tables.is_empty() || !broadening.is_empty() {
+        let _ = writeln!(out, "{}", style.bold("Security"));
+        for (title, rows) in &tables {
+            let _ = writeln!(out, "{title}");
+            let widths: Vec<usize> = (0..rows[0].len())
+                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+                .collect();
+            for row in rows {
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                let line = cells.join(" │ ").trim_end().to_string();
+                let line = match row[0].as_str() {
+                    "+" => style.add(&line),
+                    "-" => style.remove(&line),
+                    _ => line,
+                };
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        if !broadening.is_empty() {
+            let _ = writeln!(out, "Broadening");
+            for b in broadening {
+                let _ = writeln!(out, " {} {}", style.remove("▲"), b.message);
+            }
+        }
+        out.push('\n');
+    }
     let flags: Vec<_> = diff.all_flags().collect();
     if !flags.is_empty() {
         let _ = writeln!(out, "{}", style.bold("Warnings"));
@@ -215,11 +313,15 @@ pub fn render_text(diff: &TemplateDiff, title: Option<&str>, color: bool) -> Str
         out.push('\n');
     }
     let s = diff.summary;
-    let _ = writeln!(
+    let _ = write!(
         out,
         "Resources: {} to add, {} to change ({} replaced), {} to remove.",
         s.add, s.modify, s.replace, s.remove
     );
+    if s.broadening > 0 {
+        let _ = write!(out, " Access broadened: {}.", s.broadening);
+    }
+    out.push('\n');
     out
 }
 
@@ -248,6 +350,33 @@ pub fn render_markdown(diff: &TemplateDiff, title: Option<&str>) -> String {
         "**{} to add, {} to change ({} replaced), {} to remove.**\n",
         s.add, s.modify, s.replace, s.remove
     );
+    let broadening: Vec<_> = diff.resources.iter().flat_map(|r| &r.broadening).collect();
+    if !broadening.is_empty() {
+        let _ = writeln!(out, "**Access broadened**\n");
+        for b in broadening {
+            let _ = writeln!(out, "- 🔓 {}", md_escape(&b.message));
+        }
+        out.push('\n');
+    }
+    for (title, rows) in security_tables(diff) {
+        let _ = writeln!(out, "**{title}**\n");
+        for (i, row) in rows.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(j, c)| match (i, j) {
+                    (0, _) | (_, 0) => md_escape(c),
+                    _ if c.is_empty() => String::new(),
+                    _ => format!("`{}`", md_escape(c).replace('`', "'")),
+                })
+                .collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
+            }
+        }
+        out.push('\n');
+    }
     let flags: Vec<_> = diff.all_flags().collect();
     if !flags.is_empty() {
         for (_, f) in &flags {

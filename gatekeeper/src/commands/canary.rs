@@ -62,6 +62,10 @@ pub struct TakeOver {
     /// while the holder keeps renewing its lease.
     #[arg(long)]
     pub force: bool,
+    /// Read the run and the fleet, print every action this would take, and change nothing:
+    /// no lock taken, nothing journaled.
+    #[arg(long, conflicts_with = "force")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -100,6 +104,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         match &args.command {
             Sub::Run(a) => start(a, out).await,
             Sub::Status(c) => status(c, out).await,
+            Sub::Resume(t) if t.dry_run => preview(&t.common, Action::Resume, out).await,
+            Sub::Abort(t) if t.dry_run => preview(&t.common, Action::Abort, out).await,
             Sub::Resume(t) => resume(&t.common, t.force, Action::Resume, out).await,
             Sub::Abort(t) => resume(&t.common, t.force, Action::Abort, out).await,
             Sub::Report(a) => crate::commands::canary_evidence::report(a, out).await,
@@ -411,18 +417,30 @@ impl Session {
         }
         let next = driven?;
         let mut report = Report::new(m, &next);
-        if dry_run && matches!(next, Next::Finished(Outcome::Promoted)) {
+        if dry_run {
             // A dry run reports what it checked and planned, never an outcome it did not reach.
-            report.state = "dry-run";
-            report.detail = "dry run: the preflight checks passed; every action above was \
-                             planned and none was performed"
-                .into();
+            let planned = "every action above was planned and none was performed";
+            let detail = match &next {
+                Next::Finished(Outcome::Promoted) if m.mode() == Mode::Canary => {
+                    Some(format!("dry run: the preflight checks passed; {planned}"))
+                }
+                Next::Finished(Outcome::Promoted) => Some(format!("dry run: {planned}")),
+                Next::Finished(Outcome::RolledBack { reason }) => Some(format!(
+                    "dry run: {planned}; it would roll back because: {reason}"
+                )),
+                _ => None,
+            };
+            if let Some(detail) = detail {
+                report.state = "dry-run";
+                report.detail = detail;
+            }
         }
         match output {
             Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
             _ => writeln!(out, "{}", report.text())?,
         }
         Ok(match next {
+            _ if report.state == "dry-run" => ExitStatus::Success,
             Next::AwaitApproval | Next::Finished(Outcome::Promoted) => ExitStatus::Success,
             Next::Finished(_) => ExitStatus::Changes,
             Next::Halted { .. } | Next::Do { .. } => ExitStatus::Error,
@@ -697,9 +715,10 @@ async fn plan_run(s: &Session, a: &RunArgs, run_id: &str) -> anyhow::Result<Plan
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Resume,
     Abort,
+    Promote,
 }
 
 /// A run this process took over: its state after the lock, its journal, and the lock.
@@ -772,6 +791,7 @@ async fn resume(
     let command = match action {
         Action::Resume => "canary resume",
         Action::Abort => "canary abort",
+        Action::Promote => "promote",
     };
     let Continued {
         run,
@@ -860,6 +880,120 @@ async fn resume(
         &lock,
         settings,
         None,
+        abort,
+        c.output,
+        out,
+    )
+    .await
+}
+
+/// What `resume`, `abort` or `promote` would do to the current run, decided as they decide
+/// it from the run's journal, the lock and the fleet (all read for real), then every action
+/// printed and none performed: no lock is taken and nothing is journaled. Refusals are the
+/// real command's (exit 2); otherwise it exits 0 and never reports an outcome.
+pub(crate) async fn preview(
+    c: &Common,
+    action: Action,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
+    let s = Session::open(&c.config).await?;
+    let run_id = match s.current_run_id().await? {
+        Ok(Some(id)) => id,
+        Ok(None) if action == Action::Promote => {
+            return refused(
+                out,
+                &format!(
+                    "no canary run in {}: `gatekeeper canary run` first",
+                    s.scope.location()
+                ),
+            );
+        }
+        Ok(None) => {
+            writeln!(out, "no canary run in flight in {}", s.scope.location())?;
+            return Ok(ExitStatus::Success);
+        }
+        Err(why) => return refused(out, &why),
+    };
+    if let Some((lock, _)) = state::lock::read(&s.scope).await? {
+        if lock.state == LockState::Held {
+            crate::ui::eprintln!(
+                "dry run: the deploy lock {} is held by {} (run {}): the command itself takes \
+                 it over only once that process is gone",
+                s.scope.lock_key(),
+                lock.holder,
+                lock.run_id
+            );
+        }
+    }
+    let Some(run) = journal::read_run(&s.scope, &run_id).await? else {
+        writeln!(out, "run {run_id} has no record: nothing to do")?;
+        return Ok(ExitStatus::Success);
+    };
+    let mut m = run.machine.clone();
+    let over = run.finished.is_some() || !m.in_flight();
+    if action == Action::Promote && (over || m.next() != Next::AwaitApproval) {
+        let state = match &run.finished {
+            Some((_, o)) => outcome_text(Some(o)),
+            None => describe(&m.next()),
+        };
+        return refused(
+            out,
+            &format!(
+                "run {run_id} is not awaiting approval ({state}): only a passed canary can be \
+                 promoted"
+            ),
+        );
+    }
+    let (approve, abort) = if over {
+        let canary_members = s.lb.members(Pool::Canary).await?;
+        let weight = s.lb.weight().await.unwrap_or(0);
+        let outcome = outcome_text(run.finished.as_ref().map(|f| &f.1).or(m.outcome()));
+        if canary_members.is_empty() && weight == 0 {
+            writeln!(out, "run {run_id} is over: {outcome}; nothing to do")?;
+            return Ok(ExitStatus::Success);
+        }
+        // The real command repairs: a rollback journaled as a run of its own.
+        crate::ui::eprintln!(
+            "dry run: run {run_id} is over ({outcome}) but the fleet is not: it would repair"
+        );
+        m = Machine::new(Plan {
+            run_id: format!("{run_id}-repair"),
+            repair: true,
+            auto_promote: false,
+            ..m.plan().clone()
+        });
+        (None, None)
+    } else {
+        match (action, m.mode(), m.next()) {
+            (Action::Promote, _, _) => (Some(s.who().await), None),
+            (Action::Abort, _, _) => (None, Some("aborted by `gatekeeper canary abort`")),
+            (Action::Resume, Mode::Canary, Next::AwaitApproval) if m.plan().auto_promote => (
+                None,
+                Some("resumed after an interruption before the automatic promotion: rolling back"),
+            ),
+            (Action::Resume, Mode::Canary, Next::AwaitApproval) => {
+                writeln!(
+                    out,
+                    "run {run_id} passed its canary and awaits approval: `gatekeeper promote` or \
+                     `gatekeeper canary abort`; resume has nothing to do"
+                )?;
+                return Ok(ExitStatus::Success);
+            }
+            (Action::Resume, Mode::Canary, _) => {
+                (None, Some("resumed after an interruption: rolling back"))
+            }
+            _ => (None, None),
+        }
+    };
+    let lock = FencedLock::new(s.scope.clone(), None);
+    let mut journal = journal::MemoryJournal::default();
+    let settings = s.settings("dry-run".into(), false, true);
+    s.drive(
+        &mut m,
+        &mut journal,
+        &lock,
+        settings,
+        approve,
         abort,
         c.output,
         out,

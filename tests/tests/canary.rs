@@ -246,7 +246,10 @@ fn dry_run_prints_every_action_and_changes_nothing() {
     assert!(rt.block_on(fleet.lock()).is_none());
     // It ends saying what it did, never an outcome it did not reach.
     assert!(!stdout.contains("promoted"), "{stdout}");
-    assert!(stdout.contains("dry run"), "{stdout}");
+    assert!(
+        stdout.contains("dry run: the preflight checks passed"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -343,6 +343,8 @@ impl Session {
                 n.send(canary::notify::Change::Started);
             }
         }
+        // A fresh run begins with the preflight; a dry run of it says the checks passed.
+        let fresh = m.mode() == Mode::Canary && matches!(m.next(), Next::Do { index: 0, .. });
         let mut view = View::new(output, dry_run);
         let mut on_progress = |p: &Progress| {
             view.show(p);
@@ -421,7 +423,7 @@ impl Session {
             // A dry run reports what it checked and planned, never an outcome it did not reach.
             let planned = "every action above was planned and none was performed";
             let detail = match &next {
-                Next::Finished(Outcome::Promoted) if m.mode() == Mode::Canary => {
+                Next::Finished(Outcome::Promoted) if fresh => {
                     Some(format!("dry run: the preflight checks passed; {planned}"))
                 }
                 Next::Finished(Outcome::Promoted) => Some(format!("dry run: {planned}")),

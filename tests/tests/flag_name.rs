@@ -3,7 +3,7 @@
 //! not the default `/<service>/<environment>/maintenance`. Against moto, through the binary.
 
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::{moto, output};
+use gatekeeper_e2e::{gatekeeper, moto, output, repo_root};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -60,4 +60,42 @@ fn preflight_and_iam_policy_use_the_custom_flag_name() {
         "{flag_reads:?}"
     );
     assert!(!policy.contains("/maintenance\""), "{policy}");
+}
+
+/// Without AWS: the rails stack (`synth`) creates the flag under the `[flag] parameter` name,
+/// and the policy (`iam-policy`) grants reading that same name, for the example service.
+#[test]
+fn synth_and_iam_policy_agree_on_a_custom_flag_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prod.toml");
+    let mut text = std::fs::read_to_string(repo_root().join("examples/photos/prod.toml")).unwrap();
+    text.push_str("\n[flag]\nparameter = \"/platform/photos-prod-flag\"\n");
+    std::fs::write(&config, text).unwrap();
+
+    let mut synth = gatekeeper();
+    synth.arg("synth").arg("--config").arg(&config);
+    let (code, template, stderr) = output(synth);
+    assert_eq!(code, Some(0), "{stderr}");
+    let template: serde_json::Value = serde_json::from_str(&template).unwrap();
+    let names: Vec<&str> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::SSM::Parameter")
+        .filter_map(|r| r["Properties"]["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["/platform/photos-prod-flag"], "{template:#}");
+
+    let mut policy = gatekeeper();
+    policy.arg("iam-policy").arg("--config").arg(&config);
+    let (code, policy, stderr) = output(policy);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        policy.contains("parameter/platform/photos-prod-flag\""),
+        "{policy}"
+    );
+    assert!(
+        !policy.contains("parameter/photos/prod/maintenance"),
+        "{policy}"
+    );
 }

@@ -388,6 +388,19 @@ fn resume_and_abort_refuse_while_the_run_is_alive_and_change_nothing() {
             );
         }
     }
+    // Their dry runs meet the same refusal.
+    for sub in ["resume", "abort"] {
+        let out = fleet
+            .gatekeeper(&["canary", sub, "--dry-run"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{sub} --dry-run: {stdout}");
+        assert!(
+            stdout.contains(&format!("still being driven by pid {}", child.id())),
+            "{sub} --dry-run: {stdout}"
+        );
+    }
     // Neither touched the listener, the lock's generation, nor wrote to the run's journal.
     assert_eq!(rt.block_on(fleet.weights()), weights);
     let lock_after = rt.block_on(fleet.lock()).unwrap();

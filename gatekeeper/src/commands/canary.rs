@@ -917,14 +917,21 @@ pub(crate) async fn preview(
         Err(why) => return refused(out, &why),
     };
     if let Some((lock, _)) = state::lock::read(&s.scope).await? {
-        if lock.state == LockState::Held {
-            crate::ui::eprintln!(
-                "dry run: the deploy lock {} is held by {} (run {}): the command itself takes \
-                 it over only once that process is gone",
-                s.scope.lock_key(),
-                lock.holder,
-                lock.run_id
-            );
+        // The refusal the command would meet taking the lock, decided by the same rule.
+        let command = match action {
+            Action::Resume => "canary resume",
+            Action::Abort => "canary abort",
+            Action::Promote => "promote",
+        };
+        let claim = Claim {
+            run_id: run_id.clone(),
+            purpose: "canary".into(),
+            holder: Holder::this_process(&s.who().await, command),
+            ttl: s.config.lease_seconds(),
+        };
+        let mode = LockMode::Continue { force: false };
+        if let Some(why) = state::lock::refusal(&lock, &claim, mode, SystemClock.now()) {
+            return refused(out, &format!("the deploy lock {why}"));
         }
     }
     let Some(run) = journal::read_run(&s.scope, &run_id).await? else {

@@ -13,6 +13,8 @@
 //! run-level decision with the default configuration (both metrics, the first failed metric
 //! ending the bake); `JUDGE_BENCH_SECTION=run-level` prints only that table.
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
+
 #[path = "../tests/judge_sim.rs"]
 mod sim;
 

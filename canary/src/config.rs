@@ -250,7 +250,9 @@ pub enum MaintenanceRequirement {
 pub struct PreflightConfig {
     #[serde(default)]
     pub maintenance: MaintenanceRequirement,
-    /// The flag's SSM parameter; `/<service>/<environment>/maintenance` when absent.
+    /// The flag's SSM parameter when the rails stack is not used; `[flag] parameter`, else
+    /// `/<service>/<environment>/maintenance`, when absent. Must equal `[flag] parameter`
+    /// when both are set.
     pub maintenance_parameter: Option<String>,
     /// For revisions that are not `s3://` objects: `<command...> <revision>` exits 0 when the
     /// revision can be fetched.
@@ -342,6 +344,14 @@ struct View {
     state: state::StateConfig,
     #[serde(default)]
     notify: crate::notify::NotifyConfig,
+    #[serde(default)]
+    flag: FlagView,
+}
+
+/// `[flag]`, the name the rails stack gives the maintenance flag (stacks owns the table).
+#[derive(Debug, Default, Deserialize)]
+struct FlagView {
+    parameter: Option<String>,
 }
 
 /// A loaded configuration: the service it belongs to and its `[canary]` table.
@@ -356,6 +366,8 @@ pub struct Config {
     pub state: state::StateConfig,
     /// `[notify]`: where a run's state changes are published.
     pub notify: crate::notify::NotifyConfig,
+    /// `[flag] parameter`: the maintenance flag's SSM name when the rails stack is given one.
+    pub flag_parameter: Option<String>,
 }
 
 /// A configuration the user has to fix, located in the file.
@@ -426,7 +438,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         canary,
         state: view.state,
         notify: view.notify,
+        flag_parameter: view.flag.parameter,
     };
+    if let (Some(flag), Some(own)) = (
+        &config.flag_parameter,
+        &config.canary.preflight.maintenance_parameter,
+    ) {
+        if flag != own {
+            return Err(invalid(
+                find_key(text, "maintenance_parameter"),
+                format!(
+                    "canary.preflight.maintenance_parameter: {own:?} is not the flag the rails \
+                     stack creates ([flag] parameter = {flag:?}): remove it, the preflight \
+                     reads [flag] parameter"
+                ),
+            ));
+        }
+    }
     config.notify.validate().map_err(|(key, message)| {
         let offset = find_key(text, key).or(text.find("[notify]"));
         invalid(offset, format!("notify.{key}: {message}"))
@@ -526,11 +554,13 @@ impl Config {
         self.state.lease_seconds()
     }
 
+    /// The maintenance flag's SSM parameter, the one the rails stack creates: `[flag]
+    /// parameter`, else `canary.preflight.maintenance_parameter`, else
+    /// `/<service>/<environment>/maintenance` (stacks' `Config::flag_parameter`).
     pub fn maintenance_parameter(&self) -> String {
-        self.canary
-            .preflight
-            .maintenance_parameter
+        self.flag_parameter
             .clone()
+            .or_else(|| self.canary.preflight.maintenance_parameter.clone())
             .unwrap_or_else(|| format!("/{}/{}/maintenance", self.service, self.environment))
     }
 
@@ -742,6 +772,35 @@ canary_target_group_arn = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/
 kind = "command"
 command = ["deploy.sh"]
 "#;
+
+    #[test]
+    fn the_preflight_watches_the_flag_the_rails_stack_names() {
+        let custom = format!("{BASE}\n[flag]\nparameter = \"/shared/photos-flag\"\n");
+        let c = parse(Path::new("g.toml"), &custom).unwrap();
+        assert_eq!(c.maintenance_parameter(), "/shared/photos-flag");
+        // The same name twice is fine; two names for one flag are refused, located.
+        let same = custom.replace(
+            "[canary.deployer]",
+            "[canary.preflight]\nmaintenance_parameter = \"/shared/photos-flag\"\n\n[canary.deployer]",
+        );
+        assert_eq!(
+            parse(Path::new("g.toml"), &same)
+                .unwrap()
+                .maintenance_parameter(),
+            "/shared/photos-flag"
+        );
+        let other = same.replace(
+            "maintenance_parameter = \"/shared/photos-flag\"",
+            "maintenance_parameter = \"/photos/prod/maintenance\"",
+        );
+        let err = parse(Path::new("g.toml"), &other).unwrap_err().to_string();
+        assert!(
+            err.contains("canary.preflight.maintenance_parameter")
+                && err.contains("/shared/photos-flag"),
+            "{err}"
+        );
+        assert!(err.starts_with("g.toml:"), "{err}");
+    }
 
     #[test]
     fn defaults_fill_in_and_other_tables_are_ignored() {

@@ -125,6 +125,10 @@ pub struct SystemClock;
 
 #[async_trait]
 impl Clock for SystemClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the system clock, the one the Clock trait stands for"
+    )]
     fn now(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -9,6 +9,8 @@
 //!
 //! `cargo bench -p compat --bench compat`
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
+
 use std::time::{Duration, Instant};
 
 use compat::{parse, Format, Ignores};

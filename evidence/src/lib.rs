@@ -1,5 +1,5 @@
 //! The evidence of a canary bake: the record of what the judge saw and concluded at every look
-//! ([`record`]), the reports rendered from it ([`render`]: text, markdown, JSON and a
+//! ([`record`]), the reports rendered from it ([`render`](mod@render): text, markdown, JSON and a
 //! self-contained HTML page with charts), and the export of its observations in
 //! `gatekeeper judge`'s input format ([`export`]), so anyone can replay the decision.
 //!

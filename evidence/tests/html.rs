@@ -1,6 +1,11 @@
 //! The HTML report of a 60-look bake judged on 4 metrics: small, self-contained, byte for byte
 //! the same every time, fast, and with every panel.
 
+#![expect(
+    clippy::print_stdout,
+    reason = "the page size and render time go to the test log"
+)]
+
 mod common;
 
 use std::sync::OnceLock;

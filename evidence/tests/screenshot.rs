@@ -14,6 +14,12 @@
 //! `EVIDENCE_SCREENSHOT=<path>` keeps a copy of the screenshot (how `docs/canary-report.png`
 //! is made).
 
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "what each panel drew, or why the test skipped, goes to its log"
+)]
+
 mod common;
 
 use std::fs::{File, OpenOptions};

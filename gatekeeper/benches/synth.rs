@@ -2,6 +2,8 @@
 //! in process (parse + validate + build + render) and as a whole `gatekeeper synth` process.
 //! Prints a table; the goal is under 10 ms.
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

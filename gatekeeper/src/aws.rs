@@ -150,7 +150,7 @@ pub fn report_calls() {
     let Ok(calls) = CALLS.lock() else { return };
     let total: u64 = calls.values().sum();
     let each: Vec<String> = calls.iter().map(|(k, n)| format!("{k}={n}")).collect();
-    eprintln!("aws calls: {total} {}", each.join(" "));
+    crate::ui::eprintln!("aws calls: {total} {}", each.join(" "));
 }
 
 /// A current-thread runtime for one command.

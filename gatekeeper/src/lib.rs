@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod progress;
 mod store;
+mod ui;
 
 pub use exit::ExitStatus;
 

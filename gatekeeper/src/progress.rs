@@ -32,7 +32,7 @@ impl Progress {
     pub fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(format!("{}: {text}", self.prefix)),
-            None => eprintln!("{}: {text}", self.prefix),
+            None => crate::ui::eprintln!("{}: {text}", self.prefix),
         }
     }
 

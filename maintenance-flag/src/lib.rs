@@ -1,10 +1,12 @@
-//! Read gatekeeper's maintenance flag inside a service.
+//! gatekeeper's maintenance flag: the contract, and a reader for services.
 //!
 //! `gatekeeper maintenance on` writes a JSON document ([`MaintenanceFlag`]) to an SSM
 //! parameter (default `/<service>/<environment>/maintenance`). A service reads it through a
-//! [`FlagReader`], which asks SSM at most once per TTL however many requests ask it:
+//! `FlagReader` (feature `ssm`, on by default), which asks SSM at most once per TTL however
+//! many requests ask it:
 //!
 //! ```no_run
+//! # #[cfg(feature = "ssm")]
 //! # async fn example(ssm: aws_sdk_ssm::Client) {
 //! use std::time::Duration;
 //! use maintenance_flag::FlagReader;
@@ -21,6 +23,10 @@
 //! # }
 //! ```
 //!
+//! Without default features the crate is the contract alone (the document,
+//! [`retry_after_seconds`], [`error_body`]): no AWS SDK, no template engine. `stacks` writes
+//! the flag's first value with it.
+//!
 //! The contract:
 //! - **Read interval**: a TTL of 10 to 30 seconds. `maintenance on` counts the queues as
 //!   drained, and runs its hooks, only once `[maintenance] flag_ttl_seconds` (default 30) has
@@ -28,23 +34,64 @@
 //!   A reader's TTL must not exceed that setting.
 //! - **Only `enabled` decides.** `message` and `until` are for people; unknown fields are
 //!   ignored, so the document can grow.
+//! - **A missing parameter is off** (maintenance was never turned on); an empty or unreadable
+//!   value is an error, never off. Every reader, gatekeeper's own included, goes through
+//!   `read_stored` (feature `ssm`), which applies that rule in one place.
 //! - **Errors keep the last known state.** A failed or unreadable read never flips the flag;
 //!   it is retried after the TTL. Before any successful read the flag counts as off, so a
-//!   service still starts when SSM is unreachable ([`FlagReader::try_get`] tells the
-//!   difference). A missing parameter is off (maintenance was never turned on).
+//!   service still starts when SSM is unreachable (`FlagReader::try_get` tells the
+//!   difference).
 //! - **While on**, an API answers `503 Service Unavailable` with `Retry-After` (seconds
 //!   until `until`, or 60) and the JSON body of [`error_body`]:
 //!   `{"error":"maintenance","message":"...","until":"..."}`. A web front end that sees
 //!   `error == "maintenance"` shows the message and reloads after `Retry-After`.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use aws_smithy_types::date_time::Format;
-use aws_smithy_types::DateTime;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+use serde::{Deserialize, Serialize};
 
-pub use stacks::flag::MaintenanceFlag;
+#[cfg(feature = "ssm")]
+mod ssm;
+#[cfg(feature = "ssm")]
+pub use ssm::{read, read_stored, FlagReader, ReadError};
+
+/// The document stored in the parameter:
+///
+/// ```json
+/// {"enabled": true, "message": "Back at 14:00 UTC", "until": "2026-11-22T14:00:00Z",
+///  "who": "arn:aws:sts::123456789012:assumed-role/release/alice", "when": "2026-11-22T12:58:03Z"}
+/// ```
+///
+/// Only `enabled` decides, the rest is for people. Unknown fields are ignored by readers so the
+/// document can grow without breaking older services.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceFlag {
+    pub enabled: bool,
+    #[serde(default)]
+    pub message: String,
+    /// When maintenance is expected to end (RFC 3339), for people and `Retry-After`.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Who set the flag (the caller identity's ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    /// When the flag was set (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+}
+
+impl MaintenanceFlag {
+    /// The compact JSON stored in the parameter.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("the flag always serializes")
+    }
+
+    /// Reads a stored value. An empty or unreadable value is an error, never "off": a reader
+    /// that cannot tell should keep its last known state.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
 
 /// The `error` code of a 503 answered during maintenance.
 pub const ERROR_CODE: &str = "maintenance";
@@ -52,114 +99,12 @@ pub const ERROR_CODE: &str = "maintenance";
 /// `Retry-After` when the flag names no end, or its end has passed.
 pub const DEFAULT_RETRY_AFTER: u64 = 60;
 
-/// Why a read failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
-    /// SSM could not be asked (network, permissions, throttling).
-    #[error("GetParameter {parameter}: {message}")]
-    Ssm { parameter: String, message: String },
-    /// The parameter does not hold a flag document.
-    #[error("SSM parameter {parameter} is not a maintenance flag: {message}")]
-    Invalid { parameter: String, message: String },
-}
-
-/// Reads the flag with a TTL cache; cheap to share (`Arc<FlagReader>`) between handlers.
-#[derive(Debug)]
-pub struct FlagReader {
-    ssm: aws_sdk_ssm::Client,
-    parameter: String,
-    ttl: Duration,
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    known: Option<MaintenanceFlag>,
-    checked: Option<Instant>,
-    last_error: Option<ReadError>,
-}
-
-impl FlagReader {
-    pub fn new(ssm: aws_sdk_ssm::Client, parameter: impl Into<String>, ttl: Duration) -> Self {
-        FlagReader {
-            ssm,
-            parameter: parameter.into(),
-            ttl,
-            state: Mutex::new(State::default()),
-        }
-    }
-
-    pub fn parameter(&self) -> &str {
-        &self.parameter
-    }
-
-    /// The flag: cached for the TTL; the last known value when a read fails; off before
-    /// any read succeeded.
-    pub async fn get(&self) -> MaintenanceFlag {
-        match self.try_get().await {
-            Ok(flag) => flag,
-            Err((known, _)) => known.unwrap_or_default(),
-        }
-    }
-
-    /// Like [`get`](Self::get), but a failed read is an error carrying the last known value.
-    pub async fn try_get(&self) -> Result<MaintenanceFlag, (Option<MaintenanceFlag>, ReadError)> {
-        // One caller refreshes while the others wait for its answer.
-        let mut state = self.state.lock().await;
-        let fresh = state.checked.is_some_and(|t| t.elapsed() < self.ttl);
-        if !fresh {
-            state.checked = Some(Instant::now());
-            match read(&self.ssm, &self.parameter).await {
-                Ok(flag) => {
-                    state.known = Some(flag);
-                    state.last_error = None;
-                }
-                Err(e) => state.last_error = Some(e),
-            }
-        }
-        match (&state.last_error, &state.known) {
-            (None, Some(flag)) => Ok(flag.clone()),
-            (None, None) => Ok(MaintenanceFlag::default()),
-            (Some(e), known) => Err((known.clone(), e.clone())),
-        }
-    }
-}
-
-/// One uncached read. A missing parameter is off.
-pub async fn read(
-    ssm: &aws_sdk_ssm::Client,
-    parameter: &str,
-) -> Result<MaintenanceFlag, ReadError> {
-    match ssm.get_parameter().name(parameter).send().await {
-        Ok(out) => {
-            let value = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-            MaintenanceFlag::from_json(value).map_err(|e| ReadError::Invalid {
-                parameter: parameter.to_string(),
-                message: e.to_string(),
-            })
-        }
-        Err(e) => {
-            if e.as_service_error()
-                .is_some_and(|s| s.is_parameter_not_found())
-            {
-                return Ok(MaintenanceFlag::default());
-            }
-            Err(ReadError::Ssm {
-                parameter: parameter.to_string(),
-                message: aws_errors::message(&e),
-            })
-        }
-    }
-}
-
 /// Seconds for `Retry-After`: until `until` (at least 1), or [`DEFAULT_RETRY_AFTER`].
 pub fn retry_after_seconds(flag: &MaintenanceFlag, now: SystemTime) -> u64 {
-    let until = flag
-        .until
-        .as_deref()
-        .and_then(|u| DateTime::from_str(u, Format::DateTime).ok())
-        .and_then(|d| SystemTime::try_from(d).ok());
-    match until.and_then(|u| u.duration_since(now).ok()) {
+    let until = flag.until.as_deref().and_then(|u| {
+        time::OffsetDateTime::parse(u, &time::format_description::well_known::Rfc3339).ok()
+    });
+    match until.and_then(|u| SystemTime::from(u).duration_since(now).ok()) {
         Some(left) => left.as_secs().max(1),
         None => DEFAULT_RETRY_AFTER,
     }
@@ -177,6 +122,8 @@ pub fn error_body(flag: &MaintenanceFlag) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn on(until: Option<&str>) -> MaintenanceFlag {
@@ -190,17 +137,35 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_counts_down_to_until() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let until = DateTime::from_secs(1_800_000_000 + 90)
-            .fmt(Format::DateTime)
-            .unwrap();
-        assert_eq!(retry_after_seconds(&on(Some(&until)), now), 90);
-        let past = DateTime::from_secs(1_700_000_000)
-            .fmt(Format::DateTime)
-            .unwrap();
+    fn default_flag_is_off_and_compact() {
         assert_eq!(
-            retry_after_seconds(&on(Some(&past)), now),
+            MaintenanceFlag::default().to_json(),
+            r#"{"enabled":false,"message":"","until":null}"#
+        );
+    }
+
+    #[test]
+    fn readers_ignore_unknown_fields() {
+        let f = MaintenanceFlag::from_json(r#"{"enabled":true,"future":1}"#).unwrap();
+        assert!(f.enabled);
+        assert!(MaintenanceFlag::from_json("").is_err());
+    }
+
+    #[test]
+    fn retry_after_counts_down_to_until() {
+        // 2027-01-15T08:00:00Z
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(
+            retry_after_seconds(&on(Some("2027-01-15T08:01:30Z")), now),
+            90
+        );
+        assert_eq!(
+            retry_after_seconds(&on(Some("2027-01-15T09:01:30+01:00")), now),
+            90,
+            "an offset counts"
+        );
+        assert_eq!(
+            retry_after_seconds(&on(Some("2023-11-14T22:13:20Z")), now),
             DEFAULT_RETRY_AFTER
         );
         assert_eq!(retry_after_seconds(&on(None), now), DEFAULT_RETRY_AFTER);

@@ -51,9 +51,9 @@ pub mod redrive;
 
 use std::time::Duration;
 
+use maintenance_flag::MaintenanceFlag;
 use serde::Serialize;
 use stacks::config::Config;
-use stacks::flag::MaintenanceFlag;
 use state::lock::{wall_now, Claim, Keeper, LockInfo, LockState, Mode};
 use state::{Holder, RunJournal, Scope, StateError};
 
@@ -192,40 +192,34 @@ pub async fn target(
 }
 
 /// Now, as RFC 3339 in UTC.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the flag's `when` is wall-clock time for people"
+)]
 pub fn now_rfc3339() -> String {
     aws_smithy_types::DateTime::from(std::time::SystemTime::now())
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default()
 }
 
-/// The flag as stored, or `None` when the parameter does not exist (maintenance never set).
+/// The flag as stored, or `None` when the parameter does not exist (maintenance never set,
+/// which the contract counts as off): the one reader, [`maintenance_flag::read_stored`].
 pub async fn read_flag(
     ssm: &aws_sdk_ssm::Client,
     parameter: &str,
 ) -> Result<Option<MaintenanceFlag>, MaintenanceError> {
-    match ssm.get_parameter().name(parameter).send().await {
-        Ok(out) => {
-            let value = out.parameter().and_then(|p| p.value()).unwrap_or_default();
-            MaintenanceFlag::from_json(value)
-                .map(Some)
-                .map_err(|e| MaintenanceError::BadFlag {
-                    parameter: parameter.to_string(),
-                    message: e.to_string(),
-                })
-        }
-        Err(e) => {
-            let text = aws_errors::message(&e);
-            if text.contains("ParameterNotFound") {
-                Ok(None)
-            } else {
-                Err(MaintenanceError::Aws {
-                    operation: "GetParameter",
-                    resource: parameter.to_string(),
-                    message: text,
-                })
+    maintenance_flag::read_stored(ssm, parameter)
+        .await
+        .map_err(|e| match e {
+            maintenance_flag::ReadError::Invalid { parameter, message } => {
+                MaintenanceError::BadFlag { parameter, message }
             }
-        }
-    }
+            maintenance_flag::ReadError::Ssm { parameter, message } => MaintenanceError::Aws {
+                operation: "GetParameter",
+                resource: parameter,
+                message,
+            },
+        })
 }
 
 /// Writes the flag and reads it back; the stored document must be the one written.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use maintenance::journal::Record;
 use maintenance::redrive;
 use maintenance::{self as maintenance, DrainOutcome, Event, Locking, OffOutcome, OnOutcome};
-use stacks::flag::MaintenanceFlag;
+use maintenance_flag::MaintenanceFlag;
 use state::lock::{self, Claim, LockState, Mode};
 use state::{Holder, RunJournal, Scope};
 

@@ -4,7 +4,7 @@
 //! - [`config`]: the `[pipeline]` view, its stages and gates, validated and located;
 //! - [`pin`]: the revision and configuration digests a run is fixed to;
 //! - [`approval`]: who may approve a stage;
-//! - [`emit`]: the GitHub Actions and GitLab CI configuration of a pipeline;
+//! - [`emit`](mod@emit): the GitHub Actions and GitLab CI configuration of a pipeline;
 //! - [`run`]: a run's journal records and whether a stage may go.
 //!
 //! Pure: no AWS. The run itself (lock and journal, in the `state` layer) is driven from the CLI.

@@ -283,6 +283,10 @@ fn tags(request: &Request) -> Vec<Tag> {
 }
 
 /// A change set's name, unique per call.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a unique name, not a time anything is decided on"
+)]
 fn change_set_name() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -4,7 +4,6 @@
 pub mod config;
 pub mod diff;
 mod expr;
-pub mod flag;
 pub mod rails;
 pub mod template;
 pub mod validate;

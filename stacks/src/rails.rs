@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, QueueConfig};
 use crate::expr::pseudo;
-use crate::flag::MaintenanceFlag;
 use crate::template::{Output, Resource, Template};
 use crate::{map, Expr};
+use maintenance_flag::MaintenanceFlag;
 
 /// The logical id for a named thing: `logical_id("Queue", "ingest-images")` is
 /// `QueueIngestImages`.

@@ -9,6 +9,11 @@
 //! Cases: `DIFF_FUZZ_CASES` (512 by default), e.g.
 //! `DIFF_FUZZ_CASES=100000 cargo test -p stacks --release --test diff_differential`.
 
+#![expect(
+    clippy::print_stderr,
+    reason = "the tally of cases goes to the test log"
+)]
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use stacks::diff::{self, DiffOptions};

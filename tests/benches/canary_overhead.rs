@@ -3,6 +3,12 @@
 //! what is measured is the gate itself: wall time of the whole `gatekeeper canary run
 //! --auto-promote` process and the AWS requests it sends. Run with `bench/canary/run.sh`.
 
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its table"
+)]
+
 use std::time::Instant;
 
 use gatekeeper_e2e::fleet::Fleet;
@@ -15,6 +21,10 @@ fn main() {
         .unwrap_or(5);
     let Some(moto) = moto() else {
         eprintln!("canary_overhead needs moto: run bench/canary/run.sh");
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a benchmark without moto has nothing to measure"
+        )]
         std::process::exit(1);
     };
     let rt = tokio::runtime::Builder::new_current_thread()

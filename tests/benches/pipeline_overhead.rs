@@ -2,6 +2,11 @@
 //! promotion) against moto with drain and bake at zero: wall time of `pipeline run` and the three
 //! `pipeline stage` processes together, and the AWS requests they and their stage commands sent.
 //! Run with `bench/canary/run.sh` (it runs this after the canary cycle).
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its table"
+)]
 
 use std::time::Instant;
 
@@ -15,6 +20,10 @@ fn main() {
         .unwrap_or(5);
     let Some(moto) = moto() else {
         eprintln!("pipeline_overhead needs moto: run bench/canary/run.sh");
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a benchmark without its emulator has nothing to measure"
+        )]
         std::process::exit(1);
     };
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -99,6 +99,10 @@ pub async fn put_datapoints(
     values: &[(&str, f64)],
 ) {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "datapoints are stamped with moto's wall clock"
+    )]
     let now = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
     let dims: Vec<Dimension> = dimensions
         .iter()

@@ -94,7 +94,10 @@ pub fn moto() -> Option<Moto> {
             if std::env::var_os("CI").is_some() {
                 panic!("{why}; in CI every moto test must run (use scripts/test)");
             }
-            eprintln!("skipping: {why} (run the suite with scripts/test)");
+            #[expect(clippy::print_stderr, reason = "a skipped test says why")]
+            {
+                eprintln!("skipping: {why} (run the suite with scripts/test)");
+            }
             None
         }
     }
@@ -126,6 +129,10 @@ impl Moto {
 }
 
 /// A name unique to this test process and call, so tests sharing one moto never collide.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the time only makes names unique"
+)]
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -152,7 +159,10 @@ pub fn required_tool(name: &str) -> Option<PathBuf> {
         if std::env::var_os("CI").is_some() {
             panic!("{name} is not on PATH; in CI every lint test must run (use scripts/test)");
         }
-        eprintln!("skipping: {name} is not on PATH (run the suite with scripts/test)");
+        #[expect(clippy::print_stderr, reason = "a skipped test says why")]
+        {
+            eprintln!("skipping: {name} is not on PATH (run the suite with scripts/test)");
+        }
     }
     found
 }

@@ -246,7 +246,10 @@ fn dry_run_prints_every_action_and_changes_nothing() {
     assert!(rt.block_on(fleet.lock()).is_none());
     // It ends saying what it did, never an outcome it did not reach.
     assert!(!stdout.contains("promoted"), "{stdout}");
-    assert!(stdout.contains("dry run"), "{stdout}");
+    assert!(
+        stdout.contains("dry run: the preflight checks passed"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -319,6 +322,10 @@ fn sigterm_during_the_bake_rolls_back_within_a_second_and_exits_non_zero() {
     rt.block_on(fleet.put_metrics(HEALTHY.0, HEALTHY.1));
     // Wait until the bake has begun, then SIGTERM.
     let (child, run) = spawn_baking(&fleet, &rt);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "compared with the wall-clock time the journal records"
+    )]
     let signalled = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -380,6 +387,19 @@ fn resume_and_abort_refuse_while_the_run_is_alive_and_change_nothing() {
                 "{sub}: {stdout}"
             );
         }
+    }
+    // Their dry runs meet the same refusal.
+    for sub in ["resume", "abort"] {
+        let out = fleet
+            .gatekeeper(&["canary", sub, "--dry-run"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{sub} --dry-run: {stdout}");
+        assert!(
+            stdout.contains(&format!("still being driven by pid {}", child.id())),
+            "{sub} --dry-run: {stdout}"
+        );
     }
     // Neither touched the listener, the lock's generation, nor wrote to the run's journal.
     assert_eq!(rt.block_on(fleet.weights()), weights);

@@ -8,6 +8,10 @@
 //! (`Fault::AnswerLost`: a retry repeats what already took effect). End state is read from
 //! moto: objects and their versions (redrive), the flag (maintenance), target groups, weights
 //! and revisions (canary), the stack's status (stack deploy).
+#![expect(
+    clippy::print_stderr,
+    reason = "the fault tests print what each command met: requests held, time taken"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

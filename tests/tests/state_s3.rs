@@ -1,5 +1,10 @@
 //! The fenced lock and the run journal against S3 conditional writes in moto.
 
+#![expect(
+    clippy::print_stderr,
+    reason = "the tally of trials goes to the test log"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -62,6 +62,10 @@ pub struct TakeOver {
     /// while the holder keeps renewing its lease.
     #[arg(long)]
     pub force: bool,
+    /// Read the run and the fleet, print every action this would take, and change nothing:
+    /// no lock taken, nothing journaled.
+    #[arg(long, conflicts_with = "force")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -100,6 +104,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         match &args.command {
             Sub::Run(a) => start(a, out).await,
             Sub::Status(c) => status(c, out).await,
+            Sub::Resume(t) if t.dry_run => preview(&t.common, Action::Resume, out).await,
+            Sub::Abort(t) if t.dry_run => preview(&t.common, Action::Abort, out).await,
             Sub::Resume(t) => resume(&t.common, t.force, Action::Resume, out).await,
             Sub::Abort(t) => resume(&t.common, t.force, Action::Abort, out).await,
             Sub::Report(a) => crate::commands::canary_evidence::report(a, out).await,
@@ -337,6 +343,8 @@ impl Session {
                 n.send(canary::notify::Change::Started);
             }
         }
+        // A fresh run begins with the preflight; a dry run of it says the checks passed.
+        let fresh = m.mode() == Mode::Canary && matches!(m.next(), Next::Do { index: 0, .. });
         let mut view = View::new(output, dry_run);
         let mut on_progress = |p: &Progress| {
             view.show(p);
@@ -360,7 +368,7 @@ impl Session {
                 if *phase == want_phase
                     && (what == action.name() || what == format!("{}:{index}", mode.as_str()))
                 {
-                    eprintln!("GATEKEEPER_CRASH_AFTER={hook}: aborting");
+                    crate::ui::eprintln!("GATEKEEPER_CRASH_AFTER={hook}: aborting");
                     std::process::abort();
                 }
             }
@@ -397,7 +405,7 @@ impl Session {
         // starts over it, and any runner continues it. A finished run frees the lock.
         let in_flight = !matches!(driven, Ok(Next::Finished(_)));
         if let Err(e) = lock.set_down(in_flight && m.in_flight()).await {
-            eprintln!("canary: {e}");
+            crate::ui::eprintln!("canary: {e}");
         }
         if let Some(n) = notifier {
             if let Some(change) = driven
@@ -411,18 +419,30 @@ impl Session {
         }
         let next = driven?;
         let mut report = Report::new(m, &next);
-        if dry_run && matches!(next, Next::Finished(Outcome::Promoted)) {
+        if dry_run {
             // A dry run reports what it checked and planned, never an outcome it did not reach.
-            report.state = "dry-run";
-            report.detail = "dry run: the preflight checks passed; every action above was \
-                             planned and none was performed"
-                .into();
+            let planned = "every action above was planned and none was performed";
+            let detail = match &next {
+                Next::Finished(Outcome::Promoted) if fresh => {
+                    Some(format!("dry run: the preflight checks passed; {planned}"))
+                }
+                Next::Finished(Outcome::Promoted) => Some(format!("dry run: {planned}")),
+                Next::Finished(Outcome::RolledBack { reason }) => Some(format!(
+                    "dry run: {planned}; it would roll back because: {reason}"
+                )),
+                _ => None,
+            };
+            if let Some(detail) = detail {
+                report.state = "dry-run";
+                report.detail = detail;
+            }
         }
         match output {
             Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
             _ => writeln!(out, "{}", report.text())?,
         }
         Ok(match next {
+            _ if report.state == "dry-run" => ExitStatus::Success,
             Next::AwaitApproval | Next::Finished(Outcome::Promoted) => ExitStatus::Success,
             Next::Finished(_) => ExitStatus::Changes,
             Next::Halted { .. } | Next::Do { .. } => ExitStatus::Error,
@@ -465,7 +485,7 @@ impl Notifier {
             while let Some(change) = rx.recv().await {
                 let message = canary::notify::message(&change, &run);
                 if let Err(e) = sns.publish(&message).await {
-                    eprintln!("canary: notification {} not sent: {e}", change.name());
+                    crate::ui::eprintln!("canary: notification {} not sent: {e}", change.name());
                 }
             }
         });
@@ -484,7 +504,7 @@ impl Notifier {
             .await
             .is_err()
         {
-            eprintln!("canary: notifications still unsent after 30 s were dropped");
+            crate::ui::eprintln!("canary: notifications still unsent after 30 s were dropped");
         }
     }
 }
@@ -519,10 +539,17 @@ fn watch_signals(stop: Arc<AtomicBool>) {
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("canary: second signal: stopping now; run `gatekeeper canary resume`");
+                crate::ui::eprintln!(
+                    "canary: second signal: stopping now; run `gatekeeper canary resume`"
+                );
+                #[expect(
+                    clippy::exit,
+                    clippy::disallowed_methods,
+                    reason = "a second signal stops at once, as it says"
+                )]
                 std::process::exit(130);
             }
-            eprintln!(
+            crate::ui::eprintln!(
                 "canary: signal received: rolling back at the next safe point (again to stop now)"
             );
         }
@@ -540,7 +567,7 @@ async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     // Checked before the first AWS request: the revision reaches the deployer's commands.
     s.config.check_revision("--revision", &a.revision)?;
     for note in s.config.unchecked_preflight(&a.revision) {
-        eprintln!("preflight: {note}");
+        crate::ui::eprintln!("preflight: {note}");
     }
     let now = SystemClock.now();
     let run_id = journal::new_run_id(now);
@@ -600,7 +627,7 @@ async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Err(e) => {
             // Nothing was journaled or changed: free the lock for the next run.
             if let Err(le) = lock.set_down(false).await {
-                eprintln!("canary: {le}");
+                crate::ui::eprintln!("canary: {le}");
             }
             return Err(e);
         }
@@ -690,9 +717,10 @@ async fn plan_run(s: &Session, a: &RunArgs, run_id: &str) -> anyhow::Result<Plan
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Resume,
     Abort,
+    Promote,
 }
 
 /// A run this process took over: its state after the lock, its journal, and the lock.
@@ -732,7 +760,7 @@ pub(crate) async fn take_over(
             // ours to drive. Either way the lock is freed only in the first case.
             let in_flight = other.is_err();
             if let Err(e) = lock.set_down(in_flight).await {
-                eprintln!("canary: {e}");
+                crate::ui::eprintln!("canary: {e}");
             }
             return match other {
                 Ok(_) => Ok(Ok(None)),
@@ -765,6 +793,7 @@ async fn resume(
     let command = match action {
         Action::Resume => "canary resume",
         Action::Abort => "canary abort",
+        Action::Promote => "promote",
     };
     let Continued {
         run,
@@ -809,7 +838,7 @@ async fn resume(
             return Ok(ExitStatus::Success);
         }
         let left: Vec<String> = canary_members.into_iter().map(|h| h.node).collect();
-        eprintln!(
+        crate::ui::eprintln!(
             "canary: run {} is over ({}) but {} left in the canary group at weight {weight}: \
              repairing",
             plan.run_id,
@@ -853,6 +882,127 @@ async fn resume(
         &lock,
         settings,
         None,
+        abort,
+        c.output,
+        out,
+    )
+    .await
+}
+
+/// What `resume`, `abort` or `promote` would do to the current run, decided as they decide
+/// it from the run's journal, the lock and the fleet (all read for real), then every action
+/// printed and none performed: no lock is taken and nothing is journaled. Refusals are the
+/// real command's (exit 2); otherwise it exits 0 and never reports an outcome.
+pub(crate) async fn preview(
+    c: &Common,
+    action: Action,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
+    let s = Session::open(&c.config).await?;
+    let run_id = match s.current_run_id().await? {
+        Ok(Some(id)) => id,
+        Ok(None) if action == Action::Promote => {
+            return refused(
+                out,
+                &format!(
+                    "no canary run in {}: `gatekeeper canary run` first",
+                    s.scope.location()
+                ),
+            );
+        }
+        Ok(None) => {
+            writeln!(out, "no canary run in flight in {}", s.scope.location())?;
+            return Ok(ExitStatus::Success);
+        }
+        Err(why) => return refused(out, &why),
+    };
+    if let Some((lock, _)) = state::lock::read(&s.scope).await? {
+        // The refusal the command would meet taking the lock, decided by the same rule.
+        let command = match action {
+            Action::Resume => "canary resume",
+            Action::Abort => "canary abort",
+            Action::Promote => "promote",
+        };
+        let claim = Claim {
+            run_id: run_id.clone(),
+            purpose: "canary".into(),
+            holder: Holder::this_process(&s.who().await, command),
+            ttl: s.config.lease_seconds(),
+        };
+        let mode = LockMode::Continue { force: false };
+        if let Some(why) = state::lock::refusal(&lock, &claim, mode, SystemClock.now()) {
+            return refused(out, &format!("the deploy lock {why}"));
+        }
+    }
+    let Some(run) = journal::read_run(&s.scope, &run_id).await? else {
+        writeln!(out, "run {run_id} has no record: nothing to do")?;
+        return Ok(ExitStatus::Success);
+    };
+    let mut m = run.machine.clone();
+    let over = run.finished.is_some() || !m.in_flight();
+    if action == Action::Promote && (over || m.next() != Next::AwaitApproval) {
+        let state = match &run.finished {
+            Some((_, o)) => outcome_text(Some(o)),
+            None => describe(&m.next()),
+        };
+        return refused(
+            out,
+            &format!(
+                "run {run_id} is not awaiting approval ({state}): only a passed canary can be \
+                 promoted"
+            ),
+        );
+    }
+    let (approve, abort) = if over {
+        let canary_members = s.lb.members(Pool::Canary).await?;
+        let weight = s.lb.weight().await.unwrap_or(0);
+        let outcome = outcome_text(run.finished.as_ref().map(|f| &f.1).or(m.outcome()));
+        if canary_members.is_empty() && weight == 0 {
+            writeln!(out, "run {run_id} is over: {outcome}; nothing to do")?;
+            return Ok(ExitStatus::Success);
+        }
+        // The real command repairs: a rollback journaled as a run of its own.
+        crate::ui::eprintln!(
+            "dry run: run {run_id} is over ({outcome}) but the fleet is not: it would repair"
+        );
+        m = Machine::new(Plan {
+            run_id: format!("{run_id}-repair"),
+            repair: true,
+            auto_promote: false,
+            ..m.plan().clone()
+        });
+        (None, None)
+    } else {
+        match (action, m.mode(), m.next()) {
+            (Action::Promote, _, _) => (Some(s.who().await), None),
+            (Action::Abort, _, _) => (None, Some("aborted by `gatekeeper canary abort`")),
+            (Action::Resume, Mode::Canary, Next::AwaitApproval) if m.plan().auto_promote => (
+                None,
+                Some("resumed after an interruption before the automatic promotion: rolling back"),
+            ),
+            (Action::Resume, Mode::Canary, Next::AwaitApproval) => {
+                writeln!(
+                    out,
+                    "run {run_id} passed its canary and awaits approval: `gatekeeper promote` or \
+                     `gatekeeper canary abort`; resume has nothing to do"
+                )?;
+                return Ok(ExitStatus::Success);
+            }
+            (Action::Resume, Mode::Canary, _) => {
+                (None, Some("resumed after an interruption: rolling back"))
+            }
+            _ => (None, None),
+        }
+    };
+    let lock = FencedLock::new(s.scope.clone(), None);
+    let mut journal = journal::MemoryJournal::default();
+    let settings = s.settings("dry-run".into(), false, true);
+    s.drive(
+        &mut m,
+        &mut journal,
+        &lock,
+        settings,
+        approve,
         abort,
         c.output,
         out,
@@ -1227,7 +1377,7 @@ impl View {
     fn line(&self, text: String) {
         match &self.bar {
             Some(b) => b.println(text),
-            None => eprintln!("{text}"),
+            None => crate::ui::eprintln!("{text}"),
         }
     }
 
@@ -1296,7 +1446,7 @@ impl View {
                         b.set_position(*interval);
                         b.set_message(msg);
                     }
-                    None => eprintln!("  bake {interval}/{of}: {msg}"),
+                    None => crate::ui::eprintln!("  bake {interval}/{of}: {msg}"),
                 }
             }
             Progress::Approved { who } => self.line(format!("approved by {who}")),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use compat::{Ignores, Schema, Schemas, Source, Verdict};
 
 use crate::commands::annotations::{self, Annotations};
-use crate::commands::common::{ChangesExit, Output};
+use crate::commands::common::{ChangesExit, OutputOrMarkdown as Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]

@@ -18,7 +18,9 @@ pub fn load_configs(paths: &[PathBuf]) -> anyhow::Result<Vec<Loaded>> {
 }
 
 pub fn load_config(path: &Path) -> anyhow::Result<Loaded> {
-    Ok(config::load(path)?)
+    let loaded = config::load(path)?;
+    tracing::info!(file = %path.display(), "configuration loaded");
+    Ok(loaded)
 }
 
 pub fn load_example() -> anyhow::Result<Loaded> {
@@ -31,13 +33,32 @@ pub fn load_example() -> anyhow::Result<Loaded> {
     })
 }
 
-/// How a report is rendered.
+/// `--output` of a command whose reports are text or JSON (`canary`, `promote`,
+/// `maintenance`): `--output markdown` is refused there, not printed as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Output {
     #[default]
     Text,
     Json,
+}
+
+/// `--output` of a command that also renders markdown (for a pull request or
+/// `GITHUB_STEP_SUMMARY`): `diff`, `plan`, `check-config`, `judge`, `redrive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputOrMarkdown {
+    #[default]
+    Text,
+    Json,
     Markdown,
+}
+
+impl From<Output> for OutputOrMarkdown {
+    fn from(output: Output) -> Self {
+        match output {
+            Output::Text => OutputOrMarkdown::Text,
+            Output::Json => OutputOrMarkdown::Json,
+        }
+    }
 }
 
 /// The stack tags of a configuration, as CloudFormation takes them.

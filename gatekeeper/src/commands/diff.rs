@@ -1,9 +1,9 @@
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use stacks::diff::{self, DiffOptions};
 
-use crate::commands::common::{ChangesExit, Output};
+use crate::commands::common::{ChangesExit, OutputOrMarkdown as Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
@@ -36,10 +36,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let compared = diff::diff_files(&args.old, &args.new, &options)?;
     let d = &compared.diff;
     let text = match args.output {
-        Output::Text => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            diff::render_text(d, None, color)
-        }
+        Output::Text => diff::render_text(d, None, crate::ui::stdout_color()),
         Output::Json => diff::render_json(d),
         Output::Markdown => diff::render_markdown(d, None),
     };

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::ui;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +25,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let (policy, notes) = canary::iam::policy(&config, &options);
     writeln!(out, "{}", serde_json::to_string_pretty(&policy)?)?;
     for note in notes {
-        eprintln!("note: {note}");
+        let color = ui::stderr_color();
+        ui::eprintln!("{} {note}", ui::paint(ui::WARN, "note:", color));
     }
     Ok(ExitStatus::Success)
 }

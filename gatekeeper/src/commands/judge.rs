@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use canary::judge::{self, JudgeConfig, Kind, Method, ReplayError, Report, Verdict};
 
-use crate::commands::common::Output;
+use crate::commands::common::OutputOrMarkdown as Output;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]

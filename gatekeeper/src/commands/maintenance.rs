@@ -288,7 +288,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                 let wait = Duration::from_secs(longest + 2 * lease);
                 let on_event = |e: Event| {
                     if let Event::StopRequested { run, hook } = e {
-                        eprintln!(
+                        crate::ui::eprintln!(
                             "maintenance: run {run} is running{}: it was asked to stop before its next hook; waiting for it to let go of the lock",
                             hook.map(|h| format!(" hook {h}")).unwrap_or_default()
                         );
@@ -380,7 +380,7 @@ impl DrainView {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => eprintln!("{text}"),
+            None => crate::ui::eprintln!("{text}"),
         }
     }
 
@@ -430,7 +430,7 @@ impl DrainView {
                     }
                 } else if state.last.as_ref() != Some(&now) {
                     let text: Vec<String> = now.iter().map(|(q, n)| format!("{q}={n}")).collect();
-                    eprintln!("drain ({}s): {}", waited.as_secs(), text.join(" "));
+                    crate::ui::eprintln!("drain ({}s): {}", waited.as_secs(), text.join(" "));
                 }
                 state.last = Some(now);
             }

@@ -131,7 +131,7 @@ impl Journal {
     async fn append(&mut self, record: &Record) -> anyhow::Result<()> {
         let seq = self.inner.append(record.at(), record).await?;
         if self.crash_after == Some(seq) {
-            eprintln!("GATEKEEPER_CRASH_AFTER=pipeline:{seq}: aborting");
+            crate::ui::eprintln!("GATEKEEPER_CRASH_AFTER=pipeline:{seq}: aborting");
             std::process::abort();
         }
         Ok(())
@@ -180,7 +180,7 @@ pub async fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus>
     let keeper = match take(&ctx, &run_id, &who, "pipeline run", Mode::Fresh).await? {
         Ok(k) => k,
         Err(why) => {
-            eprintln!("refused: {why}; nothing was changed");
+            crate::ui::eprintln!("refused: {why}; nothing was changed");
             return Ok(ExitStatus::Changes);
         }
     };
@@ -198,7 +198,7 @@ pub async fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus>
     keeper.park(wall_now()).await?;
     // Only the id on stdout: CI jobs pass it on.
     writeln!(out, "{run_id}")?;
-    eprintln!(
+    crate::ui::eprintln!(
         "pipeline {}: run {run_id} of {} pinned; next: `gatekeeper pipeline stage <name> --run {run_id}`",
         ctx.pipeline.name, a.revision
     );

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stack_deploy::{self, Request, Timing};
 
-use crate::commands::common::{self, Output};
+use crate::commands::common::{self, OutputOrMarkdown as Output};
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
@@ -73,8 +73,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         );
         match args.output {
             Output::Text => {
-                let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
-                    && std::env::var_os("NO_COLOR").is_none();
+                let color = crate::ui::stdout_color();
                 out.write_all(stacks::diff::render_text(&diff, Some(&title), color).as_bytes())?;
                 if args.change_set && old.is_none() {
                     writeln!(

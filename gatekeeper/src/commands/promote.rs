@@ -12,7 +12,7 @@ use canary::journal::{Journal, Record};
 use canary::machine::Next;
 use canary::provider::{Clock, SystemClock};
 
-use crate::commands::canary::{take_over, Continued, Session};
+use crate::commands::canary::{preview, take_over, Action, Continued, Session};
 use crate::commands::common::Output;
 use crate::ExitStatus;
 
@@ -30,6 +30,10 @@ pub struct Args {
     /// Why this promotion is approved; recorded with the approver's ARN in the run's evidence.
     #[arg(long)]
     pub reason: Option<String>,
+    /// Read the run and the fleet, print every action the promotion would take, and change
+    /// nothing: no confirmation asked, no lock taken, nothing journaled.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Shows the run's evidence (read only, no lock) and asks for confirmation: `Ok(true)` to go
@@ -83,6 +87,13 @@ async fn confirm(s: &Session, args: &Args, out: &mut dyn Write) -> anyhow::Resul
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let rt = crate::aws::runtime()?;
     let result = rt.block_on(async {
+        if args.dry_run {
+            let common = crate::commands::canary::Common {
+                config: args.config.clone(),
+                output: args.output,
+            };
+            return preview(&common, Action::Promote, out).await;
+        }
         let s = Session::open(&args.config).await?;
         if !confirm(&s, args, out).await? {
             return Ok(ExitStatus::Changes);

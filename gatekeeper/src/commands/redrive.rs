@@ -16,7 +16,8 @@ use maintenance::redrive::{self, dlq, BatchRules, Event, Outcome, Report};
 use stacks::config::Config;
 
 use crate::aws::Clients;
-use crate::commands::common::{self, Output};
+use crate::commands::common::{self, OutputOrMarkdown as Output};
+use crate::ui;
 use crate::ExitStatus;
 
 /// Test hook: the process kills itself (SIGKILL) right after this many copies are verified,
@@ -48,6 +49,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    if args.dlq.is_some() && args.output == Output::Markdown {
+        anyhow::bail!("--output markdown: `redrive --dlq` reports as text or json");
+    }
     let loaded = args
         .config
         .as_deref()
@@ -219,7 +223,14 @@ fn kill_self() -> ! {
     std::process::abort()
 }
 
-pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
+/// The report in `output` (`maintenance off`, which renders no markdown, passes its own
+/// `--output`).
+pub fn render(
+    report: &Report,
+    output: impl Into<Output>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let output = output.into();
     match output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
         Output::Text | Output::Markdown => {
@@ -254,7 +265,8 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
             } else {
                 writeln!(
                     out,
-                    "redrive s3://{} -> s3://{}{}",
+                    "{} s3://{} -> s3://{}{}",
+                    ui::paint(ui::BOLD, "redrive", ui::stdout_color()),
                     report.parking_lot,
                     report.ingestion,
                     if report.dry_run {
@@ -300,12 +312,22 @@ pub fn render(report: &Report, output: Output, out: &mut dyn Write) -> anyhow::R
             if !report.dead_batches.is_empty() {
                 writeln!(out, "dead batches: {}", report.dead_batches.join(", "))?;
             }
+            let color = !md && ui::stdout_color();
+            let paint = |style, text| ui::paint(style, text, color);
             for r in &report.notable {
                 let line = match &r.outcome {
-                    Outcome::Conflict { reason } => format!("conflict  {}: {reason}", r.key),
-                    Outcome::Failed { error } => format!("failed    {}: {error}", r.key),
-                    Outcome::Skipped { reason } => format!("skipped   {}: {reason}", r.key),
-                    Outcome::Refused { reason } => format!("refused   {}: {reason}", r.key),
+                    Outcome::Conflict { reason } => {
+                        format!("{}  {}: {reason}", paint(ui::BAD, "conflict"), r.key)
+                    }
+                    Outcome::Failed { error } => {
+                        format!("{}    {}: {error}", paint(ui::BAD, "failed"), r.key)
+                    }
+                    Outcome::Skipped { reason } => {
+                        format!("{}   {}: {reason}", paint(ui::WARN, "skipped"), r.key)
+                    }
+                    Outcome::Refused { reason } => {
+                        format!("{}   {}: {reason}", paint(ui::BAD, "refused"), r.key)
+                    }
                     _ if r.dead_batch.is_some() => {
                         format!("rewritten {} -> {}", r.key, r.destination)
                     }
@@ -446,7 +468,7 @@ impl Bar {
     pub fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(format!("{}: {text}", self.prefix)),
-            None => eprintln!("{}: {text}", self.prefix),
+            None => ui::eprintln!("{}: {text}", self.prefix),
         }
     }
 

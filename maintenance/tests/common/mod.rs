@@ -41,6 +41,10 @@ pub async fn moto() -> Option<Moto> {
 }
 
 /// A name no other test (or earlier run) uses: `prefix`, the process, the time, a counter.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the time only makes names unique"
+)]
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);

@@ -1,9 +1,10 @@
-//! `FlagReader` against moto: the TTL cache, and errors keeping the last known value.
-//! Skips without moto outside CI; fails in CI.
+//! `maintenance-flag`'s SSM reader against moto: the contract's rule for a missing or broken
+//! parameter, the TTL cache, and errors keeping the last known value. Skips without moto outside
+//! CI; fails in CI.
 
 use std::time::Duration;
 
-use maintenance_flag::{FlagReader, MaintenanceFlag};
+use maintenance_flag::{FlagReader, MaintenanceFlag, ReadError};
 
 async fn ssm() -> Option<aws_sdk_ssm::Client> {
     // Finding moto (and failing in CI without it) is the end-to-end tests' own rule.
@@ -33,14 +34,7 @@ async fn cached_for_the_ttl_and_last_value_kept_on_errors() {
     let Some(ssm) = ssm().await else { return };
     // A fresh moto loads its SSM backend on first use, which can outlast the TTL below.
     let _ = ssm.get_parameter().name("/warm-up").send().await;
-    let name = format!(
-        "/flag{}/{}/maintenance",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let name = format!("/{}/maintenance", gatekeeper_e2e::unique("flag"));
     let reader = FlagReader::new(ssm.clone(), &name, Duration::from_millis(400));
 
     // Never set: off, and not an error.
@@ -76,4 +70,38 @@ async fn cached_for_the_ttl_and_last_value_kept_on_errors() {
     let fresh = FlagReader::new(ssm, &name, Duration::from_secs(60));
     assert!(!fresh.get().await.enabled);
     assert!(matches!(fresh.try_get().await, Err((None, _))));
+}
+
+#[tokio::test]
+async fn missing_is_off_and_an_empty_or_broken_value_is_an_error() {
+    let Some(ssm) = ssm().await else { return };
+    let name = format!("/{}/maintenance", gatekeeper_e2e::unique("flag"));
+
+    // Never set: the one reader says so, and the contract's read counts it as off.
+    assert_eq!(maintenance_flag::read_stored(&ssm, &name).await, Ok(None));
+    assert_eq!(
+        maintenance_flag::read(&ssm, &name).await,
+        Ok(MaintenanceFlag::default())
+    );
+
+    let on = MaintenanceFlag {
+        enabled: true,
+        ..MaintenanceFlag::default()
+    };
+    put(&ssm, &name, &on.to_json()).await;
+    assert_eq!(
+        maintenance_flag::read_stored(&ssm, &name).await,
+        Ok(Some(on.clone()))
+    );
+    assert_eq!(maintenance_flag::read(&ssm, &name).await, Ok(on));
+
+    // A value that is not a flag is never off.
+    for broken in [" ", "{oops", r#"{"message":"no enabled"}"#] {
+        put(&ssm, &name, broken).await;
+        let err = maintenance_flag::read(&ssm, &name).await.unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Invalid { parameter, .. } if parameter == &name),
+            "{broken:?}: {err}"
+        );
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StateValue};
+use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata as _;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action as LbAction, ActionTypeEnum, ForwardActionConfig, TargetDescription, TargetGroupTuple,
 };
@@ -103,14 +104,27 @@ impl LoadBalancer for Elb {
             return Ok(());
         }
         let arn = self.arn(pool);
-        self.client
+        let sent = self
+            .client
             .deregister_targets()
             .target_group_arn(arn)
             .set_targets(Some(Self::targets(&nodes)?))
             .send()
-            .await
-            .map_err(|e| aws_err(&format!("DeregisterTargets {arn}"), e))?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // A deregistration that took effect but whose answer was lost is retried by the
+            // SDK, and the retry is refused as InvalidTarget: done, when none is a member now.
+            Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidTarget")) => {
+                let members = self.members(pool).await?;
+                if nodes.iter().any(|n| members.iter().any(|m| &m.node == n)) {
+                    Err(aws_err(&format!("DeregisterTargets {arn}"), e))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(aws_err(&format!("DeregisterTargets {arn}"), e)),
+        }
     }
 
     async fn repool(&self, pool: Pool, nodes: &[String]) -> Result<()> {

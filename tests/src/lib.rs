@@ -166,3 +166,20 @@ pub fn required_tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A runtime for a test that mixes blocking CLI runs with AWS calls of its own.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The run id a `canary run` reported: `canary <run-id> (...)`.
+pub fn run_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("canary ")?.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run id in {stdout}"))
+        .to_string()
+}

@@ -3,18 +3,11 @@
 //! node → revision, and metrics the test puts into moto's CloudWatch.
 
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::{moto, output};
+use gatekeeper_e2e::{moto, output, rt};
 
 const HEALTHY: ((f64, f64, f64), (f64, f64, f64)) =
     ((19_000.0, 19.0, 0.120), (1_000.0, 1.0, 0.121));
 const BAD: ((f64, f64, f64), (f64, f64, f64)) = ((19_000.0, 19.0, 0.120), (1_000.0, 150.0, 0.121));
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn healthy_canary_auto_promotes_the_fleet() {

@@ -7,14 +7,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use gatekeeper_e2e::fleet::{Fleet, HEALTHY};
-use gatekeeper_e2e::{moto, output};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use gatekeeper_e2e::{moto, output, rt, run_id};
 
 fn spawn(fleet: &Fleet, args: &[&str]) -> Child {
     fleet
@@ -23,15 +16,6 @@ fn spawn(fleet: &Fleet, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// The run id a `canary run` reported: `canary <run-id> (...)`.
-fn run_id(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("canary ")?.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no run id in {stdout}"))
-        .to_string()
 }
 
 #[test]

@@ -6,17 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::{moto, output};
+use gatekeeper_e2e::{moto, output, rt};
 
 const HEALTHY: ((f64, f64, f64), (f64, f64, f64)) =
     ((19_000.0, 19.0, 0.120), (1_000.0, 1.0, 0.121));
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Everything a command could change, as moto and the deploy script hold it.
 #[derive(Debug, PartialEq)]

@@ -4,22 +4,7 @@
 //! `--reason` is recorded with the approver, `canary history` lists the run.
 
 use gatekeeper_e2e::fleet::{Fleet, HEALTHY};
-use gatekeeper_e2e::{gatekeeper, moto, output};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn run_id(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("canary ")?.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no run id in {stdout}"))
-        .to_string()
-}
+use gatekeeper_e2e::{gatekeeper, moto, output, rt, run_id};
 
 #[test]
 fn a_run_keeps_its_evidence_and_promote_shows_it_before_it_acts() {

@@ -5,14 +5,7 @@
 //! node's revision, the flag, the lock object), not only exit codes.
 
 use gatekeeper_e2e::fleet::{sdk, Fleet, HEALTHY};
-use gatekeeper_e2e::{moto, output};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use gatekeeper_e2e::{moto, output, rt};
 
 /// A fleet whose configuration also has maintenance mode (its queue and buckets created).
 async fn fleet_with_maintenance(moto: &gatekeeper_e2e::Moto) -> Fleet {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use gatekeeper_e2e::fleet::{put_datapoints, sdk, JUDGE};
-use gatekeeper_e2e::{moto, output, repo_root, unique, Moto};
+use gatekeeper_e2e::{moto, output, repo_root, rt, unique, Moto};
 
 const NAMESPACE: &str = "Photos/UnzipWorkers";
 
@@ -14,13 +14,6 @@ struct Workers {
     nodes: Vec<String>,
     dir: tempfile::TempDir,
     config: PathBuf,
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 impl Workers {

@@ -1,14 +1,7 @@
 //! `gatekeeper check-config` with `ssm:/<path>` sources, against moto's Parameter Store.
 
 use aws_sdk_ssm::types::ParameterType;
-use gatekeeper_e2e::{fleet::sdk, moto, output, unique, Moto};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use gatekeeper_e2e::{fleet::sdk, moto, output, rt, unique, Moto};
 
 /// Puts `(name under root, value, type)` parameters.
 fn put(moto: &Moto, root: &str, params: &[(&str, &str, ParameterType)]) {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use gatekeeper_e2e::fault::{output_within, Fault, FaultProxy, Timed};
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::{moto, repo_root, unique, Moto};
+use gatekeeper_e2e::{moto, repo_root, rt, unique, Moto};
 
 /// Seconds one request attempt may take (`--aws-timeout`).
 const AWS_TIMEOUT: &str = "2";
@@ -30,13 +30,6 @@ const AWS_TIMEOUT: &str = "2";
 const ALL_HELD: Duration = Duration::from_secs(20);
 /// The fraction of requests held in the runs that may succeed through retries.
 const SOME_HELD: f64 = 0.2;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

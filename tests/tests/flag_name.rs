@@ -3,14 +3,7 @@
 //! not the default `/<service>/<environment>/maintenance`. Against moto, through the binary.
 
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::{gatekeeper, moto, output, repo_root};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use gatekeeper_e2e::{gatekeeper, moto, output, repo_root, rt};
 
 #[test]
 fn preflight_and_iam_policy_use_the_custom_flag_name() {

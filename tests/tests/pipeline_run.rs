@@ -6,14 +6,7 @@
 use std::path::PathBuf;
 
 use gatekeeper_e2e::fleet::{Fleet, HEALTHY};
-use gatekeeper_e2e::{moto, output};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use gatekeeper_e2e::{moto, output, rt};
 
 fn gk(fleet: &Fleet, file: &PathBuf, args: &[&str]) -> std::process::Command {
     let mut cmd = fleet.moto.gatekeeper();

@@ -138,6 +138,21 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// The run's journal after its `records` records, written as `keeper`'s generation.
+    async fn after(ctx: &Ctx, run: &str, records: usize, keeper: &Keeper) -> anyhow::Result<Self> {
+        Ok(Journal {
+            inner: RunJournal::continue_at(
+                &ctx.scope,
+                run,
+                records as u64,
+                keeper.generation().await,
+            )?,
+            crash_after: crash_after(),
+        })
+    }
+}
+
 fn crash_after() -> Option<u64> {
     std::env::var("GATEKEEPER_CRASH_AFTER")
         .ok()?
@@ -164,6 +179,25 @@ async fn take(
         Ok(lease) => Ok(Ok(Keeper::start(&ctx.scope, lease))),
         Err(StateError::Held(r)) => Ok(Err(r.to_string())),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes the lock to continue `run`, or writes why not (the caller exits 2, `nothing was
+/// {unchanged}`).
+async fn continue_run(
+    ctx: &Ctx,
+    run: &str,
+    who: &str,
+    command: &str,
+    unchanged: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<Keeper>> {
+    match take(ctx, run, who, command, Mode::Continue { force: false }).await? {
+        Ok(k) => Ok(Some(k)),
+        Err(why) => {
+            writeln!(out, "refused: {why}; nothing was {unchanged}")?;
+            Ok(None)
+        }
     }
 }
 
@@ -307,35 +341,17 @@ pub async fn approve(a: &ApproveArgs, out: &mut dyn Write) -> anyhow::Result<Exi
         )?;
         return Ok(ExitStatus::Changes);
     }
-    let keeper = match take(
-        &ctx,
-        &a.run,
-        &who,
-        "pipeline approve",
-        Mode::Continue { force: false },
-    )
-    .await?
-    {
-        Ok(k) => k,
-        Err(why) => {
-            writeln!(out, "refused: {why}; nothing was recorded")?;
-            return Ok(ExitStatus::Changes);
-        }
+    let Some(keeper) =
+        continue_run(&ctx, &a.run, &who, "pipeline approve", "recorded", out).await?
+    else {
+        return Ok(ExitStatus::Changes);
     };
     let result = async {
         let (records, view) = read(&ctx, &a.run).await?;
         if view.ended() {
             anyhow::bail!("run {} is over: nothing to approve", a.run);
         }
-        let mut journal = Journal {
-            inner: RunJournal::continue_at(
-                &ctx.scope,
-                &a.run,
-                records.len() as u64,
-                keeper.generation().await,
-            )?,
-            crash_after: crash_after(),
-        };
+        let mut journal = Journal::after(&ctx, &a.run, records.len(), &keeper).await?;
         journal
             .append(&Record::Approved {
                 at: wall_now(),
@@ -373,20 +389,8 @@ async fn drive_stage(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
     let who = crate::store::caller(&ctx.clients.sts).await;
-    let keeper = match take(
-        ctx,
-        run,
-        &who,
-        "pipeline stage",
-        Mode::Continue { force: false },
-    )
-    .await?
-    {
-        Ok(k) => k,
-        Err(why) => {
-            writeln!(out, "refused: {why}; nothing was changed")?;
-            return Ok(ExitStatus::Changes);
-        }
+    let Some(keeper) = continue_run(ctx, run, &who, "pipeline stage", "changed", out).await? else {
+        return Ok(ExitStatus::Changes);
     };
     let result = stage_under_lock(ctx, run, name, report, &who, &keeper, out).await;
     // Free the lock once the run is over; else park it for the next stage.
@@ -463,15 +467,7 @@ async fn stage_under_lock(
             return Ok(ExitStatus::Changes);
         }
     }
-    let mut journal = Journal {
-        inner: RunJournal::continue_at(
-            &ctx.scope,
-            run,
-            records.len() as u64,
-            keeper.generation().await,
-        )?,
-        crash_after: crash_after(),
-    };
+    let mut journal = Journal::after(ctx, run, records.len(), keeper).await?;
     if !matches!(view.stages.get(&name), Some(StageState::Running { .. })) {
         journal
             .append(&Record::StageStarted {
@@ -628,20 +624,9 @@ pub async fn abort(a: &RunRef, out: &mut dyn Write) -> anyhow::Result<ExitStatus
     check_run_id(&a.run)?;
     let ctx = open(&a.file).await?;
     let who = crate::store::caller(&ctx.clients.sts).await;
-    let keeper = match take(
-        &ctx,
-        &a.run,
-        &who,
-        "pipeline abort",
-        Mode::Continue { force: false },
-    )
-    .await?
-    {
-        Ok(k) => k,
-        Err(why) => {
-            writeln!(out, "refused: {why}; nothing was changed")?;
-            return Ok(ExitStatus::Changes);
-        }
+    let Some(keeper) = continue_run(&ctx, &a.run, &who, "pipeline abort", "changed", out).await?
+    else {
+        return Ok(ExitStatus::Changes);
     };
     let result = async {
         let (records, view) = read(&ctx, &a.run).await?;
@@ -660,15 +645,7 @@ pub async fn abort(a: &RunRef, out: &mut dyn Write) -> anyhow::Result<ExitStatus
                 code = code.max(if c == 2 { 0 } else { c });
             }
         }
-        let mut journal = Journal {
-            inner: RunJournal::continue_at(
-                &ctx.scope,
-                &a.run,
-                records.len() as u64,
-                keeper.generation().await,
-            )?,
-            crash_after: crash_after(),
-        };
+        let mut journal = Journal::after(&ctx, &a.run, records.len(), &keeper).await?;
         journal
             .append(&Record::Aborted {
                 at: wall_now(),

@@ -434,3 +434,39 @@ fn a_key_twice_is_an_error_at_any_depth() {
         &["resource Q"],
     );
 }
+
+#[test]
+fn block_yaml_with_the_same_resource_text_gives_the_whole_parse_report() {
+    // Dlq is renamed (replaced); Queue's text is the same but refers to it, so it is reached;
+    // Other is the same and unreached; Alias's text is the same but an alias elsewhere changes
+    // what it means, and Tail's text is the same but its value runs on in a flow mapping.
+    let side = |dlq: &str, anchor: &str| {
+        format!(
+            "AWSTemplateFormatVersion: '2010-09-09'\nAnchors: &a {anchor}\nResources:\n  Dlq:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: {dlq}\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: q\n      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt Dlq.Arn\n  Other:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: t\n  Alias:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: *a\n"
+        )
+    };
+    let (old, new) = (side("d", "x"), side("d2", "y"));
+    let report = fast(&old, &new);
+    assert_eq!(report, whole(&old, &new));
+    let ids: Vec<&str> = report
+        .resources
+        .iter()
+        .map(|r| r.logical_id.as_str())
+        .collect();
+    assert!(
+        ids.contains(&"Dlq") && ids.contains(&"Queue") && ids.contains(&"Alias"),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&"Other"), "{ids:?}");
+    // Without the alias, unchanged text is skipped and the report is still the whole one.
+    let plain = |dlq: &str| side(dlq, "x").replace("*a", "z");
+    assert_eq!(
+        fast(&plain("d"), &plain("d2")),
+        whole(&plain("d"), &plain("d2"))
+    );
+    // A block side against a flow side: the same line text, other values.
+    let block = "Resources:\n  A:\n    Type: X\n    Properties: {P: 'a,'}\n  B:\n    Type: X\n";
+    let flow = "Resources: {\n  A: {Type: X, Properties: {P: a}},\n  B: {Type: X}\n  }\n";
+    assert_eq!(fast(block, flow), whole(block, flow));
+    assert!(fast(block, flow).has_changes);
+}

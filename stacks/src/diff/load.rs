@@ -3,7 +3,6 @@
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use serde_norway::value::{Tag, TaggedValue};
 
 /// A template that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,15 +45,17 @@ pub fn parse_template(text: &str, origin: &str) -> Result<Value, LoadError> {
             error(Some(e.line()), message)
         })?
     } else {
-        let yaml: serde_norway::Value = serde_norway::from_str(trimmed).map_err(|e| {
-            let line = e.location().map(|l| l.line());
-            let message = match line.and_then(|l| yaml_resource_at(trimmed, l)) {
-                Some(id) => format!("resource {id}: {e}"),
-                None => e.to_string(),
-            };
-            error(line, message)
-        })?;
-        yaml_template(yaml).map_err(|message| error(None, message))?
+        read_yaml(trimmed, origin)?.value
+    };
+    checked(value, origin)
+}
+
+/// A template's value checked as [`parse_template`] checks it, and normalized.
+pub(crate) fn checked(value: Value, origin: &str) -> Result<Value, LoadError> {
+    let error = |line, message| LoadError {
+        origin: origin.to_string(),
+        line,
+        message,
     };
     let Value::Object(map) = &value else {
         return Err(error(
@@ -347,6 +348,22 @@ fn yaml_resource_at(text: &str, line: usize) -> Option<String> {
     found
 }
 
+/// YAML template text (after a byte-order mark and leading space) read, its resources' text
+/// noted; errors name the resource and line where there is one.
+pub(crate) fn read_yaml(text: &str, origin: &str) -> Result<super::yaml::YamlTemplate, LoadError> {
+    super::yaml::read(text).map_err(|e| {
+        let message = match e.line.and_then(|l| yaml_resource_at(text, l)) {
+            Some(id) if e.syntax => format!("resource {id}: {}", e.message),
+            _ => e.message,
+        };
+        LoadError {
+            origin: origin.to_string(),
+            line: e.line,
+            message,
+        }
+    })
+}
+
 /// Where `part`, a slice of `text`, starts in it.
 fn offset_in(text: &str, part: &str) -> usize {
     (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
@@ -583,152 +600,6 @@ fn normalize_keys(map: &mut Map<String, Value>) {
             _ => {}
         }
     }
-}
-
-/// A YAML template in CloudFormation's JSON form; errors inside a resource name it.
-fn yaml_template(v: serde_norway::Value) -> Result<Value, String> {
-    use serde_norway::Value as Y;
-    let Y::Mapping(top) = v else {
-        return from_yaml(v, 1);
-    };
-    let mut out = Map::new();
-    for (k, v) in top {
-        let key = yaml_key(k)?;
-        let value = match v {
-            Y::Mapping(resources) if key == "Resources" => {
-                let mut out = Map::new();
-                for (id, r) in resources {
-                    let id = yaml_key(id)?;
-                    let r = from_yaml(r, 3).map_err(|m| format!("resource {id}: {m}"))?;
-                    if out.insert(id.clone(), r).is_some() {
-                        return Err(format!("duplicate key `{id}` in `Resources`"));
-                    }
-                }
-                Value::Object(out)
-            }
-            other => from_yaml(other, 2).map_err(|m| format!("`{key}`: {m}"))?,
-        };
-        if out.insert(key.clone(), value).is_some() {
-            return Err(format!("duplicate key `{key}`"));
-        }
-    }
-    Ok(Value::Object(out))
-}
-
-fn yaml_key(k: serde_norway::Value) -> Result<String, String> {
-    use serde_norway::Value as Y;
-    match k {
-        Y::String(s) => Ok(s),
-        Y::Number(n) => Ok(n.to_string()),
-        Y::Bool(b) => Ok(b.to_string()),
-        other => Err(format!("unsupported mapping key {other:?}")),
-    }
-}
-
-/// A YAML value at level `depth` of its template in CloudFormation's JSON form.
-fn from_yaml(v: serde_norway::Value, depth: usize) -> Result<Value, String> {
-    use serde_norway::Value as Y;
-    let container = |depth: usize| {
-        if depth > MAX_DEPTH {
-            Err(format!(
-                "nested deeper than {MAX_DEPTH} levels: it cannot be read"
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    Ok(match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if n.as_f64().is_some_and(|f| !f.is_finite()) && n.is_f64() {
-                return Err(format!("`{n}` is not a finite number: it cannot be read"));
-            }
-            serde_json::to_value(&n).map_err(|e| e.to_string())?
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => {
-            container(depth)?;
-            Value::Array(
-                items
-                    .into_iter()
-                    .map(|v| from_yaml(v, depth + 1))
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        Y::Mapping(m) => {
-            container(depth)?;
-            let mut out = Map::new();
-            for (k, v) in m {
-                let key = yaml_key(k)?;
-                if out.insert(key.clone(), from_yaml(v, depth + 1)?).is_some() {
-                    return Err(format!("duplicate key `{key}`"));
-                }
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(tagged) => {
-            container(depth)?;
-            short_form(*tagged, depth)?
-        }
-    })
-}
-
-/// `!Ref x` → `{"Ref": x}`, `!GetAtt a.b` → `{"Fn::GetAtt": [a, b]}`, `!Sub s` →
-/// `{"Fn::Sub": s}`, and so on for every short form CloudFormation accepts; `depth` is the
-/// level of the mapping it becomes.
-fn short_form(tagged: TaggedValue, depth: usize) -> Result<Value, String> {
-    let TaggedValue { tag, value } = tagged;
-    let name = tag_name(&tag);
-    let inner = from_yaml(value, depth + 1)?;
-    let key = match name.as_str() {
-        "Ref" => "Ref",
-        "Condition" => "Condition",
-        "GetAtt" => {
-            let v = match inner {
-                Value::String(s) => split_get_att(&s),
-                other => other,
-            };
-            return Ok(single("Fn::GetAtt", v));
-        }
-        other => {
-            const FNS: [&str; 18] = [
-                "Base64",
-                "Cidr",
-                "FindInMap",
-                "GetAZs",
-                "ImportValue",
-                "Join",
-                "Select",
-                "Split",
-                "Sub",
-                "Transform",
-                "And",
-                "Equals",
-                "If",
-                "Not",
-                "Or",
-                "Length",
-                "ToJsonString",
-                "ForEach",
-            ];
-            if FNS.contains(&other) {
-                return Ok(single(&format!("Fn::{other}"), inner));
-            }
-            return Err(format!("unknown tag `!{other}`"));
-        }
-    };
-    Ok(single(key, inner))
-}
-
-fn tag_name(tag: &Tag) -> String {
-    tag.to_string().trim_start_matches('!').to_string()
-}
-
-fn single(key: &str, value: Value) -> Value {
-    let mut m = Map::new();
-    m.insert(key.to_string(), value);
-    Value::Object(m)
 }
 
 fn split_get_att(s: &str) -> Value {

@@ -70,6 +70,7 @@ mod load;
 mod render;
 pub mod replacement;
 mod security;
+mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -357,6 +358,14 @@ pub fn compare_texts(
     let old_raw = load::RawTemplate::read(old_text, old_origin)?;
     let new_raw = load::RawTemplate::read(new_text, new_origin)?;
     let (Some(old_raw), Some(new_raw)) = (old_raw, new_raw) else {
+        let yaml = |t: &str| {
+            !t.trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with('{')
+        };
+        if yaml(old_text) && yaml(new_text) {
+            return compare_yaml((old_text, old_origin), (new_text, new_origin), options);
+        }
         let old = parse_template(old_text, old_origin)?;
         let new = parse_template(new_text, new_origin)?;
         let diff = diff_templates(&old, &new, options);
@@ -395,7 +404,8 @@ pub fn compare_texts(
         }
         both.push((id, raw.get(), same));
     }
-    let reached = spread(&both, replaceable);
+    let ids: Vec<&str> = both.iter().map(|(id, _, _)| *id).collect();
+    let reached = spread(&ids, |i, name| strings(both[i].1, name), replaceable);
     let skip: BTreeSet<&str> = both
         .iter()
         .zip(&reached)
@@ -409,6 +419,107 @@ pub fn compare_texts(
     Ok(Compared { diff, old, new })
 }
 
+/// [`compare_texts`] for two YAML templates: both are read whole (the event parser streams, no
+/// YAML tree is built), and a resource whose text is the same on both sides is compared only
+/// when replacement may reach it, as for JSON.
+fn compare_yaml(
+    (old_text, old_origin): (&str, &str),
+    (new_text, new_origin): (&str, &str),
+    options: &DiffOptions,
+) -> Result<Compared, LoadError> {
+    fn read<'t>(text: &'t str, origin: &str) -> Result<(&'t str, Value, yaml::Texts), LoadError> {
+        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+        let read = load::read_yaml(trimmed, origin)?;
+        let value = load::checked(read.value, origin)?;
+        Ok((trimmed, value, read.texts))
+    }
+    let (old_trimmed, mut old, old_texts) = read(old_text, old_origin)?;
+    let (new_trimmed, mut new, new_texts) = read(new_text, new_origin)?;
+    let empty = Map::new();
+    let (skip, made) = {
+        let old_res = old
+            .get("Resources")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let new_res = new
+            .get("Resources")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let mut ids = Vec::new();
+        let mut same = Vec::new();
+        let mut made = BTreeMap::new();
+        let mut replaceable = Vec::new();
+        for (id, n) in new_res {
+            let Some(o) = old_res.get(id) else { continue };
+            let text_same = match (old_texts.get(id), new_texts.get(id)) {
+                (Some(a), Some(b)) => old_trimmed[a.clone()] == new_trimmed[b.clone()],
+                _ => false,
+            };
+            if !text_same {
+                let r = modified(id, o, n, options);
+                if r.replacement != Replacement::Never {
+                    replaceable.push(ids.len());
+                }
+                made.insert(id.clone(), r);
+            }
+            ids.push(id.as_str());
+            same.push(text_same);
+        }
+        let values: Vec<&Value> = ids.iter().map(|id| &new_res[*id]).collect();
+        let reached = spread(&ids, |i, name| value_strings(values[i], name), replaceable);
+        let skip: BTreeSet<String> = ids
+            .iter()
+            .zip(same.iter().zip(&reached))
+            .filter(|(_, (same, reached))| **same && !**reached)
+            .map(|(id, _)| id.to_string())
+            .collect();
+        (skip, made)
+    };
+    for t in [&mut old, &mut new] {
+        if let Some(Value::Object(r)) = t.get_mut("Resources") {
+            r.retain(|id, _| !skip.contains(id));
+        }
+    }
+    let made = made
+        .iter()
+        .map(|(id, r)| (id.as_str(), r.clone()))
+        .collect();
+    let diff = compare(&old, &new, options, made);
+    Ok(Compared { diff, old, new })
+}
+
+/// [`strings`] over a parsed value: each string (keys too) up to its first `.`, and each
+/// `${...}` in it up to its first `.`.
+fn value_strings(v: &Value, name: &mut dyn FnMut(&str)) -> bool {
+    let text = |s: &str, name: &mut dyn FnMut(&str)| {
+        name(s.split('.').next().unwrap_or(s));
+        let mut rest = s;
+        while let Some(open) = rest.find("${") {
+            let after = &rest[open + 2..];
+            let Some(close) = after.find('}') else { break };
+            let inner = &after[..close];
+            name(inner.split('.').next().unwrap_or(inner));
+            rest = &after[close + 1..];
+        }
+    };
+    match v {
+        Value::String(s) => text(s, name),
+        Value::Array(items) => {
+            for i in items {
+                value_strings(i, name);
+            }
+        }
+        Value::Object(m) => {
+            for (k, i) in m {
+                text(k, name);
+                value_strings(i, name);
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
 /// Which resources replacement may reach from the resources in `from` (indexes into
 /// `resources`: id, JSON text, whether that text is the same on both sides): those that may
 /// refer to one of them, and so on.
@@ -417,7 +528,11 @@ pub fn compare_texts(
 /// `Fn::Sub` names it as `${id}` or `${id.Attr}`; any string spelled so counts, wherever it is
 /// in the resource's text. A resource whose text holds a `\u` escape, which may spell any id,
 /// is reached from anything.
-fn spread(resources: &[(&str, &str, bool)], mut from: Vec<usize>) -> Vec<bool> {
+fn spread(
+    resources: &[&str],
+    mut names: impl FnMut(usize, &mut dyn FnMut(&str)) -> bool,
+    mut from: Vec<usize>,
+) -> Vec<bool> {
     let mut reached = vec![false; resources.len()];
     if from.is_empty() {
         return reached;
@@ -429,13 +544,13 @@ fn spread(resources: &[(&str, &str, bool)], mut from: Vec<usize>) -> Vec<bool> {
     let index: std::collections::HashMap<&str, usize, Fast> = resources
         .iter()
         .enumerate()
-        .map(|(i, (id, _, _))| (*id, i))
+        .map(|(i, id)| (*id, i))
         .collect();
     // referrers[j]: the resources that may refer to resource j.
     let mut referrers: Vec<Vec<usize>> = vec![Vec::new(); resources.len()];
     let mut to_anything = Vec::new();
-    for (i, (_, text, _)) in resources.iter().enumerate() {
-        let found = strings(text, |name| {
+    for i in 0..resources.len() {
+        let found = names(i, &mut |name| {
             if let Some(&j) = index.get(name) {
                 if referrers[j].last() != Some(&i) {
                     referrers[j].push(i);
@@ -460,9 +575,11 @@ fn spread(resources: &[(&str, &str, bool)], mut from: Vec<usize>) -> Vec<bool> {
 /// Calls `name` with what each JSON string in `text` may name: the string up to its first `.`,
 /// and each `${...}` in it up to its first `.`. `false` (and stops) at a string with a `\u`
 /// escape.
-fn strings<'t>(text: &'t str, mut name: impl FnMut(&'t str)) -> bool {
+fn strings(text: &str, name: &mut dyn FnMut(&str)) -> bool {
     let bytes = text.as_bytes();
-    let root = |s: &'t str| s.split('.').next().unwrap_or(s);
+    fn root(s: &str) -> &str {
+        s.split('.').next().unwrap_or(s)
+    }
     let mut at = 0;
     while let Some(open) = memchr::memchr(b'"', &bytes[at..]) {
         let start = at + open + 1;

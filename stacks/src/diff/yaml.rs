@@ -1,0 +1,557 @@
+//! Reading YAML templates straight from the parser's events into CloudFormation's JSON form.
+//!
+//! yaml-rust2's event parser streams the document: no list of every event and no YAML value
+//! tree is built first, and each resource's lines are noted, so that a comparison can tell the
+//! resources whose text is the same on both sides. Plain scalars resolve as serde_norway (the
+//! YAML 1.2 core schema) resolves them; the rules of [`super::load`] hold: a key twice, nesting
+//! past [`MAX_DEPTH`] (a short-form tag being a level, as its mapping is), an unknown tag and
+//! an alias expanding past a bound are errors naming the resource and line.
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::load::MAX_DEPTH;
+
+/// An alias may bring in at most this many values in all: an alias bomb is an error.
+const MAX_ALIASED: usize = 1_000_000;
+
+/// A YAML template read: its value, and where each resource's text is, when it can be told.
+pub(crate) struct YamlTemplate {
+    pub(crate) value: Value,
+    /// Each resource's text (from its key's line to the next key's line), by id, when the
+    /// `Resources` mapping is in block style and no alias or tag directive can make the same
+    /// text mean something else; empty otherwise.
+    pub(crate) texts: Texts,
+}
+
+/// Each resource's text in its template, by id.
+pub(crate) type Texts = std::collections::HashMap<String, std::ops::Range<usize>>;
+
+/// An error and the line (1-based) it is on.
+pub(crate) struct YamlError {
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
+    /// A syntax error, which does not name the resource it is in.
+    pub(crate) syntax: bool,
+}
+
+enum Container {
+    Seq(Vec<Value>),
+    Map(Map<String, Value>, Option<String>),
+}
+
+struct Frame {
+    container: Container,
+    /// The short-form tag's function (`Fn::Sub`, `Ref`...) that wraps the value, if any.
+    wrap: Option<&'static str>,
+    /// Levels this frame adds: 1, or 2 with a tag.
+    levels: usize,
+    anchor: usize,
+    /// Whether this is the `Resources` mapping.
+    resources: bool,
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    depth: usize,
+    anchors: std::collections::HashMap<usize, (Value, usize)>,
+    aliased: usize,
+    has_alias: bool,
+    root: Option<Value>,
+    documents: usize,
+    error: Option<YamlError>,
+    /// The resource being read (its id), for errors.
+    resource: Option<String>,
+    /// Where the `Resources` mapping starts (line, column), its resource keys (id, line,
+    /// column) and the line and column its end was seen at.
+    resources_start: Option<(usize, usize)>,
+    resource_keys: Vec<(String, usize, usize)>,
+    resources_end: Option<(usize, usize)>,
+}
+
+/// Values an expanded alias adds.
+fn count(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(count).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(count).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// The function a short-form tag stands for, or an error for a tag CloudFormation does not know.
+fn short_form(tag: &Tag) -> Result<Option<&'static str>, String> {
+    if tag.handle.starts_with("tag:yaml.org,2002:") {
+        return Ok(None);
+    }
+    const FNS: [(&str, &str); 21] = [
+        ("Ref", "Ref"),
+        ("Condition", "Condition"),
+        ("GetAtt", "Fn::GetAtt"),
+        ("Base64", "Fn::Base64"),
+        ("Cidr", "Fn::Cidr"),
+        ("FindInMap", "Fn::FindInMap"),
+        ("GetAZs", "Fn::GetAZs"),
+        ("ImportValue", "Fn::ImportValue"),
+        ("Join", "Fn::Join"),
+        ("Select", "Fn::Select"),
+        ("Split", "Fn::Split"),
+        ("Sub", "Fn::Sub"),
+        ("Transform", "Fn::Transform"),
+        ("And", "Fn::And"),
+        ("Equals", "Fn::Equals"),
+        ("If", "Fn::If"),
+        ("Not", "Fn::Not"),
+        ("Or", "Fn::Or"),
+        ("Length", "Fn::Length"),
+        ("ToJsonString", "Fn::ToJsonString"),
+        ("ForEach", "Fn::ForEach"),
+    ];
+    if tag.handle == "!" {
+        if let Some((_, f)) = FNS.iter().find(|(name, _)| *name == tag.suffix) {
+            return Ok(Some(f));
+        }
+    }
+    let name = if tag.handle == "!" {
+        tag.suffix.clone()
+    } else {
+        format!("{}{}", tag.handle.trim_start_matches('!'), tag.suffix)
+    };
+    Err(format!("unknown tag `!{name}`"))
+}
+
+/// A plain scalar as serde_norway reads it (YAML 1.2 core schema).
+fn resolve(s: String) -> Result<Value, String> {
+    let v = s.as_str();
+    if v.is_empty() || matches!(v, "null" | "Null" | "NULL" | "~") {
+        return Ok(Value::Null);
+    }
+    match v {
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
+        _ => {}
+    }
+    let first = v.as_bytes()[0];
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return Ok(Value::String(s));
+    }
+    if let Some(n) = unsigned(v) {
+        return Ok(Value::from(n));
+    }
+    if let Some(n) = negative(v) {
+        return Ok(Value::from(n));
+    }
+    if wide(v) {
+        return Err(format!("`{v}` is out of range: it cannot be read"));
+    }
+    if !digits_but_not_number(v) {
+        if let Some(f) = float(v) {
+            if !f.is_finite() {
+                return Err(format!("`{v}` is not a finite number: it cannot be read"));
+            }
+            return Ok(Number::from_f64(f).map_or(Value::Null, Value::Number));
+        }
+    }
+    Ok(Value::String(s))
+}
+
+fn radix_int<T>(v: &str, parse: fn(&str, u32) -> Result<T, std::num::ParseIntError>) -> Option<T> {
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(rest) = v.strip_prefix(prefix) {
+            if rest.starts_with(['+', '-']) {
+                return None;
+            }
+            if let Ok(n) = parse(rest, radix) {
+                return Some(n);
+            }
+        }
+    }
+    if digits_but_not_number(v) {
+        return None;
+    }
+    parse(v, 10).ok()
+}
+
+fn unsigned(v: &str) -> Option<u64> {
+    radix_int(v.strip_prefix('+').unwrap_or(v), u64::from_str_radix)
+}
+
+fn negative(v: &str) -> Option<i64> {
+    let rest = v.strip_prefix('-')?;
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(digits) = rest.strip_prefix(prefix) {
+            if let Ok(n) = i64::from_str_radix(&format!("-{digits}"), radix) {
+                return Some(n);
+            }
+        }
+    }
+    if digits_but_not_number(v) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+/// An integer serde_norway reads as 128-bit, which its value type refuses.
+fn wide(v: &str) -> bool {
+    let u = v.strip_prefix('+').unwrap_or(v);
+    radix_int(u, u128::from_str_radix).is_some()
+        || v.strip_prefix('-').is_some_and(|rest| {
+            !digits_but_not_number(v) && rest.parse::<u128>().is_ok() && v.parse::<i128>().is_ok()
+        })
+}
+
+fn digits_but_not_number(v: &str) -> bool {
+    let v = v.strip_prefix(['-', '+']).unwrap_or(v);
+    v.len() > 1 && v.starts_with('0') && v[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+fn float(v: &str) -> Option<f64> {
+    let unsigned = match v.strip_prefix('+') {
+        Some(rest) if rest.starts_with(['+', '-']) => return None,
+        Some(rest) => rest,
+        None => v,
+    };
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" => return Some(f64::INFINITY),
+        _ => {}
+    }
+    match v {
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    // Rust reads `inf`, `nan` and `infinity`, which YAML does not.
+    if unsigned
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E'))
+    {
+        return None;
+    }
+    unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+impl Builder {
+    fn fail(&mut self, mark: Marker, message: String) {
+        if self.error.is_none() {
+            let message = match &self.resource {
+                Some(id) => format!("resource {id}: {message}"),
+                None => match self.stack.first() {
+                    Some(Frame {
+                        container: Container::Map(_, Some(key)),
+                        ..
+                    }) if self.stack.len() > 1 => format!("`{key}`: {message}"),
+                    _ => message,
+                },
+            };
+            self.error = Some(YamlError {
+                line: Some(mark.line()),
+                message,
+                syntax: false,
+            });
+        }
+    }
+
+    /// Whether a node at the current depth, adding `levels`, stays within [`MAX_DEPTH`].
+    fn within(&mut self, levels: usize, mark: Marker) -> bool {
+        if self.depth + levels - 1 > MAX_DEPTH {
+            self.fail(
+                mark,
+                format!("nested deeper than {MAX_DEPTH} levels: it cannot be read"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn wrap(f: Option<&'static str>, v: Value) -> Value {
+        match f {
+            None => v,
+            Some("Fn::GetAtt") => {
+                let v = match v {
+                    Value::String(s) => match s.split_once('.') {
+                        Some((r, a)) => Value::Array(vec![r.into(), a.into()]),
+                        None => Value::String(s),
+                    },
+                    other => other,
+                };
+                single("Fn::GetAtt", v)
+            }
+            Some(f) => single(f, v),
+        }
+    }
+
+    /// A finished value: into the enclosing collection, or the document's root.
+    fn add(&mut self, v: Value, mark: Marker) {
+        let in_resources = self.stack.len() == 2 && self.stack[1].resources;
+        let top = self.stack.len() == 1;
+        let Some(frame) = self.stack.last_mut() else {
+            self.documents += 1;
+            if self.root.is_none() {
+                self.root = Some(v);
+            }
+            return;
+        };
+        match &mut frame.container {
+            Container::Seq(items) => items.push(v),
+            Container::Map(map, pending) => match pending.take() {
+                None => {
+                    let key = match v {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        other => {
+                            let message = format!("unsupported mapping key {other}");
+                            return self.fail(mark, message);
+                        }
+                    };
+                    if map.contains_key(&key) {
+                        let message = if in_resources {
+                            self.resource = None;
+                            format!("duplicate key `{key}` in `Resources`")
+                        } else {
+                            format!("duplicate key `{key}`")
+                        };
+                        if top || in_resources {
+                            self.error = Some(YamlError {
+                                line: Some(mark.line()),
+                                message,
+                                syntax: false,
+                            });
+                            return;
+                        }
+                        return self.fail(mark, message);
+                    }
+                    if in_resources {
+                        self.resource_keys
+                            .push((key.clone(), mark.line(), mark.col()));
+                        self.resource = Some(key.clone());
+                    }
+                    *pending = Some(key);
+                }
+                Some(key) => {
+                    map.insert(key, v);
+                    if in_resources {
+                        self.resource = None;
+                    }
+                }
+            },
+        }
+    }
+
+    fn remember(&mut self, anchor: usize, v: &Value) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (v.clone(), count(v)));
+        }
+    }
+
+    /// Whether the next value is the `Resources` section's.
+    fn resources_next(&self) -> bool {
+        self.stack.len() == 1
+            && matches!(
+                &self.stack[0].container,
+                Container::Map(_, Some(key)) if key == "Resources"
+            )
+    }
+}
+
+fn single(key: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.to_string(), value);
+    Value::Object(m)
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let (wrap, core) = match &tag {
+                    None => (None, None),
+                    Some(t) => match short_form(t) {
+                        Ok(f) => (f, f.is_none().then_some(t.suffix.as_str())),
+                        Err(m) => return self.fail(mark, m),
+                    },
+                };
+                if wrap.is_some() && !self.within(1, mark) {
+                    return;
+                }
+                let value = if style != TScalarStyle::Plain || core == Some("str") {
+                    Value::String(text)
+                } else {
+                    match resolve(text) {
+                        Ok(v) => v,
+                        Err(m) => return self.fail(mark, m),
+                    }
+                };
+                let value = Builder::wrap(wrap, value);
+                self.remember(anchor, &value);
+                self.add(value, mark);
+            }
+            Event::SequenceStart(anchor, ref tag) | Event::MappingStart(anchor, ref tag) => {
+                let wrap = match tag.as_ref().map(short_form).transpose() {
+                    Ok(f) => f.flatten(),
+                    Err(m) => return self.fail(mark, m),
+                };
+                let levels = if wrap.is_some() { 2 } else { 1 };
+                if !self.within(levels, mark) {
+                    return;
+                }
+                let map = matches!(ev, Event::MappingStart(..));
+                let resources = map && self.resources_next() && self.resources_start.is_none();
+                if resources {
+                    self.resources_start = Some((mark.line(), mark.col()));
+                }
+                self.depth += levels;
+                self.stack.push(Frame {
+                    container: if map {
+                        Container::Map(Map::new(), None)
+                    } else {
+                        Container::Seq(Vec::new())
+                    },
+                    wrap,
+                    levels,
+                    anchor,
+                    resources,
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if self.stack.last().is_some_and(|f| f.resources) {
+                    self.resources_end = Some((mark.line(), mark.col()));
+                }
+                let Some(frame) = self.stack.pop() else {
+                    return;
+                };
+                self.depth -= frame.levels;
+                let value = match frame.container {
+                    Container::Seq(items) => Value::Array(items),
+                    Container::Map(map, _) => Value::Object(map),
+                };
+                let value = Builder::wrap(frame.wrap, value);
+                self.remember(frame.anchor, &value);
+                self.add(value, mark);
+            }
+            Event::Alias(id) => {
+                self.has_alias = true;
+                match self.anchors.get(&id) {
+                    Some((v, n)) => {
+                        let (v, n) = (v.clone(), *n);
+                        self.aliased += n;
+                        if self.aliased > MAX_ALIASED {
+                            return self.fail(
+                                mark,
+                                format!("aliases expand to more than {MAX_ALIASED} values"),
+                            );
+                        }
+                        self.add(v, mark);
+                    }
+                    None => self.fail(mark, "alias to an unknown anchor".into()),
+                }
+            }
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd
+            | Event::Nothing => {}
+        }
+    }
+}
+
+/// Reads YAML template text (without a byte-order mark) into CloudFormation's JSON form.
+pub(crate) fn read(text: &str) -> Result<YamlTemplate, YamlError> {
+    let mut b = Builder {
+        stack: Vec::new(),
+        depth: 1,
+        anchors: Default::default(),
+        aliased: 0,
+        has_alias: false,
+        root: None,
+        documents: 0,
+        error: None,
+        resource: None,
+        resources_start: None,
+        resource_keys: Vec::new(),
+        resources_end: None,
+    };
+    if let Err(e) = Parser::new_from_str(text).load(&mut b, true) {
+        return Err(YamlError {
+            line: Some(e.marker().line()),
+            message: e.info().to_string(),
+            syntax: true,
+        });
+    }
+    if let Some(e) = b.error {
+        return Err(e);
+    }
+    if b.documents > 1 {
+        return Err(YamlError {
+            line: None,
+            message: "more than one YAML document: a template is one".into(),
+            syntax: false,
+        });
+    }
+    let texts = if b.has_alias || text.contains("%TAG") {
+        Default::default()
+    } else {
+        resource_texts(text, &b)
+    };
+    Ok(YamlTemplate {
+        value: b.root.unwrap_or(Value::Null),
+        texts,
+    })
+}
+
+/// Each resource's text: from the start of its key's line to the start of the next key's line
+/// (the last: to where the mapping ends), when every key begins its line and the mapping is
+/// in block style; empty otherwise.
+fn resource_texts(text: &str, b: &Builder) -> Texts {
+    let none = Default::default;
+    let (Some(start), Some(end)) = (b.resources_start, b.resources_end) else {
+        return none();
+    };
+    let bytes = text.as_bytes();
+    let mut line_starts = vec![0, 0];
+    line_starts.extend(memchr::memchr_iter(b'\n', bytes).map(|i| i + 1));
+    // The offset of (line, column) when only spaces precede it on its line.
+    let at = |(line, col): (usize, usize)| -> Option<usize> {
+        let s = *line_starts.get(line)?;
+        let prefix = bytes.get(s..s + col)?;
+        prefix.iter().all(|&c| c == b' ').then_some(s + col)
+    };
+    // Block style only: the first key begins its line, and the last line with text before it
+    // (`Resources:`) opens no flow collection.
+    let _ = start;
+    let Some((_, first, col)) = b.resource_keys.first() else {
+        return none();
+    };
+    if at((*first, *col)).is_none() {
+        return none();
+    }
+    let before = text[..line_starts[*first]]
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if before.is_none_or(|l| l.contains(['{', '['])) {
+        return none();
+    }
+    let close = at(end);
+    let mut out = std::collections::HashMap::with_capacity(b.resource_keys.len());
+    for (i, (id, line, col)) in b.resource_keys.iter().enumerate() {
+        // A resource whose key or end shares a line with other text is compared.
+        if at((*line, *col)).is_none() {
+            continue;
+        }
+        let next = match b.resource_keys.get(i + 1) {
+            Some((_, l, c)) => at((*l, *c)).map(|_| line_starts[*l]),
+            None => close,
+        };
+        match next {
+            Some(next) if next > line_starts[*line] => {
+                out.insert(id.clone(), line_starts[*line]..next);
+            }
+            _ => {}
+        }
+    }
+    out
+}

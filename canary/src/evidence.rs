@@ -86,7 +86,8 @@ pub fn start(
     })
 }
 
-fn metric_look(m: &MetricReport) -> MetricLook {
+/// The judge's report on one metric, as a look records it.
+pub fn metric_look(m: &MetricReport) -> MetricLook {
     MetricLook {
         name: m.name.clone(),
         status: match m.status {
@@ -212,9 +213,7 @@ pub fn bake_record(
         match (&mut current, entry.as_ref()) {
             (_, Entry::Start(s)) => current = Some(BakeRecord::new(s.clone())),
             (Some(record), e) => record.apply(e.clone())?,
-            (None, _) => {
-                return Err(evidence::record::RecordError::NoStart("look"));
-            }
+            (None, e) => return Err(evidence::record::RecordError::NoStart(e.name())),
         }
     }
     Ok(current)

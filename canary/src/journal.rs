@@ -44,6 +44,19 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// When the record was written (seconds since the epoch).
+    pub fn at(&self) -> u64 {
+        match self {
+            Record::Start { at, .. }
+            | Record::Event { at, .. }
+            | Record::Finish { at, .. }
+            | Record::Took { at, .. }
+            | Record::Evidence { at, .. } => *at,
+        }
+    }
+}
+
 /// Where records go. Appends are durable when they return.
 #[async_trait]
 pub trait Journal: Send {
@@ -57,12 +70,8 @@ pub struct StateJournal(pub state::RunJournal);
 #[async_trait]
 impl Journal for StateJournal {
     async fn append(&mut self, record: &Record) -> Result<()> {
-        let at = match record {
-            Record::Start { at, .. } | Record::Event { at, .. } | Record::Finish { at, .. } => *at,
-            Record::Took { at, .. } | Record::Evidence { at, .. } => *at,
-        };
         self.0
-            .append(at, record)
+            .append(record.at(), record)
             .await
             .map(|_| ())
             .map_err(|e| ProviderError::new(e.to_string()))

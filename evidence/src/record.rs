@@ -356,7 +356,8 @@ pub enum RecordError {
 }
 
 impl Entry {
-    fn name(&self) -> &'static str {
+    /// The entry's kind as its JSON tag names it: `start`, `look`, `verdict`, `approval`.
+    pub fn name(&self) -> &'static str {
         match self {
             Entry::Start(_) => "start",
             Entry::Look(_) => "look",

@@ -5,11 +5,11 @@
 
 use canary::judge::{
     Direction as JDirection, Group, Interval, Judge, JudgeConfig, Kind as JKind, MetricConfig,
-    MetricReport, Status as JStatus, Verdict,
+    Status as JStatus, Verdict,
 };
 use evidence::record::{
-    AlarmState, Approval, BakeRecord, CheckResult, ConfigCheck, Direction, GroupLook, Groups,
-    JudgeSpec, Kind, Look, MetricLook, MetricSpec, Outcome, RunVerdict, Start, Status, Window,
+    AlarmState, Approval, BakeRecord, CheckResult, ConfigCheck, GroupLook, Groups, Look, Outcome,
+    RunVerdict, Start, Window,
 };
 
 pub const STARTED_AT: u64 = 1_796_376_600; // 2026-12-04T09:30:00Z
@@ -80,58 +80,8 @@ pub fn two_metrics() -> JudgeConfig {
     }
 }
 
-pub fn spec(config: &JudgeConfig) -> JudgeSpec {
-    JudgeSpec {
-        method: config.method.as_str().to_string(),
-        alpha: config.alpha,
-        pass_early: config.pass_early,
-        min_score: config.min_score,
-        metrics: config
-            .metrics
-            .iter()
-            .map(|m| MetricSpec {
-                name: m.name.clone(),
-                kind: match m.kind {
-                    JKind::Count => Kind::Count,
-                    JKind::Continuous => Kind::Continuous,
-                },
-                direction: match m.direction {
-                    JDirection::IncreaseIsBad => Direction::IncreaseIsBad,
-                    JDirection::DecreaseIsBad => Direction::DecreaseIsBad,
-                },
-                tolerance: m.tolerance(),
-                critical: m.critical,
-                min_samples: m.min_samples(),
-            })
-            .collect(),
-    }
-}
-
-/// The judge's report on one metric, as a look records it.
-pub fn metric_look(m: &MetricReport) -> MetricLook {
-    MetricLook {
-        name: m.name.clone(),
-        status: match m.status {
-            JStatus::Pass => Status::Pass,
-            JStatus::Fail => Status::Fail,
-            JStatus::Inconclusive => Status::Inconclusive,
-            JStatus::Pending => Status::Pending,
-        },
-        canary_value: m.canary_value,
-        baseline_value: m.baseline_value,
-        canary_samples: m.canary_samples,
-        baseline_samples: m.baseline_samples,
-        estimate: m.estimate,
-        lower: m.interval.and_then(|b| b.lower),
-        upper: m.interval.and_then(|b| b.upper),
-        threshold: m.threshold,
-        e_value: m.e_value,
-        e_value_pass: m.e_value_pass,
-        e_threshold: 1.0 / m.alpha,
-        decided_at: m.decided_at,
-        reason: m.reason.clone(),
-    }
-}
+/// The conversions the canary's bake writes with: the records here are built as a run's are.
+pub use canary::evidence::{metric_look, spec};
 
 pub fn start(config: &JudgeConfig, looks: u32) -> Start {
     Start {

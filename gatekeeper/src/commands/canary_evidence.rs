@@ -150,7 +150,7 @@ pub async fn history(a: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<Exi
         let last_at = run
             .records
             .iter()
-            .map(record_at)
+            .map(journal::Record::at)
             .max()
             .unwrap_or(run.started_at);
         let p = run.machine.plan();
@@ -194,17 +194,6 @@ pub async fn history(a: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<Exi
         }
     }
     Ok(ExitStatus::Success)
-}
-
-fn record_at(r: &journal::Record) -> u64 {
-    use journal::Record;
-    match r {
-        Record::Start { at, .. }
-        | Record::Event { at, .. }
-        | Record::Finish { at, .. }
-        | Record::Took { at, .. }
-        | Record::Evidence { at, .. } => *at,
-    }
 }
 
 fn duration(s: u64) -> String {

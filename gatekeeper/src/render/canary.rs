@@ -1,0 +1,1 @@
+//! Canary reports: run outcomes, status, previews of resume and abort.

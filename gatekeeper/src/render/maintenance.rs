@@ -1,0 +1,1 @@
+//! Maintenance reports: on, off, status, drain and redrive.

@@ -1,0 +1,1 @@
+//! CI pipeline reports: a run's stages, approvals and status.

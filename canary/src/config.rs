@@ -24,7 +24,6 @@
 
 use std::path::{Path, PathBuf};
 
-use config_error::line_col;
 use serde::{Deserialize, Serialize};
 
 use crate::judge::JudgeConfig;
@@ -396,37 +395,50 @@ pub enum ConfigError {
 
 /// Reads `path` and parses its canary view.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: path.to_path_buf(),
-        source,
+    let document = ::config::Document::read(path).map_err(|e| match e {
+        ::config::ReadError::Read { file, source } => ConfigError::Read { file, source },
+        ::config::ReadError::Invalid(e) => e.into(),
     })?;
-    parse(path, &text)
+    view(&document)
 }
 
 /// Parses the canary view of `text`; `file` only names the file in errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let invalid = |offset: Option<usize>, message: String| {
-        let (line, column) = line_col(text, offset.unwrap_or(0));
+    view(&::config::Document::parse(file, text)?)
+}
+
+impl From<::config::Error> for ConfigError {
+    fn from(e: ::config::Error) -> ConfigError {
         ConfigError::Invalid {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message,
+            message: e.keyed_message(),
+            file: e.file,
+            line: e.line,
+            column: e.column,
         }
+    }
+}
+
+/// The canary view of a parsed document, validated.
+pub fn view(document: &::config::Document) -> Result<Config, ConfigError> {
+    let file = document.file();
+    let at = |path: &str, message: String| -> ConfigError {
+        let mut e = document.error_at(path, "");
+        e.key = None;
+        e.message = message;
+        e.into()
     };
-    let view: View = toml::from_str(text).map_err(|e| {
-        let located = config_error::locate(text, &e);
-        ConfigError::Invalid {
-            file: file.to_path_buf(),
-            line: located.line,
-            column: located.column,
-            message: located.keyed_message(),
-        }
-    })?;
-    let header = text.find("[canary]");
+    // A key of `[canary]` or of one of its tables, where it is written.
+    let canary_key = |key: &str| -> String {
+        ["", "timeouts.", "preflight.", "deployer.", "judge."]
+            .iter()
+            .map(|table| format!("canary.{table}{key}"))
+            .find(|path| document.contains(path))
+            .unwrap_or_else(|| format!("canary.{key}"))
+    };
+    let view: View = document.view()?;
     let canary = view.canary.ok_or_else(|| {
-        invalid(
-            None,
+        at(
+            "canary",
             "canary: missing table: add a [canary] section".to_string(),
         )
     })?;
@@ -445,8 +457,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         &config.canary.preflight.maintenance_parameter,
     ) {
         if flag != own {
-            return Err(invalid(
-                find_key(text, "maintenance_parameter"),
+            return Err(at(
+                "canary.preflight.maintenance_parameter",
                 format!(
                     "canary.preflight.maintenance_parameter: {own:?} is not the flag the rails \
                      stack creates ([flag] parameter = {flag:?}): remove it, the preflight \
@@ -456,13 +468,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
     config.notify.validate().map_err(|(key, message)| {
-        let offset = find_key(text, key).or(text.find("[notify]"));
-        invalid(offset, format!("notify.{key}: {message}"))
+        at(&format!("notify.{key}"), format!("notify.{key}: {message}"))
     })?;
-    config.state.validate().map_err(|(key, message)| {
-        let offset = find_key(text, key).or(text.find("[state]"));
-        invalid(offset, format!("state.{key}: {message}"))
-    })?;
+    config
+        .state
+        .validate()
+        .map_err(|(key, message)| at(&format!("state.{key}"), format!("state.{key}: {message}")))?;
     // A continuous metric without `min_samples` counts intervals: with intervals shorter than
     // CloudWatch's minute most of them are empty, and the count can never be reached.
     let c = &config.canary;
@@ -474,8 +485,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             .iter()
             .any(|m| m.kind == crate::judge::Kind::Continuous && m.min_samples.is_none())
     {
-        return Err(invalid(
-            find_key(text, "interval_seconds").or(header),
+        return Err(at(
+            "canary.interval_seconds",
             format!(
                 "canary.interval_seconds: {} is below {MIN_INTERVAL_SECONDS}: CloudWatch delivers \
                  one datapoint a minute, so the judge's default min_samples (one per interval) \
@@ -489,12 +500,45 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     config.validate().map_err(|(key, message)| {
         if matches!(key, "service" | "environment") {
             // Top-level keys: they name the journal, state and lock files.
-            return invalid(find_top_key(text, key), format!("{key}: {message}"));
+            return at(key, format!("{key}: {message}"));
         }
-        let offset = find_key(text, key).or(header);
-        invalid(offset, format!("canary.{key}: {message}"))
+        at(&canary_key(key), format!("canary.{key}: {message}"))
     })?;
     Ok(config)
+}
+
+/// `[canary.judge]` alone, for `gatekeeper judge --config`: the judge's defaults when the file
+/// has none. `adjust` applies the command line's overrides before the check, and a value that
+/// fails the check is located at its key (`canary.judge.metrics[1].threshold`).
+pub fn judge_view(
+    document: &::config::Document,
+    adjust: impl FnOnce(&mut JudgeConfig),
+) -> Result<JudgeConfig, ConfigError> {
+    #[derive(Deserialize)]
+    struct JudgeOnly {
+        #[serde(default)]
+        canary: Option<CanaryJudge>,
+    }
+    #[derive(Deserialize)]
+    struct CanaryJudge {
+        #[serde(default)]
+        judge: Option<JudgeConfig>,
+    }
+    let view: JudgeOnly = document.view()?;
+    let mut judge = view.canary.and_then(|c| c.judge).unwrap_or_default();
+    adjust(&mut judge);
+    judge.validate().map_err(|e| match e {
+        crate::judge::JudgeError::Config { key, message } => document
+            .error_at(&format!("canary.judge.{key}"), message)
+            .into(),
+        other => ConfigError::Invalid {
+            file: document.file().to_path_buf(),
+            line: 1,
+            column: 1,
+            message: other.to_string(),
+        },
+    })?;
+    Ok(judge)
 }
 
 /// The fewest intervals a continuous metric needs before it may pass, when the configuration
@@ -713,43 +757,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Byte offset of a top-level `key = ` (before the first table).
-fn find_top_key(text: &str, key: &str) -> Option<usize> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') {
-            return None;
-        }
-        if trimmed
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-        {
-            return Some(offset + (line.len() - trimmed.len()));
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Byte offset of `key = ` inside the `[canary...]` part of `text`.
-fn find_key(text: &str, key: &str) -> Option<usize> {
-    let start = text.find("[canary")?;
-    let mut offset = start;
-    for line in text[start..].split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with(']'))
-            || trimmed.starts_with(&format!("[canary.{key}]"))
-        {
-            return Some(offset + (line.len() - trimmed.len()));
-        }
-        offset += line.len();
-    }
-    None
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use config_error::line_col;
+use config::line_col;
 use serde::Deserialize;
 use stacks::config::{ConfigError, LoadError};
 use toml::Spanned;
@@ -269,21 +269,23 @@ pub fn parse_until(text: &str) -> Result<String, String> {
 
 /// Reads the `[maintenance]` table of `path`; a file without one gets the defaults.
 pub fn load(path: &Path) -> Result<MaintenanceConfig, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    Ok(parse(path, &text)?)
+    Ok(view(&config::Document::read(path)?)?)
 }
 
 /// Parses the `[maintenance]` table of the text of `gatekeeper.toml`.
 pub fn parse(file: &Path, text: &str) -> Result<MaintenanceConfig, ConfigError> {
-    let view: View = toml::from_str(text).map_err(|e| {
-        let at = config_error::locate(text, &e);
-        located(file, at.line, at.column, at.key.as_deref(), &at.message)
-    })?;
+    view(&config::Document::parse(file, text)?)
+}
+
+/// The `[maintenance]` view of a parsed document, validated.
+pub fn view(document: &config::Document) -> Result<MaintenanceConfig, ConfigError> {
+    let (file, text) = (document.file(), document.text());
+    let view: View = document.view()?;
     let mut config = view.maintenance.unwrap_or_default();
     let fail = |key: &str, span: std::ops::Range<usize>, message: &str| {
+        if span.is_empty() && span.start == 0 {
+            return document.error_at(key, message);
+        }
         let (line, column) = line_col(text, span.start);
         located(file, line, column, Some(key), message)
     };
@@ -430,10 +432,7 @@ fn located(
         line,
         column,
         key: key.map(str::to_string),
-        message: match key {
-            Some(k) => format!("{k}: {message}"),
-            None => message.to_string(),
-        },
+        message: message.to_string(),
     }
 }
 
@@ -493,10 +492,14 @@ rewrite = "orphans/{batch}/{path}"
             "service = \"x\"\n[maintenance]\nconcurrency = 2\n\n[[maintenance.hooks]]\nname = \"backup\"\n",
         )
         .unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("maintenance.hooks.command"), "{e}");
+        assert_eq!(
+            e.key.as_deref(),
+            Some("maintenance.hooks[0].command"),
+            "{e}"
+        );
         assert!(
             e.to_string().starts_with(
-                "gatekeeper.toml:5:1: maintenance.hooks.command: missing field `command`"
+                "gatekeeper.toml:5:1: maintenance.hooks[0].command: missing field `command`"
             ),
             "{e}"
         );

@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use config_error::line_col;
+use config::line_col;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -232,29 +232,36 @@ pub enum ConfigError {
 
 /// Reads `path` and validates its pipeline view (stage configurations included).
 pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: path.to_path_buf(),
-        source,
+    let document = config::Document::read(path).map_err(|e| match e {
+        config::ReadError::Read { file, source } => ConfigError::Read { file, source },
+        config::ReadError::Invalid(e) => e.into(),
     })?;
-    parse(path, &text)
+    view(&document)
+}
+
+impl From<config::Error> for ConfigError {
+    fn from(e: config::Error) -> ConfigError {
+        ConfigError::Invalid {
+            file: e.file,
+            line: e.line,
+            column: e.column,
+            key: e.key,
+            message: e.message,
+        }
+    }
 }
 
 /// Parses the pipeline view of `text`, read from `file`; stage configurations are read from
 /// beside `file`.
 pub fn parse(file: &Path, text: &str) -> Result<Pipeline, ConfigError> {
-    let view: View = toml::from_str(text).map_err(|e| {
-        let located = config_error::locate(text, &e);
-        ConfigError::Invalid {
-            file: file.to_path_buf(),
-            line: located.line,
-            column: located.column,
-            key: located
-                .key
-                .as_deref()
-                .map(|k| index_stage_key(text, located.line, k)),
-            message: located.message,
-        }
-    })?;
+    view(&config::Document::parse(file, text)?)
+}
+
+/// The pipeline view of a parsed document, validated; stage configurations are read from
+/// beside its file.
+pub fn view(document: &config::Document) -> Result<Pipeline, ConfigError> {
+    let (file, text) = (document.file(), document.text());
+    let view: View = document.view()?;
     let invalid = |key: String, span: Option<std::ops::Range<usize>>, message: String| {
         let (line, column) = line_col(text, span.map_or(0, |s| s.start));
         ConfigError::Invalid {
@@ -294,7 +301,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline, ConfigError> {
     if raw.stages.is_empty() {
         return Err(invalid(
             "pipeline.stages".into(),
-            text.find("[pipeline]").map(|o| o..o),
+            document.key_span("pipeline"),
             "no stages: add at least one [[pipeline.stages]]".into(),
         ));
     }
@@ -656,32 +663,6 @@ fn find_cycle(stages: &[RawStage], index: &BTreeMap<&str, usize>) -> Option<(usi
         }
     }
     None
-}
-
-/// `pipeline.stages.kind` → `pipeline.stages[1].kind`, counting the `[[pipeline.stages]]`
-/// headers up to `line`.
-fn index_stage_key(text: &str, line: usize, key: &str) -> String {
-    const TABLE: &str = "pipeline.stages";
-    let Some(rest) = key.strip_prefix(TABLE) else {
-        return key.to_string();
-    };
-    if !(rest.is_empty() || rest.starts_with('.')) {
-        return key.to_string();
-    }
-    let headers = text
-        .lines()
-        .take(line)
-        .filter(|l| {
-            l.trim()
-                .strip_prefix("[[")
-                .and_then(|h| h.split_once("]]"))
-                .is_some_and(|(h, _)| h.trim() == TABLE)
-        })
-        .count();
-    match headers {
-        0 => key.to_string(),
-        n => format!("{TABLE}[{}]{rest}", n - 1),
-    }
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {

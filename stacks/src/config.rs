@@ -11,29 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-/// A configuration problem, located in its file.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    /// Dotted path of the key at fault, when known (`queues[1].name`).
-    pub key: Option<String>,
-    pub message: String,
-}
-
-/// A problem reading the file at all.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{}: cannot read: {source}", file.display())]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Invalid(#[from] ConfigError),
-}
+/// A configuration problem, located in its file (`<file>:<line>:<col>: <key>: <message>`).
+pub use config::Error as ConfigError;
+/// A problem reading the file at all, or a [`ConfigError`].
+pub use config::ReadError as LoadError;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,45 +252,38 @@ pub struct Loaded {
 
 /// Reads and validates `gatekeeper.toml`.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let config = parse(path, &text)?;
+    let document = config::Document::read(path)?;
+    let config = view(&document)?;
     Ok(Loaded {
         file: path.to_path_buf(),
-        text,
+        text: document.text().to_string(),
         config,
     })
 }
 
 /// Parses and validates the text of `gatekeeper.toml`; `file` is only used in errors.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|e| {
-        let located = config_error::locate(text, &e);
-        ConfigError {
-            file: file.to_path_buf(),
-            line: located.line,
-            column: located.column,
-            message: located.keyed_message(),
-            key: located.key,
-        }
-    })?;
+    view(&config::Document::parse(file, text)?)
+}
+
+/// The stack view of a parsed document, validated.
+pub fn view(document: &config::Document) -> Result<Config, ConfigError> {
+    let config: Config = document.view()?;
     crate::validate::config(&config).map_err(|v| {
-        let (line, column) = line_col(text, v.span.start);
+        let (line, column) = line_col(document.text(), v.span.start);
         ConfigError {
-            file: file.to_path_buf(),
+            file: document.file().to_path_buf(),
             line,
             column,
             key: Some(v.key.clone()),
-            message: format!("{}: {}", v.key, v.message),
+            message: v.message,
         }
     })?;
     Ok(config)
 }
 
 /// 1-based line and column of a byte offset.
-pub use config_error::line_col;
+pub use config::line_col;
 
 impl Config {
     pub fn service(&self) -> &str {
@@ -320,50 +294,40 @@ impl Config {
         self.environment.get_ref()
     }
 
+    /// The names derived from the service and environment (`config::names`).
+    pub fn names(&self) -> config::names::Names<'_> {
+        config::names::Names::new(self.service(), self.environment())
+    }
+
     /// `<service>-<environment>`: the prefix of every name the rails create.
     pub fn prefix(&self) -> String {
-        format!("{}-{}", self.service(), self.environment())
+        self.names().prefix()
     }
 
     pub fn stack_name(&self) -> String {
-        self.stack
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_else(|| format!("{}-rails", self.prefix()))
+        let custom = self.stack.name.as_ref().map(|n| n.get_ref().as_str());
+        self.names().stack(custom)
     }
 
     pub fn flag_parameter(&self) -> String {
-        self.flag
-            .parameter
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_else(|| format!("/{}/{}/maintenance", self.service(), self.environment()))
+        let custom = self.flag.parameter.as_ref().map(|n| n.get_ref().as_str());
+        self.names().flag_parameter(custom)
     }
 
     /// Full name of a work queue.
     pub fn queue_name(&self, queue: &QueueConfig) -> String {
-        let base = format!("{}-{}", self.prefix(), queue.name.get_ref());
-        if queue.fifo {
-            format!("{base}.fifo")
-        } else {
-            base
-        }
+        self.names().queue(queue.name.get_ref(), queue.fifo)
     }
 
     /// Full name of a work queue's dead-letter queue.
     pub fn dlq_name(&self, queue: &QueueConfig) -> String {
-        let base = format!("{}-{}-dlq", self.prefix(), queue.name.get_ref());
-        if queue.fifo {
-            format!("{base}.fifo")
-        } else {
-            base
-        }
+        self.names()
+            .dead_letter_queue(queue.name.get_ref(), queue.fifo)
     }
 
     /// Prefix shared by every alarm of the service: how the gate finds them.
     pub fn alarm_prefix(&self) -> String {
-        format!("{}-", self.prefix())
+        self.names().alarm_prefix()
     }
 }
 
@@ -375,11 +339,11 @@ mod tests {
     fn type_errors_name_the_key() {
         let text = "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"q\"\nmax_receive_count = \"five\"\n";
         let err = parse(Path::new("g.toml"), text).unwrap_err();
-        assert_eq!(err.key.as_deref(), Some("queues.max_receive_count"));
+        assert_eq!(err.key.as_deref(), Some("queues[0].max_receive_count"));
         assert_eq!((err.line, err.column), (6, 21));
         assert!(err
             .to_string()
-            .starts_with("g.toml:6:21: queues.max_receive_count: invalid type"));
+            .starts_with("g.toml:6:21: queues[0].max_receive_count: invalid type"));
     }
 
     #[test]
@@ -394,11 +358,11 @@ mod tests {
         );
         let text = "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"a\"\n\n[[queues]]\nmax_receive_count = 3\n";
         let err = parse(Path::new("g.toml"), text).unwrap_err();
-        assert_eq!(err.key.as_deref(), Some("queues.name"), "{err}");
+        assert_eq!(err.key.as_deref(), Some("queues[1].name"), "{err}");
         assert_eq!(err.line, 7, "{err}");
         assert!(
             err.to_string()
-                .starts_with("g.toml:7:1: queues.name: missing field `name`"),
+                .starts_with("g.toml:7:1: queues[1].name: missing field `name`"),
             "{err}"
         );
     }

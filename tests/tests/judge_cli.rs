@@ -165,7 +165,7 @@ fn config_table_is_read_and_flags_override_it() {
     // A tolerance of 150% on errors and latency: the regression is within it.
     let lenient = temp_file(
         "lenient.toml",
-        "service = \"photos\"\n[other]\nkey = 1\n[canary.judge]\nalpha = 0.05\n\
+        "service = \"photos\"\n[maintenance]\nconcurrency = 1\n[canary.judge]\nalpha = 0.05\n\
          [[canary.judge.metrics]]\nname = \"errors\"\nkind = \"count\"\ntolerance = 1.5\n",
     );
     let out = judge(&[
@@ -198,7 +198,38 @@ fn unknown_config_keys_are_errors_naming_the_table() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("[canary.judge]") && err.contains("alpah"),
+        err.contains("typo.toml") && err.contains(":2:1: canary.judge.alpah: unknown field"),
+        "{err}"
+    );
+    // A section no view reads is a typo too, located at its header.
+    let config = temp_file("section.toml", "[canery.judge]\nalpha = 0.05\n");
+    let out = judge(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(":1:2: canery: unknown section `canery`"),
+        "{err}"
+    );
+    // A value out of range is located at its key.
+    let config = temp_file(
+        "range.toml",
+        "[canary.judge]\nmethod = \"sequential\"\nalpha = 2.0\n",
+    );
+    let out = judge(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(":3:1: canary.judge.alpha: must be between 0 and 1"),
         "{err}"
     );
 }

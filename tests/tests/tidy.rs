@@ -1,6 +1,6 @@
 //! The layering ARCHITECTURE.md promises, read from every `Cargo.toml` of the workspace (like
 //! rust-analyzer's `xtask/src/tidy.rs`):
-//! - `stacks`, `compat`, `config-error`, `evidence`, `pipelines`, `command-step`, and with
+//! - `stacks`, `compat`, `config`, `evidence`, `pipelines`, `command-step`, and with
 //!   default features off `canary`, `state` and `maintenance-flag`, have no `aws-*` dependency,
 //!   directly or through another crate of the workspace;
 //! - `maintenance-flag`, the crate services embed, never depends on `stacks`;
@@ -16,7 +16,7 @@ use toml::{Table, Value};
 const NO_AWS: &[&str] = &[
     "stacks",
     "compat",
-    "config-error",
+    "config",
     "evidence",
     "pipelines",
     "command-step",

@@ -2,7 +2,7 @@
 //! if live, to see what it would have decided and when.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use canary::judge::{self, JudgeConfig, Kind, Method, ReplayError, Report, Verdict};
@@ -51,20 +51,23 @@ impl From<MethodArg> for Method {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let mut config = match &args.config {
-        Some(path) => load_config(path)?,
-        None => JudgeConfig::default(),
+    let adjust = |config: &mut JudgeConfig| {
+        if let Some(method) = args.method {
+            config.method = method.into();
+        }
+        if let Some(alpha) = args.alpha {
+            config.alpha = alpha;
+        }
     };
-    if let Some(method) = args.method {
-        config.method = method.into();
-    }
-    if let Some(alpha) = args.alpha {
-        config.alpha = alpha;
-    }
-    config.validate().map_err(|e| match &args.config {
-        Some(path) => anyhow::anyhow!("{}: [canary.judge]: {e}", path.display()),
-        None => anyhow::anyhow!("{e}"),
-    })?;
+    let config = match &args.config {
+        Some(path) => canary::config::judge_view(&::config::Document::read(path)?, adjust)?,
+        None => {
+            let mut config = JudgeConfig::default();
+            adjust(&mut config);
+            config.validate()?;
+            config
+        }
+    };
 
     // Read a line at a time: the judge holds one interval, whatever the input's size.
     let input = std::fs::File::open(&args.input)
@@ -85,21 +88,6 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         Some(Verdict::Pass) => ExitStatus::Success,
         _ => ExitStatus::Changes,
     })
-}
-
-/// The `[canary.judge]` table of a gatekeeper.toml; the defaults when it has none.
-fn load_config(path: &Path) -> anyhow::Result<JudgeConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: toml::Value =
-        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let Some(table) = value.get("canary").and_then(|c| c.get("judge")) else {
-        return Ok(JudgeConfig::default());
-    };
-    table
-        .clone()
-        .try_into()
-        .with_context(|| format!("{}: [canary.judge]", path.display()))
 }
 
 fn markdown(report: &Report) -> String {

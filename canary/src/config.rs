@@ -590,7 +590,13 @@ impl Config {
 
     /// `<service>-<environment>`.
     pub fn prefix(&self) -> String {
-        format!("{}-{}", self.service, self.environment)
+        self.names().prefix()
+    }
+
+    /// The names derived from the service and environment (`config::names`), the same the
+    /// rails stack uses.
+    pub fn names(&self) -> ::config::names::Names<'_> {
+        ::config::names::Names::new(&self.service, &self.environment)
     }
 
     /// The lease of the deploy lock (seconds).
@@ -602,10 +608,12 @@ impl Config {
     /// parameter`, else `canary.preflight.maintenance_parameter`, else
     /// `/<service>/<environment>/maintenance` (stacks' `Config::flag_parameter`).
     pub fn maintenance_parameter(&self) -> String {
-        self.flag_parameter
-            .clone()
-            .or_else(|| self.canary.preflight.maintenance_parameter.clone())
-            .unwrap_or_else(|| format!("/{}/{}/maintenance", self.service, self.environment))
+        let custom = self.flag_parameter.as_deref().or(self
+            .canary
+            .preflight
+            .maintenance_parameter
+            .as_deref());
+        self.names().flag_parameter(custom)
     }
 
     pub fn alarm_prefix(&self) -> String {
@@ -613,7 +621,7 @@ impl Config {
             .preflight
             .alarm_prefix
             .clone()
-            .unwrap_or_else(|| format!("{}-", self.prefix()))
+            .unwrap_or_else(|| self.names().alarm_prefix())
     }
 
     /// Refuses a revision the configured `revision_pattern` does not match: it is passed to the

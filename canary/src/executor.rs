@@ -492,7 +492,8 @@ impl Executor<'_> {
         let s = &self.settings;
         let interval = s.interval.as_secs();
         let n = s.bake.as_secs().checked_div(interval).unwrap_or(1).max(1);
-        let mut from = first_window_start(self.providers.clock.now());
+        let from_repool = self.providers.lb.judged_from_repool();
+        let mut from = first_window_start(self.providers.clock.now(), from_repool);
         let mut judge = Judge::new(&s.judge).map_err(|e| ProviderError::new(e.to_string()))?;
         let lock_info = LockInfo {
             holder: s.holder.clone(),
@@ -531,6 +532,23 @@ impl Executor<'_> {
                 self.evidence(clock.now(), crate::evidence::aborted(&why, clock.now()))
                     .await?;
                 return Err(ProviderError::new(why));
+            }
+            // A bake judged from the repool reads at least the minute after it: a bake shorter
+            // than the time to that minute waits for it to begin (at most a minute).
+            let now = clock.now();
+            if i == n && from_repool && now <= from {
+                let wait = Duration::from_secs(from + 1 - now);
+                (self.progress)(&Progress::Waiting {
+                    what: "the first whole minute after the repool".to_string(),
+                    elapsed_s: 0,
+                    deadline_s: wait.as_secs(),
+                });
+                if self.sleep_unless_stopped(m, wait).await {
+                    let why = "interrupted by a signal during the bake";
+                    self.evidence(clock.now(), crate::evidence::aborted(why, clock.now()))
+                        .await?;
+                    return Err(ProviderError::new(why));
+                }
             }
             let now = clock.now();
             // Each minute of CloudWatch data is judged once: a minute read twice would count
@@ -645,12 +663,22 @@ fn timed_out_hint(e: ProviderError, key: &str) -> ProviderError {
 /// CloudWatch answers in whole-minute buckets.
 const BUCKET_SECONDS: u64 = 60;
 
-/// Where the bake's first window starts: the minute before the one the bake began in, so the
-/// minute in which the canary's weight was set is judged too, and a bake of length zero still
-/// has a minute to read. Before the weight was set the canary group had no traffic, which the
-/// judge's observed traffic share accounts for.
-fn first_window_start(bake_start: u64) -> u64 {
-    (bake_start / BUCKET_SECONDS).saturating_sub(1) * BUCKET_SECONDS
+/// Where the bake's first window starts.
+///
+/// A canary target group: the minute before the one the bake began in, so the minute in which
+/// the canary's weight was set is judged too, and a bake of length zero still has a minute to
+/// read. Before the weight was set the canary group had no traffic, which the judge's observed
+/// traffic share accounts for.
+///
+/// A node judged from its repool (a worker, whose metrics carry its name in both roles): the
+/// first whole minute after the bake began, so nothing the node did on the old revision, before
+/// it was depooled, reaches the judge.
+fn first_window_start(bake_start: u64, from_repool: bool) -> u64 {
+    if from_repool {
+        bake_start.div_ceil(BUCKET_SECONDS) * BUCKET_SECONDS
+    } else {
+        (bake_start / BUCKET_SECONDS).saturating_sub(1) * BUCKET_SECONDS
+    }
 }
 
 /// The next window `[from, to)` of the bake to read, in whole minutes, or `None` when no minute
@@ -674,8 +702,14 @@ mod tests {
     fn bake_windows_tile_whole_minutes_without_overlap() {
         // A bake that began at 12:00:50, looked at every 20 s for 4 minutes.
         let start = 43_250;
-        let mut from = first_window_start(start);
+        let mut from = first_window_start(start, false);
         assert_eq!(from, 43_140, "the minute before the bake's own");
+        assert_eq!(
+            first_window_start(start, true),
+            43_260,
+            "a worker's bake: the first whole minute after the repool"
+        );
+        assert_eq!(first_window_start(43_200, true), 43_200, "already whole");
         let mut read = Vec::new();
         let looks: Vec<u64> = (1..=12).map(|k| start + 20 * k).collect();
         for (k, now) in looks.iter().enumerate() {

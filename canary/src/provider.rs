@@ -40,6 +40,13 @@ pub trait LoadBalancer: Send + Sync {
     async fn set_weight(&self, canary: u8) -> Result<()>;
     /// The canary weight the listener has now.
     async fn weight(&self) -> Result<u8>;
+    /// Whether the canary's metrics before its repool belong to the old revision: true where
+    /// a node keeps its metric identity in both roles (a worker's per-node series), so the
+    /// bake judges only whole minutes after the repool. A canary target group has no traffic
+    /// before the repool, so its bake may read the minute before.
+    fn judged_from_repool(&self) -> bool {
+        false
+    }
 }
 
 /// Puts a revision on nodes.

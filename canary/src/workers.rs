@@ -109,6 +109,10 @@ pub struct TimedWorkerPool {
 
 #[async_trait]
 impl LoadBalancer for TimedWorkerPool {
+    fn judged_from_repool(&self) -> bool {
+        true
+    }
+
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         let (mut state, _) = self.pool.load().await?;
         Ok(WorkerPool::list(&mut state, pool)
@@ -170,6 +174,10 @@ impl LoadBalancer for TimedWorkerPool {
 
 #[async_trait]
 impl LoadBalancer for WorkerPool {
+    fn judged_from_repool(&self) -> bool {
+        true
+    }
+
     async fn members(&self, pool: Pool) -> Result<Vec<NodeHealth>> {
         self.timed().members(pool).await
     }

@@ -61,6 +61,8 @@ struct FakeLb {
     draining_looks: AtomicU32,
     /// Looks at a pool that saw a node not yet healthy after the signal was raised.
     unhealthy_looks_after_signal: AtomicU32,
+    /// A worker fleet: the canary node's metrics before its repool are the old revision's.
+    from_repool: bool,
 }
 
 impl FakeLb {
@@ -78,6 +80,7 @@ impl FakeLb {
             signal_at_drain_look: None,
             draining_looks: AtomicU32::new(0),
             unhealthy_looks_after_signal: AtomicU32::new(0),
+            from_repool: false,
         }
     }
 
@@ -218,6 +221,10 @@ impl LoadBalancer for FakeLb {
 
     async fn weight(&self) -> Result<u8> {
         Ok(self.weight())
+    }
+
+    fn judged_from_repool(&self) -> bool {
+        self.from_repool
     }
 }
 
@@ -889,6 +896,44 @@ async fn bake_windows_are_contiguous_whole_minutes_read_once() {
         bake_end.div_ceil(60) * 60,
         "the last window ends with the minute under way at the end"
     );
+}
+
+/// 3b. A node judged from its repool (a worker keeps its metric series in both roles): no
+/// window reaches back before the repool; the first starts at the first whole minute after
+/// it, and a bake too short to reach that minute waits for it to begin.
+#[tokio::test]
+async fn a_worker_bake_reads_nothing_from_before_the_repool() {
+    for (bake, interval) in [(600, 20), (0, 0)] {
+        let mut f = Fleet::new();
+        f.lb.from_repool = true;
+        let mut s = settings();
+        s.bake = Duration::from_secs(bake);
+        s.interval = Duration::from_secs(interval);
+        s.judge = judge((bake / 60).max(1));
+        s.judge.pass_early = false;
+        let r = run(&f, plan(), s).await;
+        assert_eq!(
+            r.next,
+            Next::Finished(Outcome::Promoted),
+            "{:#?}",
+            r.events()
+        );
+        let (_, (repooled, end)) = r.step(Mode::Canary, "repool");
+        assert!(matches!(end, Event::Completed { .. }), "{end:?}");
+        let windows = f.metrics.windows();
+        assert!(!windows.is_empty(), "bake {bake}: {windows:?}");
+        assert_eq!(
+            windows[0].0,
+            repooled.div_ceil(60) * 60,
+            "bake {bake}: the first whole minute after the repool: {windows:?}"
+        );
+        for (start, end, _) in &windows {
+            assert!(
+                *start >= repooled && end > start,
+                "bake {bake}: {windows:?}"
+            );
+        }
+    }
 }
 
 /// 4. A drain that never completes fails at drain_timeout, naming the setting, and the run

@@ -98,12 +98,23 @@ pub async fn put_datapoints(
     dimensions: &[(&str, &str)],
     values: &[(&str, f64)],
 ) {
-    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     #[expect(
         clippy::disallowed_methods,
         reason = "datapoints are stamped with moto's wall clock"
     )]
     let now = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+    put_datapoints_at(cloudwatch, namespace, dimensions, values, now).await;
+}
+
+/// [`put_datapoints`] stamped `at` (which may be in the next minutes: moto keeps them).
+pub async fn put_datapoints_at(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    dimensions: &[(&str, &str)],
+    values: &[(&str, f64)],
+    now: std::time::SystemTime,
+) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     let dims: Vec<Dimension> = dimensions
         .iter()
         .map(|(k, v)| Dimension::builder().name(*k).value(*v).build())

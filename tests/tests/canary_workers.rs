@@ -1,13 +1,23 @@
 //! A worker fleet's canary end to end against moto: queue consumers behind no load balancer,
 //! depooled by stopping consumption (`examples/photos/canary/consume.sh`), judged on the
 //! workers' own metrics (put into moto's CloudWatch by the test, one series per node).
+//!
+//! A worker keeps its series in both roles, so the bake judges only the whole minutes after
+//! the canary's repool: the tests stamp the new revision's metrics in the next two minutes,
+//! and the minute before the run with what the node did on the old revision, which must never
+//! reach the judge. With `bake_seconds = 0` a run waits for the first minute after its repool
+//! to begin (at most a minute).
 
 use std::path::PathBuf;
 
-use gatekeeper_e2e::fleet::{put_datapoints, sdk, JUDGE};
+use gatekeeper_e2e::fleet::{put_datapoints, put_datapoints_at, sdk, JUDGE};
 use gatekeeper_e2e::{moto, output, repo_root, rt, unique, Moto};
 
 const NAMESPACE: &str = "Photos/UnzipWorkers";
+
+/// What the canary node processed on the old revision in the minute before the run: many
+/// messages, none failed. Counted by the judge, it would dilute the new revision's failures.
+const OLD_REVISION: (f64, f64, f64) = (5_000.0, 0.0, 0.80);
 
 struct Workers {
     moto: Moto,
@@ -98,26 +108,58 @@ dir = "{state}"
         }
     }
 
-    /// One minute of each node's metrics: (processed, failed, seconds) for the canary node
-    /// (the first) and for each of the others.
+    /// Each node's metrics, (processed, failed, seconds), for the canary node (the first) and
+    /// for each of the others, in each of the next two minutes (the bake's first minute after
+    /// the repool is one of them); and, stamped now, what the canary node did on the old
+    /// revision before the run: `OLD_REVISION`.
     fn put_metrics(&self, canary: (f64, f64, f64), other: (f64, f64, f64)) {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "datapoints are stamped with moto's wall clock"
+        )]
+        let now = std::time::SystemTime::now();
+        let epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let next_minute = epoch.div_ceil(60) * 60;
         rt().block_on(async {
             let cw = aws_sdk_cloudwatch::Client::new(&sdk(&self.moto).await);
-            for (i, node) in self.nodes.iter().enumerate() {
-                let (processed, failed, seconds) = if i == 0 { canary } else { other };
-                put_datapoints(
-                    &cw,
-                    NAMESPACE,
-                    &[("Node", node)],
-                    &[
-                        ("MessagesProcessed", processed),
-                        ("MessagesFailed", failed),
-                        ("ProcessingTime", seconds),
-                    ],
-                )
-                .await;
+            let datum = |(processed, failed, seconds): (f64, f64, f64)| {
+                [
+                    ("MessagesProcessed", processed),
+                    ("MessagesFailed", failed),
+                    ("ProcessingTime", seconds),
+                ]
+            };
+            put_datapoints(
+                &cw,
+                NAMESPACE,
+                &[("Node", &self.nodes[0])],
+                &datum(OLD_REVISION),
+            )
+            .await;
+            for minute in [next_minute, next_minute + 60] {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(minute + 5);
+                for (i, node) in self.nodes.iter().enumerate() {
+                    let values = if i == 0 { canary } else { other };
+                    put_datapoints_at(&cw, NAMESPACE, &[("Node", node)], &datum(values), at).await;
+                }
             }
         });
+    }
+
+    /// The canary's (processed, failed) the bake's judge was fed, summed over its looks
+    /// (`gatekeeper canary export`).
+    fn judged_canary(&self) -> (u64, u64) {
+        let (code, out, err) = self.gatekeeper(&["canary", "export"]);
+        assert_eq!(code, Some(0), "{err}");
+        let mut sum = (0, 0);
+        for line in out.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["group"] == "canary" {
+                sum.0 += v["requests"].as_u64().unwrap();
+                sum.1 += v["errors"].as_u64().unwrap();
+            }
+        }
+        sum
     }
 
     fn gatekeeper(&self, args: &[&str]) -> (Option<i32>, String, String) {
@@ -155,6 +197,8 @@ fn a_healthy_worker_canary_promotes_the_fleet() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("promoted"), "{stdout}");
     w.assert_safe_on("v2");
+    // One minute after the repool, the new revision's own: nothing of the old revision's.
+    assert_eq!(w.judged_canary(), (1_000, 1));
     // The canary node stopped, restarted as the canary, and stayed on; the others were
     // stopped and restarted around their deploys, a wave of two.
     let (c, a, b) = (&w.nodes[0], &w.nodes[1], &w.nodes[2]);
@@ -178,12 +222,15 @@ fn a_healthy_worker_canary_promotes_the_fleet() {
 fn a_worker_canary_failing_more_messages_rolls_back() {
     let Some(moto) = moto() else { return };
     let w = Workers::new(&moto);
-    w.put_metrics((1_000.0, 150.0, 0.80), (9_500.0, 9.0, 0.80));
+    w.put_metrics((1_000.0, 300.0, 0.80), (9_500.0, 9.0, 0.80));
     let (code, stdout, stderr) =
         w.gatekeeper(&["canary", "run", "--revision", "v2", "--auto-promote"]);
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(stdout.contains("rolled-back: judge: fail"), "{stdout}");
     w.assert_safe_on("v1");
+    // The new revision failed 30% of its messages, and that is what was judged: the 5,000
+    // messages the node processed on the old revision before the run never reached the judge.
+    assert_eq!(w.judged_canary(), (1_000, 300));
     let c = &w.nodes[0];
     assert_eq!(w.state("deploy.log"), format!("{c} v2\n{c} v1"));
 }

@@ -735,7 +735,7 @@ mod tests {
     #[test]
     fn a_zero_length_bake_reads_the_minute_before_and_the_one_under_way() {
         let start = 43_205;
-        let from = first_window_start(start);
+        let from = first_window_start(start, false);
         assert_eq!(next_window(from, start, true), Some((43_140, 43_260)));
     }
 }

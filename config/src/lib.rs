@@ -116,7 +116,7 @@ impl Document {
             text,
             places: BTreeMap::new(),
         };
-        let root = DeTable::parse(&document.text).map_err(|e| document.from_toml(&e, None))?;
+        let root = DeTable::parse(&document.text).map_err(|e| document.located_toml(&e, None))?;
         let mut places = BTreeMap::new();
         index_table(root.get_ref(), "", &mut places);
         document.places = places;
@@ -166,10 +166,10 @@ impl Document {
     /// where the parser found it.
     pub fn view<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let deserializer =
-            toml::Deserializer::parse(&self.text).map_err(|e| self.from_toml(&e, None))?;
+            toml::Deserializer::parse(&self.text).map_err(|e| self.located_toml(&e, None))?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = key_path(e.path());
-            self.from_toml(e.inner(), Some(path))
+            self.located_toml(e.inner(), Some(path))
         })
     }
 
@@ -204,7 +204,7 @@ impl Document {
     }
 
     /// Locates a `toml` error; `path` is where deserialization stood (`.` at the top).
-    fn from_toml(&self, e: &toml::de::Error, path: Option<String>) -> Error {
+    fn located_toml(&self, e: &toml::de::Error, path: Option<String>) -> Error {
         let message = e.message().trim().to_string();
         let path = path.filter(|p| p != ".");
         let join = |field: &str| match &path {

@@ -1,7 +1,6 @@
 //! The narrow traits the executor acts through. One AWS implementation each lives in
 //! [`crate::aws`]; [`crate::command`] has the command deployer and the worker-fleet pool.
 
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -118,54 +117,5 @@ pub trait Lock: Send + Sync {
     }
 }
 
-/// Time, injected so a 30-minute bake runs instantly in tests.
-#[async_trait]
-pub trait Clock: Send + Sync {
-    /// Seconds since the epoch.
-    fn now(&self) -> u64;
-    async fn sleep(&self, d: Duration);
-}
-
-/// The wall clock and tokio timers.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-#[async_trait]
-impl Clock for SystemClock {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the system clock, the one the Clock trait stands for"
-    )]
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-    async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await
-    }
-}
-
-/// A clock that only moves when slept on: tests bake for hours in microseconds.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    now: std::sync::atomic::AtomicU64,
-}
-
-impl ManualClock {
-    pub fn at(now: u64) -> Self {
-        ManualClock { now: now.into() }
-    }
-}
-
-#[async_trait]
-impl Clock for ManualClock {
-    fn now(&self) -> u64 {
-        self.now.load(std::sync::atomic::Ordering::SeqCst)
-    }
-    async fn sleep(&self, d: Duration) {
-        self.now
-            .fetch_add(d.as_secs(), std::sync::atomic::Ordering::SeqCst);
-    }
-}
+/// Time, injected so a 30-minute bake runs instantly in tests: the state layer's one clock.
+pub use state::clock::{Clock, ManualClock, SystemClock};

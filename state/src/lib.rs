@@ -25,6 +25,7 @@
 //! (SSM's create-only put has none for update or delete; DynamoDB would be one more resource
 //! to provision and emulate). ARCHITECTURE.md says more.
 
+pub mod clock;
 pub mod config;
 pub mod holder;
 pub mod journal;

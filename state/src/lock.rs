@@ -424,11 +424,7 @@ struct Kept {
 
 /// Seconds since the epoch: the keeper renews on wall time, whatever clock a run uses.
 pub fn wall_now() -> u64 {
-    #[allow(clippy::disallowed_methods)]
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::Clock::now(&crate::clock::SystemClock)
 }
 
 impl Keeper {

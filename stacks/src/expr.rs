@@ -103,48 +103,12 @@ impl Expr {
     /// Names of the parameters and resources this expression refers to (for `DependsOn`-free
     /// ordering checks and validation), pseudo parameters excluded.
     pub fn references(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        self.collect_references(&mut out);
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    fn collect_references(&self, out: &mut Vec<String>) {
-        match self {
-            Expr::Ref(name) if !name.starts_with("AWS::") => out.push(name.clone()),
-            Expr::GetAtt(resource, _) => out.push(resource.clone()),
-            Expr::Sub(template, vars) => {
-                for name in sub_variables(template) {
-                    let root = name.split('.').next().unwrap_or(&name).to_string();
-                    if !root.starts_with("AWS::") && !vars.contains_key(&root) {
-                        out.push(root);
-                    }
-                }
-                vars.values().for_each(|v| v.collect_references(out));
-            }
-            Expr::List(items) | Expr::Join(_, items) | Expr::And(items) | Expr::Or(items) => {
-                items.iter().for_each(|v| v.collect_references(out))
-            }
-            Expr::Map(map) => map.values().for_each(|v| v.collect_references(out)),
-            Expr::If(_, a, b) | Expr::Equals(a, b) => {
-                a.collect_references(out);
-                b.collect_references(out);
-            }
-            Expr::FindInMap(_, a, b) => {
-                a.collect_references(out);
-                b.collect_references(out);
-            }
-            Expr::ImportValue(e) | Expr::Select(_, e) | Expr::Split(_, e) | Expr::Not(e) => {
-                e.collect_references(out)
-            }
-            Expr::Bool(_)
-            | Expr::Int(_)
-            | Expr::Float(_)
-            | Expr::Str(_)
-            | Expr::Ref(_)
-            | Expr::Condition(_) => {}
+        let mut out = std::collections::BTreeSet::new();
+        // An Expr's JSON form is a template value: the one walker reads it.
+        if let Ok(v) = serde_json::to_value(self) {
+            crate::refs::referenced_ids(&v, &mut out);
         }
+        out.into_iter().collect()
     }
 
     /// Names of the conditions this expression uses (`Fn::If`, `Condition`).

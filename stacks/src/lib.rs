@@ -5,6 +5,7 @@ pub mod config;
 pub mod diff;
 mod expr;
 pub mod rails;
+mod refs;
 pub mod template;
 pub mod validate;
 

@@ -1060,40 +1060,7 @@ fn is_dynamic(v: &Value) -> bool {
     }
 }
 
-/// Logical ids a value refers to (`Ref`, `Fn::GetAtt`, `${X}` / `${X.Attr}` in `Fn::Sub`).
-fn referenced_ids(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(Value::String(r)) = m.get("Ref") {
-                if !r.starts_with("AWS::") {
-                    out.insert(r.clone());
-                }
-            }
-            if let Some(Value::Array(a)) = m.get("Fn::GetAtt") {
-                if let Some(Value::String(r)) = a.first() {
-                    out.insert(r.clone());
-                }
-            }
-            if let Some(sub) = m.get("Fn::Sub") {
-                let (template, vars) = match sub {
-                    Value::String(s) => (s.as_str(), None),
-                    Value::Array(a) => (a.first().and_then(Value::as_str).unwrap_or(""), a.get(1)),
-                    _ => ("", None),
-                };
-                for name in crate::sub_variables(template) {
-                    let root = name.split('.').next().unwrap_or(&name).to_string();
-                    let local = vars.and_then(|v| v.get(&root)).is_some();
-                    if !root.starts_with("AWS::") && !local {
-                        out.insert(root);
-                    }
-                }
-            }
-            m.values().for_each(|x| referenced_ids(x, out));
-        }
-        Value::Array(items) => items.iter().for_each(|x| referenced_ids(x, out)),
-        _ => {}
-    }
-}
+use crate::refs::referenced_ids;
 
 /// Spreads replacement to the resources that refer to a replaced one.
 fn propagate(resources: &mut [ResourceDiff], new_res: &Map<String, Value>) {

@@ -502,7 +502,8 @@ pub fn view(document: &::config::Document) -> Result<Config, ConfigError> {
             // Top-level keys: they name the journal, state and lock files.
             return at(key, format!("{key}: {message}"));
         }
-        at(&canary_key(key), format!("canary.{key}: {message}"))
+        let path = canary_key(key);
+        at(&path, format!("{path}: {message}"))
     })?;
     Ok(config)
 }
@@ -663,9 +664,7 @@ impl Config {
                 "must match the whole revision: begin with ^ and end with $".into(),
             ));
         }
-        c.timeouts
-            .check()
-            .map_err(|(key, m)| (key, format!("[canary.timeouts] {m}")))?;
+        c.timeouts.check()?;
         if c.canary_weight == 0 || c.canary_weight > 50 {
             return Err(("canary_weight", "must be between 1 and 50 (percent)".into()));
         }
@@ -936,7 +935,7 @@ command = ["deploy.sh"]
         let err = parse(Path::new("g.toml"), &text).unwrap_err().to_string();
         assert_eq!(
             err,
-            "g.toml:13:1: canary.canary_weight: must be between 1 and 50 (percent)"
+            "g.toml:13:17: canary.canary_weight: must be between 1 and 50 (percent)"
         );
     }
 
@@ -982,12 +981,12 @@ command = ["deploy.sh"]
         let text = BASE.replace("service = \"photos\"", "service = \"../../../tmp/x\"");
         let e = err(&text);
         assert!(
-            e.starts_with("g.toml:2:1: service: `../../../tmp/x` must be"),
+            e.starts_with("g.toml:2:11: service: `../../../tmp/x` must be"),
             "{e}"
         );
         let text = BASE.replace("environment = \"prod\"", "environment = \"a/b\"");
         assert!(
-            err(&text).starts_with("g.toml:3:1: environment: "),
+            err(&text).starts_with("g.toml:3:15: environment: "),
             "{}",
             err(&text)
         );
@@ -1017,7 +1016,7 @@ command = ["deploy.sh"]
         let text = format!("{BASE}\n[canary.timeouts]\ndeploy_seconds = 0\n");
         let e = err(&text);
         assert!(
-            e.contains("canary.deploy_seconds: [canary.timeouts] 0 is out of range"),
+            e.contains("canary.timeouts.deploy_seconds: 0 is out of range"),
             "{e}"
         );
         let text = format!("{BASE}\n[canary.timeouts]\nsmoke_seconds = 30\n");

@@ -1,7 +1,6 @@
 //! The narrow traits the executor acts through. One AWS implementation each lives in
 //! [`crate::aws`]; [`crate::command`] has the command deployer and the worker-fleet pool.
 
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

@@ -86,6 +86,19 @@ pub enum ReadError {
 struct Place {
     key: Range<usize>,
     value: Range<usize>,
+    /// A table (`[canary]`, an inline table, one of `[[queues]]`): errors point at its header.
+    table: bool,
+}
+
+impl Place {
+    /// Where an error about this key points: a table's header, else the value at fault.
+    fn at(&self) -> usize {
+        if self.table {
+            self.key.start
+        } else {
+            self.value.start
+        }
+    }
 }
 
 /// The text of one `gatekeeper.toml` and where each of its keys is.
@@ -126,14 +139,18 @@ impl Document {
                 .any(|(name, _)| *name == key.get_ref().as_ref())
             {
                 let known: Vec<&str> = SECTIONS.iter().map(|(name, _)| *name).collect();
-                return Err(document.error_at(
-                    key.get_ref(),
-                    format!(
+                let (line, column) = line_col(&document.text, key.span().start);
+                return Err(Error {
+                    file: document.file.clone(),
+                    line,
+                    column,
+                    key: Some(key.get_ref().to_string()),
+                    message: format!(
                         "unknown section `{}`; gatekeeper.toml has {}",
                         key.get_ref(),
                         known.join(", ")
                     ),
-                ));
+                });
             }
         }
         Ok(document)
@@ -173,10 +190,11 @@ impl Document {
         })
     }
 
-    /// An error about `path` (`canary.canary_weight`), located at its key; at the nearest
-    /// enclosing table that is written when the key itself is not; else at 1:1.
+    /// An error about `path` (`canary.canary_weight`), located at its value (a table: at its
+    /// header); at the nearest enclosing table that is written when the key itself is not;
+    /// else at 1:1.
     pub fn error_at(&self, path: &str, message: impl Display) -> Error {
-        let offset = self.nearest(path).map(|p| p.key.start);
+        let offset = self.nearest(path).map(Place::at);
         self.error(offset, Some(path.to_string()), message.to_string())
     }
 
@@ -291,6 +309,7 @@ fn index_value(
         Place {
             key,
             value: value.span(),
+            table: matches!(value.get_ref(), DeValue::Table(_)),
         },
     );
     match value.get_ref() {

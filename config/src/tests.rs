@@ -210,10 +210,10 @@ fn validation_errors_are_located_at_the_key_or_its_table() {
     let d =
         document("service = \"photos\"\nenvironment = \"prod\"\n\n[canary]\ncanary_weight = 500\n");
     let e = d.error_at("canary.canary_weight", "at most 100");
-    assert_eq!((e.line, e.column), (5, 1));
+    assert_eq!((e.line, e.column), (5, 17), "at the value");
     assert_eq!(
         e.to_string(),
-        "g.toml:5:1: canary.canary_weight: at most 100"
+        "g.toml:5:17: canary.canary_weight: at most 100"
     );
     // Not written: its table.
     let e = d.error_at("canary.wave_size", "must be positive");

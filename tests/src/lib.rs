@@ -3,6 +3,9 @@
 pub mod fault;
 pub mod fleet;
 
+/// For [`assert_cli_snapshot!`].
+pub use insta;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -53,6 +56,41 @@ pub fn output(mut cmd: Command) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// What changes from one run to the next in the binary's output, and what stands for it in a
+/// snapshot: temporary directories, ports, accounts in ARNs, run ids, RFC 3339 times.
+pub const CLI_FILTERS: &[(&str, &str)] = &[
+    (r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]"),
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+    (r"(arn:aws:[a-z0-9-]+:[a-z0-9-]*:)\d{12}:", "${1}[ACCOUNT]:"),
+    (
+        r"\b(canary|maintenance|pipeline)-\d{8}T\d{6}Z-\d+",
+        "${1}-[RUN]",
+    ),
+    (
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "[TIME]",
+    ),
+];
+
+/// A run's output as one snapshot text: the exit code, then standard output and standard
+/// error, each under its own heading.
+pub fn cli_text(code: Option<i32>, stdout: &str, stderr: &str) -> String {
+    let code = code.map_or_else(|| "killed by a signal".to_string(), |c| c.to_string());
+    format!("exit: {code}\n----- stdout -----\n{stdout}----- stderr -----\n{stderr}")
+}
+
+/// Snapshots a run of the binary (`(exit code, stdout, stderr)`, as [`output`] returns it)
+/// with [`CLI_FILTERS`] applied: where the output is the contract, the whole of it is held.
+#[macro_export]
+macro_rules! assert_cli_snapshot {
+    ($name:expr, $run:expr) => {{
+        let (code, stdout, stderr) = &$run;
+        $crate::insta::with_settings!({ filters => $crate::CLI_FILTERS.to_vec() }, {
+            $crate::insta::assert_snapshot!($name, $crate::cli_text(*code, stdout, stderr));
+        });
+    }};
 }
 
 /// Root of the repository (for `examples/`).

@@ -1,11 +1,14 @@
 //! Bad input is refused with exit 1, a message naming the file or flag and the field, and no
 //! AWS request (`GATEKEEPER_AWS_CALLS=1` reports how many were sent). The endpoint points at a
 //! closed port, so these need no moto; the last test, a dry run refused by its preflight, does.
+//!
+//! What a refusal prints is the contract: each is held whole (exit code, stdout, stderr) as a
+//! filtered snapshot in `snapshots/`.
 
 use std::path::{Path, PathBuf};
 
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::{gatekeeper, moto, output};
+use gatekeeper_e2e::{assert_cli_snapshot, gatekeeper, moto, output};
 
 const CANARY: &str = r#"service = "photos"
 environment = "prod"
@@ -32,18 +35,21 @@ fn write(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// Runs the binary with `--config config` against a closed endpoint; (exit code, stderr, AWS
-/// requests sent).
-fn refused(args: &[&str], config: &Path) -> (Option<i32>, String, u64) {
+/// A run: (exit code, stdout, stderr).
+type Run = (Option<i32>, String, String);
+
+/// Runs the binary with `--config config` against a closed endpoint; the run and the AWS
+/// requests it sent.
+fn refused(args: &[&str], config: &Path) -> (Run, u64) {
     let mut all: Vec<&str> = args.to_vec();
     let config = config.to_str().unwrap();
     all.extend(["--config", config]);
     sent(&all, Path::new(config).parent().unwrap())
 }
 
-/// Runs the binary with `args` in `dir` against a closed endpoint; (exit code, stderr, AWS
-/// requests sent).
-fn sent(args: &[&str], dir: &Path) -> (Option<i32>, String, u64) {
+/// Runs the binary with `args` in `dir` against a closed endpoint; the run and the AWS requests
+/// it sent.
+fn sent(args: &[&str], dir: &Path) -> (Run, u64) {
     let mut cmd = gatekeeper();
     cmd.args(args)
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -53,14 +59,15 @@ fn sent(args: &[&str], dir: &Path) -> (Option<i32>, String, u64) {
         .env("AWS_MAX_ATTEMPTS", "1")
         .env("GATEKEEPER_AWS_CALLS", "1")
         .current_dir(dir);
-    let (code, _, stderr) = output(cmd);
-    let calls = stderr
+    let run = output(cmd);
+    let calls = run
+        .2
         .lines()
         .find_map(|l| l.strip_prefix("aws calls: "))
         .and_then(|rest| rest.split_whitespace().next())
         .map(|n| n.parse().unwrap())
         .expect("GATEKEEPER_AWS_CALLS reports on stderr");
-    (code, stderr, calls)
+    (run, calls)
 }
 
 #[test]
@@ -76,13 +83,9 @@ fn a_service_name_that_escapes_the_journal_directory_is_refused_by_every_view() 
         &["maintenance", "on"][..],
         &["redrive", "--dry-run"][..],
     ] {
-        let (code, stderr, calls) = refused(args, &config);
-        assert_eq!(code, Some(1), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("gatekeeper.toml:1:") && stderr.contains("service: `../../../tmp/x`"),
-            "{args:?}: {stderr}"
-        );
-        assert_eq!(calls, 0, "{args:?}: {stderr}");
+        let (run, calls) = refused(args, &config);
+        assert_cli_snapshot!(format!("escaping_service_{}", args[..2].join("_")), run);
+        assert_eq!(calls, 0, "{args:?}");
     }
     assert!(!dir.path().join("../../../tmp/x-prod.jsonl").exists());
 }
@@ -100,13 +103,8 @@ fn an_alarm_threshold_that_is_not_a_number_is_refused() {
             ),
         );
         for args in [&["stack", "deploy"][..], &["synth"][..]] {
-            let (code, stderr, calls) = refused(args, &config);
-            assert_eq!(code, Some(1), "{args:?}: {stderr}");
-            assert!(
-                stderr.contains("gatekeeper.toml:10:")
-                    && stderr.contains("alarms.custom[0].threshold"),
-                "{args:?}: {stderr}"
-            );
+            let (run, calls) = refused(args, &config);
+            assert_cli_snapshot!(format!("threshold_{bad}_{}", args[0]), run);
             assert_eq!(calls, 0);
         }
     }
@@ -122,12 +120,8 @@ fn a_default_judge_with_intervals_under_a_minute_is_refused() {
             "bake_seconds = 180\ninterval_seconds = 30\n\n[canary.metrics]",
         ),
     );
-    let (code, stderr, calls) = refused(&["canary", "run", "--revision", "v2"], &config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("canary.interval_seconds: 30 is below 60"),
-        "{stderr}"
-    );
+    let (run, calls) = refused(&["canary", "run", "--revision", "v2"], &config);
+    assert_cli_snapshot!("interval_under_a_minute", run);
     assert_eq!(calls, 0);
 }
 
@@ -138,9 +132,8 @@ fn a_step_timeout_out_of_range_is_refused() {
         dir.path(),
         &format!("{CANARY}\n[canary.timeouts]\ndeploy_seconds = 0\n"),
     );
-    let (code, stderr, calls) = refused(&["canary", "run", "--revision", "v2"], &config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("canary.deploy_seconds"), "{stderr}");
+    let (run, calls) = refused(&["canary", "run", "--revision", "v2"], &config);
+    assert_cli_snapshot!("step_timeout_out_of_range", run);
     assert_eq!(calls, 0);
 }
 
@@ -152,21 +145,15 @@ fn an_aws_timeout_that_is_not_a_number_of_seconds_is_refused() {
     cmd.args(["canary", "status", "--config"])
         .arg(&config)
         .env("GATEKEEPER_AWS_TIMEOUT_SECONDS", "soon");
-    let (code, _, stderr) = output(cmd);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("--aws-timeout"), "{stderr}");
+    assert_cli_snapshot!("aws_timeout_not_seconds", output(cmd));
 }
 
 #[test]
 fn an_until_that_is_not_rfc_3339_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "service = \"photos\"\nenvironment = \"prod\"\n");
-    let (code, stderr, calls) = refused(&["maintenance", "on", "--until", "tomorrow"], &config);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("--until") && stderr.contains("RFC 3339"),
-        "{stderr}"
-    );
+    let (run, calls) = refused(&["maintenance", "on", "--until", "tomorrow"], &config);
+    assert_cli_snapshot!("until_not_rfc_3339", run);
     assert_eq!(calls, 0);
 }
 
@@ -174,15 +161,11 @@ fn an_until_that_is_not_rfc_3339_is_refused() {
 fn a_revision_outside_the_pattern_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), CANARY);
-    let (code, stderr, calls) = refused(
+    let (run, calls) = refused(
         &["canary", "run", "--revision", "v2;touch /tmp/x $(id)"],
         &config,
     );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("--revision") && stderr.contains("canary.revision_pattern"),
-        "{stderr}"
-    );
+    assert_cli_snapshot!("revision_outside_the_pattern", run);
     assert_eq!(calls, 0);
 }
 
@@ -196,15 +179,9 @@ fn a_template_whose_resources_is_not_a_mapping_is_refused() {
         ("new.json", "{\"Resources\": 5}"),
     ] {
         std::fs::write(dir.path().join(name), bad).unwrap();
-        let (code, stderr, calls) = sent(&["diff", "old.yaml", name], dir.path());
-        assert_eq!(code, Some(1), "{name}: {stderr}");
-        assert!(
-            stderr.contains(name)
-                && stderr.contains("`Resources`")
-                && stderr.contains("not a mapping"),
-            "{name}: {stderr}"
-        );
-        assert_eq!(calls, 0, "{name}: {stderr}");
+        let (run, calls) = sent(&["diff", "old.yaml", name], dir.path());
+        assert_cli_snapshot!(format!("resources_not_a_mapping_{name}"), run);
+        assert_eq!(calls, 0, "{name}");
     }
 }
 

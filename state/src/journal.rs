@@ -210,23 +210,7 @@ pub async fn read<T: DeserializeOwned>(scope: &Scope, run: &str) -> Result<Vec<E
 
 /// Parses one record object.
 pub fn parse<T: DeserializeOwned>(key: &str, body: &[u8]) -> Result<Envelope<T>> {
-    let foreign = |message: String| StateError::Foreign {
-        key: key.to_string(),
-        message,
-    };
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| foreign(format!("not a gatekeeper journal record (not JSON: {e})")))?;
-    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
-    if format != FORMAT {
-        return Err(foreign(if format.starts_with(FORMAT_FAMILY) {
-            format!(
-                "written in format {format}, newer than this gatekeeper reads ({FORMAT}): \
-                 upgrade gatekeeper"
-            )
-        } else {
-            "not a gatekeeper journal record (no `format: gatekeeper.record/1`)".to_string()
-        }));
-    }
+    let value = crate::check_format(key, body, (FORMAT, FORMAT_FAMILY), "journal record", "")?;
     serde_json::from_value(value).map_err(|e| StateError::Illegal {
         key: key.to_string(),
         message: format!("not a record this gatekeeper knows: {e}"),

@@ -187,3 +187,33 @@ fn check_segment(root: &str, s: &str) -> Result<()> {
         })
     }
 }
+
+/// Reads `body` as JSON and checks its `format` is `format`: an object of another family is
+/// foreign (`noun` says what it is not, `hint` what to do about it), one of a newer version of
+/// the family asks for an upgrade. Every object the state layer reads goes through here.
+pub(crate) fn check_format(
+    key: &str,
+    body: &[u8],
+    (format, family): (&str, &str),
+    noun: &str,
+    hint: &str,
+) -> Result<serde_json::Value> {
+    let foreign = |message: String| StateError::Foreign {
+        key: key.to_string(),
+        message,
+    };
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| foreign(format!("not a gatekeeper {noun} (not JSON: {e})")))?;
+    let found = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if found == format {
+        return Ok(value);
+    }
+    Err(foreign(if found.starts_with(family) {
+        format!(
+            "written in format {found}, newer than this gatekeeper reads ({format}): upgrade \
+             gatekeeper"
+        )
+    } else {
+        format!("not a gatekeeper {noun} (no `format: {format}`){hint}")
+    }))
+}

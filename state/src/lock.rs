@@ -145,26 +145,17 @@ pub async fn read(scope: &Scope) -> Result<Option<(LockInfo, Etag)>> {
 
 /// Parses a lock object, refusing anything that is not a lock of a format this build knows.
 pub fn parse(key: &str, body: &[u8]) -> Result<LockInfo> {
-    let foreign = |message: String| StateError::Foreign {
+    let value = crate::check_format(
+        key,
+        body,
+        (FORMAT, FORMAT_FAMILY),
+        "lock",
+        ": remove or move it only if you know what wrote it",
+    )?;
+    serde_json::from_value(value).map_err(|e| StateError::Foreign {
         key: key.to_string(),
-        message,
-    };
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| foreign(format!("not a gatekeeper lock (not JSON: {e})")))?;
-    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
-    if format != FORMAT {
-        return Err(foreign(if format.starts_with(FORMAT_FAMILY) {
-            format!(
-                "written in format {format}, newer than this gatekeeper reads ({FORMAT}): \
-                 upgrade gatekeeper"
-            )
-        } else {
-            "not a gatekeeper lock (no `format: gatekeeper.lock/1`): remove or move it only \
-             if you know what wrote it"
-                .to_string()
-        }));
-    }
-    serde_json::from_value(value).map_err(|e| foreign(format!("unreadable lock: {e}")))
+        message: format!("unreadable lock: {e}"),
+    })
 }
 
 fn body(info: &LockInfo) -> Vec<u8> {

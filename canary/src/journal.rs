@@ -196,27 +196,8 @@ pub fn rfc3339(at: u64) -> String {
     )
 }
 
-/// `20261204T101500Z` for seconds since the epoch.
-pub fn utc_stamp(now: u64) -> String {
-    let days = (now / 86_400) as i64;
-    let secs = now % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
+/// `20261204T101500Z` for seconds since the epoch (the state layer's).
+pub use state::clock::utc_stamp;
 
 #[cfg(test)]
 mod tests {

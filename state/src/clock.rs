@@ -59,3 +59,32 @@ impl Clock for ManualClock {
             .fetch_add(d.as_secs(), std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// `20261204T101500Z` for seconds since the epoch: the stamp in run ids.
+pub fn utc_stamp(secs: u64) -> String {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_stamp;
+
+    #[test]
+    fn stamps_are_utc_to_the_second() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_796_379_300), "20261204T101500Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+    }
+}

@@ -3,34 +3,14 @@
 //! what is measured is the gate itself: wall time of the whole `gatekeeper canary run
 //! --auto-promote` process and the AWS requests it sends. Run with `bench/canary/run.sh`.
 
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "a benchmark prints its table"
-)]
+#![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
 use std::time::Instant;
 
 use gatekeeper_e2e::fleet::Fleet;
-use gatekeeper_e2e::moto;
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let Some(moto) = moto() else {
-        eprintln!("canary_overhead needs moto: run bench/canary/run.sh");
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "a benchmark without moto has nothing to measure"
-        )]
-        std::process::exit(1);
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (runs, moto, rt) = gatekeeper_e2e::bench_against_moto("canary_overhead");
     println!("| nodes | waves | runs | wall ms p50 | wall ms max | AWS requests | most frequent requests (count) |");
     println!("|---:|---:|---:|---:|---:|---:|---|");
     for nodes in [3usize, 9] {

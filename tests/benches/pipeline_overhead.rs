@@ -2,34 +2,14 @@
 //! promotion) against moto with drain and bake at zero: wall time of `pipeline run` and the three
 //! `pipeline stage` processes together, and the AWS requests they and their stage commands sent.
 //! Run with `bench/canary/run.sh` (it runs this after the canary cycle).
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "a benchmark prints its table"
-)]
+#![expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 
 use std::time::Instant;
 
 use gatekeeper_e2e::fleet::{Fleet, HEALTHY};
-use gatekeeper_e2e::moto;
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let Some(moto) = moto() else {
-        eprintln!("pipeline_overhead needs moto: run bench/canary/run.sh");
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "a benchmark without its emulator has nothing to measure"
-        )]
-        std::process::exit(1);
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (runs, moto, rt) = gatekeeper_e2e::bench_against_moto("pipeline_overhead");
     println!("| nodes | stages | runs | wall ms p50 | wall ms max | AWS requests |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for nodes in [3usize, 9] {

@@ -93,6 +93,33 @@ macro_rules! assert_cli_snapshot {
     }};
 }
 
+/// What a benchmark against moto starts from: its number of runs (`RUNS`, default 5), the moto
+/// server, and a runtime. Without moto there is nothing to measure: it says how to start one
+/// and exits 1.
+pub fn bench_against_moto(name: &str) -> (usize, Moto, tokio::runtime::Runtime) {
+    let runs = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let Some(moto) = moto() else {
+        #[expect(clippy::print_stderr, reason = "a benchmark's one line of usage")]
+        {
+            eprintln!("{name} needs moto: run bench/canary/run.sh");
+        }
+        #[expect(
+            clippy::disallowed_methods,
+            clippy::exit,
+            reason = "a benchmark without moto has nothing to measure"
+        )]
+        std::process::exit(1);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    (runs, moto, rt)
+}
+
 /// Root of the repository (for `examples/`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

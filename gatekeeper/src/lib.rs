@@ -5,7 +5,6 @@ mod aws;
 mod cli;
 mod commands;
 mod exit;
-mod progress;
 mod render;
 mod store;
 mod ui;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use stack_deploy::{self, DeployError, Event, Outcome, Request, Timing};
 
 use crate::commands::common;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]

@@ -1,10 +1,12 @@
-//! The terminal: whether to colour, the styles every text report uses, and the one writer to
-//! standard error.
+//! The terminal: whether to colour, the styles every text report uses, the one writer to
+//! standard error, and the one progress type (`progress`).
 //!
 //! `--color auto` (the default) colours a stream that is a terminal, unless `NO_COLOR` is set
 //! to a non-empty value; `CLICOLOR_FORCE` (non-empty) colours a pipe too, and `CLICOLOR=0` turns
 //! colour off. `--color always` and `--color never` win over all of these. The rules are
 //! anstream's, the same clap applies to its own help and errors.
+
+pub mod progress;
 
 use std::fmt;
 use std::io::Write;

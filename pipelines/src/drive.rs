@@ -1,8 +1,8 @@
 //! Driving a pipeline run through the fenced state layer: start, approve, run a stage, abort.
 //!
 //! Each step takes the pipeline's lock for its run, reads the run back, decides with
-//! [`RunView`](crate::run::RunView), appends its records, and parks the run again (or frees the
-//! lock once the run is over). What touches the world beyond the state store comes from the
+//! [`RunView`], appends its records, and parks the run again (or frees the lock once the run
+//! is over). What touches the world beyond the state store comes from the
 //! program through [`Host`]: the time, the alarms, the canary's last run, running a stage's
 //! command, and the hook called after each record. Every step returns what it did, for the
 //! program to render; nothing here prints.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Pipeline;
+use crate::config::{Kind, Pipeline, Stage};
 use crate::pin::Pin;
 
 /// Pipeline run ids start with this, then the UTC start time, so they sort by time.
@@ -336,6 +336,174 @@ impl RunView {
     }
 }
 
+/// Whether `run` is a pipeline run id (checked before it names an object in the store).
+pub fn check_run_id(run: &str) -> Result<(), String> {
+    if run.starts_with(RUN_PREFIX) && state::safe_segment(run) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--run {run:?}: not a pipeline run id ({RUN_PREFIX}...)"
+        ))
+    }
+}
+
+/// The id of a run started at `stamp` (UTC, sortable) by process `pid`.
+pub fn run_id(stamp: &str, pid: u32) -> String {
+    format!("{RUN_PREFIX}{stamp}-{pid}")
+}
+
+/// Why an approval is refused (nothing is recorded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoApproval {
+    #[error("stage {0} needs no approval")]
+    NotNeeded(String),
+    #[error("{who} may not approve stage {stage} (allowed: {allowed})")]
+    NotAllowed {
+        who: String,
+        stage: String,
+        allowed: String,
+    },
+}
+
+/// Whether `who` (a principal ARN) may approve `stage`.
+pub fn may_approve(stage: &Stage, who: &str) -> Result<(), NoApproval> {
+    if stage.gates.approval.is_empty() {
+        return Err(NoApproval::NotNeeded(stage.name.clone()));
+    }
+    if !crate::approval_allowed(&stage.gates.approval, who) {
+        return Err(NoApproval::NotAllowed {
+            who: who.to_string(),
+            stage: stage.name.clone(),
+            allowed: stage.gates.approval.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The prefix of the alarms a stage with `alarms_clean` needs out of ALARM.
+pub fn alarm_prefix(pipeline: &Pipeline, stage: &Stage) -> String {
+    format!("{}-{}-", pipeline.service, stage.environment)
+}
+
+/// Why a stage with `alarms_clean` may not run while `firing` are in ALARM.
+pub fn alarms_refusal(stage: &str, firing: &[String]) -> Option<String> {
+    (!firing.is_empty()).then(|| {
+        format!(
+            "stage {stage} needs its alarms clean, and {} in ALARM",
+            firing.join(", ")
+        )
+    })
+}
+
+/// The stages of a kind `pipeline stage` does not run, and why.
+pub const MAINTENANCE_NOT_RUN: &str = "maintenance stages are not run by `pipeline stage` yet: run `gatekeeper maintenance on|off` in the job";
+
+/// The binary's own command line that runs `stage` of `run` on `revision`, its configuration
+/// at `config`; `Err(why)` for a kind no command runs.
+pub fn command_line(
+    pipeline: &Pipeline,
+    stage: &Stage,
+    run: &str,
+    config: &str,
+    revision: &str,
+) -> Result<Vec<String>, &'static str> {
+    let argv: Vec<&str> = match stage.kind {
+        Kind::Stack => vec!["stack", "deploy", "--config", config],
+        Kind::Canary => vec!["canary", "run", "--config", config, "--revision", revision],
+        Kind::Promote => {
+            let reason = format!("pipeline {} run {run}", pipeline.name);
+            let argv = ["promote", "--config", config, "--yes", "--reason"];
+            return Ok(argv.iter().map(|a| a.to_string()).chain([reason]).collect());
+        }
+        Kind::Maintenance => return Err(MAINTENANCE_NOT_RUN),
+    };
+    Ok(argv.into_iter().map(str::to_string).collect())
+}
+
+/// How a stage's command ended, as the record that ends the stage.
+pub fn stage_ended(stage: &str, argv: &[String], code: i32, at: u64) -> Record {
+    if code == 0 {
+        Record::StageDone {
+            at,
+            stage: stage.to_string(),
+        }
+    } else {
+        Record::StageFailed {
+            at,
+            stage: stage.to_string(),
+            reason: format!("`gatekeeper {}` exited {code}", argv.join(" ")),
+        }
+    }
+}
+
+/// The canary a stage's configuration last ran, as far as a rerun of the stage cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryRun {
+    pub id: String,
+    pub revision: String,
+    /// Not finished, and waiting for its promotion to be approved.
+    pub awaiting_approval: bool,
+    /// Finished, promoted.
+    pub promoted: bool,
+}
+
+/// A stage rerun after its runner died: when the canary it started already waits for
+/// approval on `revision` (or a promote stage's canary is promoted), what to say instead of
+/// running it again.
+pub fn already(kind: Kind, last: &CanaryRun, revision: &str) -> Option<String> {
+    if last.revision != revision {
+        return None;
+    }
+    let id = &last.id;
+    match kind {
+        Kind::Canary if last.awaiting_approval => Some(format!(
+            "canary {id} of {revision} already awaits approval\n"
+        )),
+        Kind::Canary | Kind::Promote if last.promoted => {
+            Some(format!("canary {id} of {revision} already promoted\n"))
+        }
+        _ => None,
+    }
+}
+
+/// The exit code of `pipeline abort` from the `canary abort` codes of its stages: 2 (nothing
+/// to roll back) counts as success.
+pub fn abort_code(codes: impl IntoIterator<Item = i32>) -> i32 {
+    codes
+        .into_iter()
+        .map(|c| if c == 2 { 0 } else { c })
+        .max()
+        .unwrap_or(0)
+}
+
+impl RunView {
+    /// The stage `resume` continues: the first (in order) not done, in flight or not.
+    pub fn next_stage<'p>(&self, pipeline: &'p Pipeline) -> Option<&'p Stage> {
+        pipeline
+            .ordered()
+            .into_iter()
+            .find(|s| !matches!(self.stages.get(&s.name), Some(StageState::Done { .. })))
+    }
+
+    /// Whether stage `name` was started and has not ended (its runner may have died).
+    pub fn in_flight(&self, name: &str) -> bool {
+        matches!(self.stages.get(name), Some(StageState::Running { .. }))
+    }
+
+    /// The canary stages `pipeline abort` rolls back: started (in flight, or done and awaiting
+    /// their promotion), in order.
+    pub fn canaries_started<'p>(&self, pipeline: &'p Pipeline) -> Vec<&'p Stage> {
+        pipeline
+            .ordered()
+            .into_iter()
+            .filter(|s| {
+                s.kind == Kind::Canary
+                    && !matches!(self.stages.get(&s.name), Some(StageState::Pending))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,5 +644,164 @@ mod tests {
             stage: "staging".into(),
         }];
         assert_eq!(RunView::replay(&p, &no_start).unwrap_err().index, 0);
+    }
+
+    #[test]
+    fn resume_takes_the_first_stage_not_done_and_abort_the_started_canaries() {
+        let (_d, p) = pipeline();
+        let mut records = vec![start(&p)];
+        let view = |r: &[Record]| RunView::replay(&p, r).unwrap().unwrap();
+        assert_eq!(view(&records).next_stage(&p).unwrap().name, "staging");
+        assert!(view(&records).canaries_started(&p).is_empty());
+        records.push(Record::StageStarted {
+            at: 1100,
+            stage: "staging".into(),
+            by: "ci".into(),
+        });
+        assert!(view(&records).in_flight("staging"));
+        assert_eq!(view(&records).next_stage(&p).unwrap().name, "staging");
+        records.push(Record::StageDone {
+            at: 1200,
+            stage: "staging".into(),
+        });
+        assert_eq!(view(&records).next_stage(&p).unwrap().name, "canary");
+        records.push(Record::StageStarted {
+            at: 1300,
+            stage: "canary".into(),
+            by: "ci".into(),
+        });
+        let started: Vec<_> = view(&records)
+            .canaries_started(&p)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(started, ["canary"]);
+        records.push(Record::StageDone {
+            at: 1400,
+            stage: "canary".into(),
+        });
+        assert!(view(&records).next_stage(&p).is_none());
+        assert_eq!(
+            view(&records).canaries_started(&p).len(),
+            1,
+            "done: awaits promotion"
+        );
+    }
+
+    #[test]
+    fn each_kind_runs_its_own_command_on_the_pinned_revision() {
+        let (_d, mut p) = pipeline();
+        let canary = p.stage("canary").unwrap().clone();
+        let argv = command_line(&p, &canary, "pipeline-1", "prod.toml", "v2").unwrap();
+        assert_eq!(
+            argv,
+            ["canary", "run", "--config", "prod.toml", "--revision", "v2"]
+        );
+        let staging = p.stage("staging").unwrap().clone();
+        let argv = command_line(&p, &staging, "pipeline-1", "s.toml", "v2").unwrap();
+        assert_eq!(argv, ["stack", "deploy", "--config", "s.toml"]);
+        p.name = "main".into();
+        let promote = Stage {
+            kind: Kind::Promote,
+            ..canary.clone()
+        };
+        let argv = command_line(&p, &promote, "pipeline-1", "prod.toml", "v2").unwrap();
+        let reason = "pipeline main run pipeline-1";
+        assert_eq!(
+            argv,
+            [
+                "promote",
+                "--config",
+                "prod.toml",
+                "--yes",
+                "--reason",
+                reason
+            ]
+        );
+        let maintenance = Stage {
+            kind: Kind::Maintenance,
+            ..canary
+        };
+        assert_eq!(
+            command_line(&p, &maintenance, "pipeline-1", "prod.toml", "v2"),
+            Err(MAINTENANCE_NOT_RUN)
+        );
+    }
+
+    #[test]
+    fn a_stage_ends_done_on_zero_else_failed_naming_its_command() {
+        let argv = ["stack", "deploy"].map(String::from);
+        assert_eq!(
+            stage_ended("staging", &argv, 0, 7),
+            Record::StageDone {
+                at: 7,
+                stage: "staging".into()
+            }
+        );
+        assert_eq!(
+            stage_ended("staging", &argv, 2, 7),
+            Record::StageFailed {
+                at: 7,
+                stage: "staging".into(),
+                reason: "`gatekeeper stack deploy` exited 2".into()
+            }
+        );
+        assert_eq!(abort_code([2, 0]), 0, "2: nothing to roll back");
+        assert_eq!(abort_code([1, 2]), 1);
+        assert_eq!(abort_code([]), 0);
+    }
+
+    #[test]
+    fn a_rerun_skips_a_canary_that_already_waits_or_is_promoted_on_the_same_revision() {
+        let mut last = CanaryRun {
+            id: "c1".into(),
+            revision: "v2".into(),
+            awaiting_approval: true,
+            promoted: false,
+        };
+        let note = already(Kind::Canary, &last, "v2").unwrap();
+        assert_eq!(note, "canary c1 of v2 already awaits approval\n");
+        assert_eq!(already(Kind::Promote, &last, "v2"), None, "promote runs");
+        assert_eq!(already(Kind::Canary, &last, "v3"), None, "another revision");
+        last.awaiting_approval = false;
+        last.promoted = true;
+        let note = already(Kind::Promote, &last, "v2").unwrap();
+        assert_eq!(note, "canary c1 of v2 already promoted\n");
+        assert!(already(Kind::Canary, &last, "v2").is_some());
+        last.promoted = false;
+        assert_eq!(
+            already(Kind::Canary, &last, "v2"),
+            None,
+            "finished otherwise"
+        );
+    }
+
+    #[test]
+    fn approvals_and_run_ids_are_checked() {
+        let (_d, p) = pipeline();
+        let canary = p.stage("canary").unwrap();
+        assert_eq!(
+            may_approve(canary, "arn:aws:iam::123456789012:role/rm"),
+            Ok(())
+        );
+        let no = may_approve(canary, "arn:aws:iam::123456789012:role/dev").unwrap_err();
+        assert_eq!(
+            no.to_string(),
+            "arn:aws:iam::123456789012:role/dev may not approve stage canary \
+             (allowed: arn:aws:iam::123456789012:role/rm)"
+        );
+        let staging = p.stage("staging").unwrap();
+        assert_eq!(
+            may_approve(staging, "x").unwrap_err().to_string(),
+            "stage staging needs no approval"
+        );
+        assert_eq!(
+            run_id("20260101T000000Z", 42),
+            "pipeline-20260101T000000Z-42"
+        );
+        assert!(check_run_id("pipeline-20260101T000000Z-42").is_ok());
+        assert!(check_run_id("canary-1").is_err());
+        assert!(check_run_id("pipeline-../x").is_err());
+        assert_eq!(alarms_refusal("s", &[]), None);
     }
 }

@@ -58,7 +58,7 @@ pub struct EventLine {
 }
 
 /// One planned change of a change set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlannedChange {
     pub action: String,
     pub logical_id: String,
@@ -671,6 +671,27 @@ pub async fn live_template(client: &Client, stack: &str) -> Result<Option<String
     Ok(out.template_body().map(str::to_string))
 }
 
+/// CloudFormation's own view of `request` for a plan: a change set created, read and deleted,
+/// never executed (empty when it holds no changes). It never outlives the plan: a failed delete
+/// is the error ([`create_change_set`] deletes it on its own errors). Waits up to five minutes,
+/// looking every two seconds.
+pub async fn preview_change_set(
+    client: &Client,
+    request: &Request,
+) -> Result<Vec<PlannedChange>, DeployError> {
+    let timing = Timing {
+        poll_interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(300),
+    };
+    match create_change_set(client, request, timing, &mut |_| {}).await? {
+        None => Ok(Vec::new()),
+        Some((name, changes)) => {
+            delete_change_set(client, &request.stack_name, &name).await?;
+            Ok(changes)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! What happens to a created change set on each way out, with CloudFormation's answers
@@ -780,6 +801,35 @@ mod tests {
 
     async fn plan(client: &Client) -> Result<Option<(String, Vec<PlannedChange>)>, DeployError> {
         create_change_set(client, &request(), timing(), &mut |_| {}).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_preview_reads_the_change_set_then_deletes_it() {
+        let (describe, create, answer, delete) = (existing(), created(), ready(), deleted());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &answer, &delete]
+        );
+        let changes = preview_change_set(&client, &request()).await.unwrap();
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| (c.action.as_str(), c.logical_id.as_str()))
+            .collect();
+        assert_eq!(seen, [("Modify", "QueueUploads")]);
+        assert_eq!(
+            delete.num_calls(),
+            1,
+            "the change set never outlives the plan"
+        );
+        let (describe, create, ready, refused) = (existing(), created(), ready(), delete_refused());
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&describe, &create, &ready, &refused]
+        );
+        let err = preview_change_set(&client, &request()).await.unwrap_err();
+        assert!(err.to_string().contains("is left behind"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,3 +4,4 @@
 pub mod canary;
 pub mod maintenance;
 pub mod pipeline;
+pub mod plan;

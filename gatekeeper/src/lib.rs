@@ -5,6 +5,7 @@ mod aws;
 mod cli;
 mod commands;
 mod exit;
+mod hooks;
 mod pipeline_host;
 mod render;
 mod store;

@@ -3,7 +3,7 @@
 //! same binary (its stderr passed through, its stdout collected). The subprocess stays here:
 //! the commands it runs are this binary's, and only the binary knows its own path.
 //!
-//! Test hook: `GATEKEEPER_CRASH_AFTER=pipeline:<n>` aborts right after the run's record `n`
+//! Crash point (`hooks`, test builds only): `pipeline:<n>` aborts right after the run's record `n`
 //! (0-based) is journaled.
 
 use std::path::Path;
@@ -59,9 +59,8 @@ pub struct CliHost {
 
 impl CliHost {
     pub fn new(clients: crate::aws::Clients) -> Self {
-        let crash_after = std::env::var("GATEKEEPER_CRASH_AFTER")
-            .ok()
-            .and_then(|v| v.strip_prefix("pipeline:")?.parse().ok());
+        let crash_after =
+            crate::hooks::crash_point().and_then(|v| v.strip_prefix("pipeline:")?.parse().ok());
         CliHost {
             clients,
             crash_after,
@@ -77,8 +76,7 @@ impl Host for CliHost {
 
     fn journaled(&self, seq: u64) {
         if self.crash_after == Some(seq) {
-            crate::ui::eprintln!("GATEKEEPER_CRASH_AFTER=pipeline:{seq}: aborting");
-            std::process::abort();
+            crate::hooks::crash(&format!("pipeline:{seq}"));
         }
     }
 

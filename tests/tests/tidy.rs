@@ -4,7 +4,9 @@
 //!   default features off `canary`, `state` and `maintenance-flag`, have no `aws-*` dependency,
 //!   directly or through another crate of the workspace;
 //! - `maintenance-flag`, the crate services embed, never depends on `stacks`;
-//! - every member takes the workspace's lints.
+//! - every member takes the workspace's lints;
+//! - release builds contain no crash points (only `gatekeeper/src/hooks.rs` reads their
+//!   variables, behind the `test-hooks` feature) and keep PIE.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -271,4 +273,134 @@ fn every_member_takes_the_workspace_lints() {
             m.path
         );
     }
+}
+
+/// The crash points' environment variables, read only by `gatekeeper/src/hooks.rs`.
+const HOOK_VARIABLES: &[&str] = &[
+    "GATEKEEPER_CRASH_AFTER",
+    "GATEKEEPER_TEST_KILL_AFTER_COPIES",
+];
+
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// A release build contains no crash point: the test hooks' variables are named, as strings,
+/// in no library or binary source but `gatekeeper/src/hooks.rs`, and there only in functions
+/// compiled with the `test-hooks` feature.
+#[test]
+fn release_builds_contain_no_test_hooks() {
+    let root = repo_root();
+    let ws = workspace();
+    let mut offenders = Vec::new();
+    for manifest in ws.members.values() {
+        let dir = root
+            .join(Path::new(&manifest.path).parent().unwrap())
+            .join("src");
+        let mut files = Vec::new();
+        rust_files(&dir, &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let relative = file.strip_prefix(&root).unwrap().display().to_string();
+            for var in HOOK_VARIABLES {
+                if text.contains(&format!("\"{var}\"")) && relative != "gatekeeper/src/hooks.rs" {
+                    offenders.push(format!("{relative} reads {var}"));
+                }
+            }
+        }
+    }
+    let hooks = std::fs::read_to_string(root.join("gatekeeper/src/hooks.rs")).unwrap();
+    let file = syn::parse_file(&hooks).expect("hooks.rs parses");
+    for item in &file.items {
+        let syn::Item::Fn(f) = item else { continue };
+        let body = quote::quote!(#f).to_string();
+        if !HOOK_VARIABLES
+            .iter()
+            .any(|v| body.contains(&format!("\"{v}\"")))
+        {
+            continue;
+        }
+        let gated = f.attrs.iter().any(|a| {
+            a.path().is_ident("cfg")
+                && quote::quote!(#a)
+                    .to_string()
+                    .replace(' ', "")
+                    .contains("feature=\"test-hooks\"")
+        });
+        if !gated {
+            offenders.push(format!(
+                "gatekeeper/src/hooks.rs: fn {} reads a hook variable without #[cfg(feature = \"test-hooks\")]",
+                f.sig.ident
+            ));
+        }
+    }
+    let manifest = &ws.members["gatekeeper"].doc;
+    let default = manifest
+        .get("features")
+        .and_then(|f| f.get("default"))
+        .and_then(Value::as_array)
+        .map(|d| d.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if default.contains(&"test-hooks") {
+        offenders.push("gatekeeper's default features include test-hooks".to_string());
+    }
+    assert!(
+        offenders.is_empty(),
+        "crash points must stay out of release builds:\n  {}",
+        offenders.join("\n  ")
+    );
+}
+
+/// Release builds keep PIE: nothing in the workspace's build configuration turns off
+/// position-independent executables (address-space randomisation for a tool that holds
+/// production credentials is worth more than the millisecond it costs at start-up).
+#[test]
+fn release_builds_keep_pie() {
+    let root = repo_root();
+    let mut sources = vec![
+        root.join("Cargo.toml"),
+        root.join(".ci/run"),
+        root.join("scripts/test"),
+    ];
+    for dir in [".cargo", "bench"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if let Ok(inner) = std::fs::read_dir(&path) {
+                    sources.extend(inner.flatten().map(|e| e.path()));
+                }
+            } else {
+                sources.push(path);
+            }
+        }
+    }
+    let mut offenders = Vec::new();
+    for path in sources.iter().filter(|p| p.is_file()) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for needle in ["relocation-model", "-no-pie", "no-pie"] {
+            if text.contains(needle) {
+                offenders.push(format!(
+                    "{}: {needle}",
+                    path.strip_prefix(&root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "PIE turned off: {offenders:?}");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::LoadError;
-use crate::value::{Config, Key, Kind, Location, Map, Node, SecretDigest, Storage, Value};
+use crate::value::{Config, Key, Kind, Location, Map, Names, Node, SecretDigest, Storage, Value};
 
 /// Files above this size are refused before they are read.
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -168,7 +168,7 @@ fn push_entry(entries: &mut Map, key: Key, value: Node) -> Result<(), LoadError>
     entries
         .insert(key, value)
         .map_err(|(key, first)| LoadError::DuplicateKey {
-            key: key.name,
+            key: key.name.to_string(),
             location: key.location,
             first: entries[first].0.location.clone(),
         })
@@ -194,6 +194,7 @@ mod yaml_events {
         anchors: HashMap<usize, (Node, usize)>,
         pending_anchor: Vec<usize>,
         root: Option<Node>,
+        names: Names,
         documents: usize,
         nodes: usize,
         error: Option<LoadError>,
@@ -256,10 +257,15 @@ mod yaml_events {
                             value, location, ..
                         } = node;
                         match value {
-                            Value::String(name) => *pending = Some(Key { name, location }),
+                            Value::String(name) => {
+                                *pending = Some(Key {
+                                    name: self.names.get(&name),
+                                    location,
+                                })
+                            }
                             Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Null => {
                                 *pending = Some(Key {
-                                    name: scalar_text(&value),
+                                    name: self.names.get(&scalar_text(&value)),
                                     location,
                                 })
                             }
@@ -366,6 +372,7 @@ mod yaml_events {
             anchors: HashMap::new(),
             pending_anchor: Vec::new(),
             root: None,
+            names: Names::default(),
             documents: 0,
             nodes: 0,
             error: None,
@@ -505,6 +512,7 @@ mod json_tree {
         bytes: &'t [u8],
         text: &'t str,
         file: &'f Arc<str>,
+        names: Names,
         pos: usize,
         /// The line of `pos`, from 1.
         line: usize,
@@ -593,6 +601,7 @@ mod json_tree {
                         }
                         let key_location = self.location();
                         let name = self.string();
+                        let name = self.names.get(&name);
                         self.skip_whitespace();
                         self.pos += 1; // the colon
                         self.skip_whitespace();
@@ -648,6 +657,7 @@ mod json_tree {
             bytes: text.as_bytes(),
             text,
             file,
+            names: Names::default(),
             pos: 0,
             line: 1,
             col_at: 0,
@@ -698,6 +708,7 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
     fn convert(
         v: &Spanned<DeValue<'_>>,
         loc: &dyn Fn(usize) -> Location,
+        names: &mut Names,
         depth: usize,
     ) -> Result<Node, LoadError> {
         let location = loc(v.span().start);
@@ -743,10 +754,10 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
             DeValue::Array(items) => Value::List(
                 items
                     .iter()
-                    .map(|item| convert(item, loc, depth + 1))
+                    .map(|item| convert(item, loc, names, depth + 1))
                     .collect::<Result<_, _>>()?,
             ),
-            DeValue::Table(t) => Value::Map(table_entries(t, loc, depth + 1)?),
+            DeValue::Table(t) => Value::Map(table_entries(t, loc, names, depth + 1)?),
         };
         Ok(Node::new(value, location))
     }
@@ -754,21 +765,22 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
     fn table_entries(
         t: &DeTable<'_>,
         loc: &dyn Fn(usize) -> Location,
+        names: &mut Names,
         depth: usize,
     ) -> Result<Map, LoadError> {
         let mut entries = Map::new();
         for (k, v) in t.iter() {
             let key = Key {
-                name: k.get_ref().to_string(),
+                name: names.get(k.get_ref()),
                 location: loc(k.span().start),
             };
-            push_entry(&mut entries, key, convert(v, loc, depth)?)?;
+            push_entry(&mut entries, key, convert(v, loc, names, depth)?)?;
         }
         entries.sort_by_location();
         Ok(entries)
     }
 
-    let entries = table_entries(table.get_ref(), &loc, 1)?;
+    let entries = table_entries(table.get_ref(), &loc, &mut Names::default(), 1)?;
     Ok(Node::new(Value::Map(entries), Location::new(file, 1, 1)))
 }
 
@@ -916,7 +928,7 @@ fn env(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
             v.trim_end().to_string()
         };
         let key = Key {
-            name: name.to_string(),
+            name: Arc::from(name),
             location: Location::new(file, line_no, col(0)),
         };
         let node = Node::new(

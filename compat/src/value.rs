@@ -98,11 +98,11 @@ impl Map {
 
     fn position(&self, name: &str) -> Option<usize> {
         if self.index.is_empty() {
-            return self.entries.iter().position(|(k, _)| k.name == name);
+            return self.entries.iter().position(|(k, _)| *k.name == *name);
         }
         let hash = self.hasher.hash_one(name);
         self.index
-            .find(hash, |&i| self.entries[i].0.name == name)
+            .find(hash, |&i| *self.entries[i].0.name == *name)
             .copied()
     }
 
@@ -114,8 +114,8 @@ impl Map {
             hasher,
         } = self;
         for i in from..entries.len() {
-            let hash = hasher.hash_one(entries[i].0.name.as_str());
-            index.insert_unique(hash, i, |&j| hasher.hash_one(entries[j].0.name.as_str()));
+            let hash = hasher.hash_one(&*entries[i].0.name);
+            index.insert_unique(hash, i, |&j| hasher.hash_one(&*entries[j].0.name));
         }
     }
 
@@ -184,8 +184,37 @@ impl<'a> IntoIterator for &'a Map {
 /// A map key and where it was written.
 #[derive(Debug, Clone)]
 pub struct Key {
-    pub name: String,
+    /// Shared by every key of a document spelled alike (see [`Names`]).
+    pub name: Arc<str>,
     pub location: Location,
+}
+
+/// The key names of one document, each stored once: the same fields in every entry of a long
+/// list cost one string, not one per entry. The first [`Names::KEPT`] distinct names are kept;
+/// past them a new name is not (a map of unique keys would only pay for the table).
+#[derive(Default)]
+pub struct Names {
+    names: HashTable<Arc<str>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Names {
+    const KEPT: usize = 4096;
+
+    /// The shared copy of `name`.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        let Names { names, hasher } = self;
+        let hash = hasher.hash_one(name);
+        if let Some(found) = names.find(hash, |n| **n == *name) {
+            return Arc::clone(found);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        if names.len() >= Self::KEPT {
+            return shared;
+        }
+        names.insert_unique(hash, Arc::clone(&shared), |n| hasher.hash_one(&**n));
+        shared
+    }
 }
 
 /// A value with its location and storage.
@@ -335,7 +364,7 @@ impl Node {
             Value::Map(entries) => J::Object(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.name.clone(), v.to_json(typed)))
+                    .map(|(k, v)| (k.name.to_string(), v.to_json(typed)))
                     .collect(),
             ),
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Whole-process wall time and peak memory of `gatekeeper diff` on a large template pair, JSON
-# and the same pair as YAML (short `!Ref`/`!GetAtt` tags). No node needed.
+# Whole-process wall time, CPU time (user + system) and peak memory of `gatekeeper diff` on a
+# large template pair, JSON and the same pair as YAML (short `!Ref`/`!GetAtt` tags): medians
+# (p50) over the runs, the largest max RSS. No node needed.
 #
 #   bench/diff/scale.sh [resources=10000] [runs=5]
 #
@@ -40,12 +41,13 @@ for fmt in ("json", "yaml"):
     cpu = statistics.median(c for _, c, _ in samples)
     rows[fmt] = (statistics.median(walls), min(walls), cpu, max(r for _, _, r in samples))
 size = lambda f: os.path.getsize(f"{work}/{f}") / 1e6
-print(f"| {n} resources, ~10% modified | runs | median ms | min ms | median CPU ms | max RSS MB | bytes per side |")
+print(f"| {n} resources, ~10% modified | runs | wall p50 ms | wall min ms | CPU p50 ms | max RSS MB | bytes per side |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for fmt, (med, lo, cpu, rss) in rows.items():
     print(f"| {fmt.upper()} | {runs} | {med * 1e3:.0f} | {lo * 1e3:.0f} | {cpu * 1e3:.0f} | {rss:.1f} | {size('old.' + fmt):.1f} MB |")
-json_med, yaml_med = rows["json"][0], rows["yaml"][0]
-ok = yaml_med <= 2 * json_med and max(json_med, yaml_med) < 0.100 and max(r[3] for r in rows.values()) < 30
-print(f"YAML / JSON (median): {yaml_med / json_med:.1f}x; goal YAML <= 2x JSON, both < 100 ms "
+# Judged on CPU time, which waiting for a core on a busy machine does not inflate.
+json_cpu, yaml_cpu = rows["json"][2], rows["yaml"][2]
+ok = yaml_cpu <= 2 * json_cpu and max(json_cpu, yaml_cpu) < 0.100 and max(r[3] for r in rows.values()) < 30
+print(f"YAML / JSON (CPU p50): {yaml_cpu / json_cpu:.1f}x; goal YAML <= 2x JSON, both < 100 ms "
       f"and < 30 MB: {'met' if ok else 'NOT met'}")
 PY

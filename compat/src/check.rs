@@ -155,18 +155,38 @@ fn storage_name(s: Storage) -> &'static str {
     }
 }
 
+/// A step of the path [`diff`] is at, borrowing the key: paths are copied only for findings.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn owned(path: &[Step<'_>]) -> Vec<Segment> {
+    path.iter()
+        .map(|s| match *s {
+            Step::Key(k) => Segment::Key(k.to_string()),
+            Step::Index(i) => Segment::Index(i),
+        })
+        .collect()
+}
+
+fn draft_at(rule: Rule, path: &[Step<'_>], breaks: &[Direction], message: String) -> Draft {
+    draft(rule, &owned(path), breaks, message)
+}
+
 fn diff<'a>(
     old: &'a Node,
     new: &'a Node,
     typed: bool,
-    path: &mut Vec<Segment>,
+    path: &mut Vec<Step<'a>>,
     out: &mut Vec<Draft>,
     removed: &mut Vec<(Vec<Segment>, &'a Node)>,
     added: &mut Vec<(Vec<Segment>, &'a Node)>,
 ) {
     let both = [Rollback, MixedFleet];
     if old.storage != new.storage {
-        out.push(draft(
+        out.push(draft_at(
             Rule::SecretStorageChanged,
             path,
             &both,
@@ -186,7 +206,7 @@ fn diff<'a>(
             _ => None,
         };
         if let (Some(inner), true) = (json_in(new), matches!(ko, Kind::List | Kind::Map)) {
-            out.push(draft(
+            out.push(draft_at(
                 Rule::JsonStringTypeChanged,
                 path,
                 &both,
@@ -197,7 +217,7 @@ fn diff<'a>(
                 ),
             ));
         } else if let (Some(inner), true) = (json_in(old), matches!(kn, Kind::List | Kind::Map)) {
-            out.push(draft(
+            out.push(draft_at(
                 Rule::JsonStringTypeChanged,
                 path,
                 &both,
@@ -210,7 +230,7 @@ fn diff<'a>(
         } else if !typed && scalar(ko) && scalar(kn) {
             // `.env` and SSM hold strings: no scalar type to compare.
         } else {
-            let mut d = draft(
+            let mut d = draft_at(
                 Rule::TypeChanged,
                 path,
                 &both,
@@ -229,17 +249,17 @@ fn diff<'a>(
     match (&old.value, &new.value) {
         (Value::Map(eo), Value::Map(en)) => {
             for (k, vo) in eo {
-                path.push(Segment::Key(k.name.clone()));
+                path.push(Step::Key(&k.name));
                 match new.get(&k.name) {
                     Some(vn) => diff(vo, vn, typed, path, out, removed, added),
-                    None => removed.push((path.clone(), vo)),
+                    None => removed.push((owned(path), vo)),
                 }
                 path.pop();
             }
             for (k, vn) in en {
                 if old.get(&k.name).is_none() {
-                    path.push(Segment::Key(k.name.clone()));
-                    added.push((path.clone(), vn));
+                    path.push(Step::Key(&k.name));
+                    added.push((owned(path), vn));
                     path.pop();
                 }
             }
@@ -259,12 +279,12 @@ fn diff<'a>(
                     ),
                     (None, None) => unreachable!("one side holds a collection"),
                 };
-                out.push(draft(Rule::DoubleEncodedValue, path, &both, message));
+                out.push(draft_at(Rule::DoubleEncodedValue, path, &both, message));
             }
         }
         (Value::List(lo), Value::List(ln)) => {
             for (i, (a, b)) in lo.iter().zip(ln).enumerate() {
-                path.push(Segment::Index(i));
+                path.push(Step::Index(i));
                 diff(a, b, typed, path, out, removed, added);
                 path.pop();
             }

@@ -105,7 +105,7 @@ impl Ignores {
         let Value::Map(top) = &root.value else {
             return Err(err(&root.location, "expected a map with `ignore`".into()));
         };
-        if let Some((k, _)) = top.iter().find(|(k, _)| k.name != "ignore") {
+        if let Some((k, _)) = top.iter().find(|(k, _)| &*k.name != "ignore") {
             return Err(err(
                 &k.location,
                 format!("unknown key `{}`; expected `ignore`", k.name),
@@ -133,7 +133,7 @@ impl Ignores {
             };
             if let Some((k, _)) = fields
                 .iter()
-                .find(|(k, _)| !matches!(k.name.as_str(), "rule" | "path" | "reason" | "expires"))
+                .find(|(k, _)| !matches!(&*k.name, "rule" | "path" | "reason" | "expires"))
             {
                 return Err(err(
                     &k.location,

@@ -226,7 +226,7 @@ pub fn load_ssm(path: &str, store: &dyn ParameterSource) -> Result<Config, LoadE
                     Node::new(Value::Map(Map::new()), here.clone())
                 };
                 let key = Key {
-                    name: part.to_string(),
+                    name: Arc::from(*part),
                     location: here.clone(),
                 };
                 let _ = entries.insert(key, child);

@@ -1,11 +1,11 @@
 //! The located configuration tree every source is loaded into.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
 use serde::Serialize;
 
 /// Where a value sits: a file (or SSM parameter, or `git:` revision), line and column, both
@@ -78,32 +78,63 @@ pub enum Value {
     Map(Map),
 }
 
-/// The entries of a map in document order, with an index by name: a lookup is O(1), so
-/// comparing two maps is linear in their size.
+/// The entries of a map in document order, with an index by name once it is larger than
+/// [`Map::SCANNED`]: a lookup is O(1), so comparing two maps is linear in their size. The
+/// index holds positions, not copies of the keys; smaller maps are searched in order.
 #[derive(Debug, Clone, Default)]
 pub struct Map {
     entries: Vec<(Key, Node)>,
-    index: HashMap<String, usize>,
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Map {
+    /// Maps of at most this many entries have no index.
+    const SCANNED: usize = 8;
+
     pub fn new() -> Self {
         Map::default()
     }
 
+    fn position(&self, name: &str) -> Option<usize> {
+        if self.index.is_empty() {
+            return self.entries.iter().position(|(k, _)| *k.name == *name);
+        }
+        let hash = self.hasher.hash_one(name);
+        self.index
+            .find(hash, |&i| *self.entries[i].0.name == *name)
+            .copied()
+    }
+
+    /// Indexes the entries from `from` on (all of them when the index is built).
+    fn index_from(&mut self, from: usize) {
+        let Map {
+            entries,
+            index,
+            hasher,
+        } = self;
+        for i in from..entries.len() {
+            let hash = hasher.hash_one(&*entries[i].0.name);
+            index.insert_unique(hash, i, |&j| hasher.hash_one(&*entries[j].0.name));
+        }
+    }
+
     /// Appends an entry; a key already present is handed back with the first one's index.
     pub fn insert(&mut self, key: Key, value: Node) -> Result<(), (Key, usize)> {
-        if let Some(&first) = self.index.get(&key.name) {
+        if let Some(first) = self.position(&key.name) {
             return Err((key, first));
         }
-        self.index.insert(key.name.clone(), self.entries.len());
         self.entries.push((key, value));
+        let len = self.entries.len();
+        if len > Self::SCANNED {
+            self.index_from(if self.index.is_empty() { 0 } else { len - 1 });
+        }
         Ok(())
     }
 
     /// The entry named `name`.
     pub fn entry(&self, name: &str) -> Option<&(Key, Node)> {
-        self.index.get(name).map(|&i| &self.entries[i])
+        self.position(name).map(|i| &self.entries[i])
     }
 
     /// The value under `name`.
@@ -113,7 +144,7 @@ impl Map {
 
     /// The value under `name`, to change.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Node> {
-        let i = *self.index.get(name)?;
+        let i = self.position(name)?;
         Some(&mut self.entries[i].1)
     }
 
@@ -126,10 +157,9 @@ impl Map {
     pub fn sort_by_location(&mut self) {
         self.entries
             .sort_by_key(|(k, _)| (k.location.line, k.location.column));
-        for (i, (k, _)) in self.entries.iter().enumerate() {
-            if let Some(slot) = self.index.get_mut(&k.name) {
-                *slot = i;
-            }
+        if !self.index.is_empty() {
+            self.index.clear();
+            self.index_from(0);
         }
     }
 }
@@ -154,8 +184,37 @@ impl<'a> IntoIterator for &'a Map {
 /// A map key and where it was written.
 #[derive(Debug, Clone)]
 pub struct Key {
-    pub name: String,
+    /// Shared by every key of a document spelled alike (see [`Names`]).
+    pub name: Arc<str>,
     pub location: Location,
+}
+
+/// The key names of one document, each stored once: the same fields in every entry of a long
+/// list cost one string, not one per entry. The first [`Names::KEPT`] distinct names are kept;
+/// past them a new name is not (a map of unique keys would only pay for the table).
+#[derive(Default)]
+pub struct Names {
+    names: HashTable<Arc<str>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Names {
+    const KEPT: usize = 4096;
+
+    /// The shared copy of `name`.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        let Names { names, hasher } = self;
+        let hash = hasher.hash_one(name);
+        if let Some(found) = names.find(hash, |n| **n == *name) {
+            return Arc::clone(found);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        if names.len() >= Self::KEPT {
+            return shared;
+        }
+        names.insert_unique(hash, Arc::clone(&shared), |n| hasher.hash_one(&**n));
+        shared
+    }
 }
 
 /// A value with its location and storage.
@@ -305,7 +364,7 @@ impl Node {
             Value::Map(entries) => J::Object(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.name.clone(), v.to_json(typed)))
+                    .map(|(k, v)| (k.name.to_string(), v.to_json(typed)))
                     .collect(),
             ),
         }

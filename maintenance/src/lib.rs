@@ -43,8 +43,10 @@
 //!
 //! Nothing here prints; progress is reported through [`Event`]s.
 
+pub mod buckets;
 pub mod config;
 pub mod journal;
+pub mod plan;
 pub mod preflight;
 pub mod queues;
 pub mod redrive;
@@ -86,6 +88,15 @@ pub enum MaintenanceError {
     Journal { path: String, message: String },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(
+        "cannot tell the bucket names: set [maintenance] parking_lot_bucket and ingestion_bucket, \
+         or [buckets] names, or deploy stack {stack} (its outputs name them)"
+    )]
+    NoBuckets { stack: String },
+    #[error(transparent)]
+    Stack(#[from] stack_deploy::DeployError),
+    #[error(transparent)]
+    Redrive(#[from] redrive::RedriveError),
     /// `maintenance off` ended the run this process drives.
     #[error("maintenance run {run} was ended by `maintenance off` ({who})")]
     EndedByOff { run: String, who: String },

@@ -328,6 +328,68 @@ pub async fn run(
     Ok(report)
 }
 
+/// Where a DLQ redrive reads and where it writes, as far as the command line and the
+/// configuration tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Both known: `--to`, or the `[[queues]]` entry the queue is (or is the DLQ of).
+    Known { dlq: String, source: String },
+    /// Only the DLQ: its source is the queue whose redrive policy names it (asked of SQS).
+    AskSqs { dlq: String },
+}
+
+/// `queue` is a DLQ's name or URL, or the short name of a `[[queues]]` entry (then its DLQ
+/// is meant); `--to` names the source and wins over the configuration's.
+pub fn route(queue: &str, to: Option<&str>, config: Option<&stacks::config::Config>) -> Route {
+    let from_config = config.and_then(|c| {
+        c.queues
+            .iter()
+            .find(|q| c.dlq_name(q) == queue || q.name.get_ref() == queue)
+            .map(|q| (c.dlq_name(q), c.queue_name(q)))
+    });
+    match (to, from_config) {
+        (Some(to), Some((dlq, _))) => Route::Known {
+            dlq,
+            source: to.to_string(),
+        },
+        (Some(to), None) => Route::Known {
+            dlq: queue.to_string(),
+            source: to.to_string(),
+        },
+        (None, Some((dlq, source))) => Route::Known { dlq, source },
+        (None, None) => Route::AskSqs {
+            dlq: queue.to_string(),
+        },
+    }
+}
+
+/// The request of `redrive --dlq`: the route resolved (asking SQS when it must).
+pub async fn request(
+    sqs: &Client,
+    queue: &str,
+    to: Option<&str>,
+    config: Option<&stacks::config::Config>,
+    dry_run: bool,
+    limit: Option<u64>,
+) -> Result<Request, RedriveError> {
+    let (dlq, source) = match route(queue, to, config) {
+        Route::Known { dlq, source } => (dlq, source),
+        Route::AskSqs { dlq } => {
+            let source = source_of(sqs, &dlq)
+                .await?
+                .ok_or_else(|| RedriveError::NoSource { queue: dlq.clone() })?;
+            (dlq, source)
+        }
+    };
+    Ok(Request {
+        dlq,
+        source,
+        dry_run,
+        limit,
+        visibility_timeout: Duration::from_secs(60),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     //! The verification failure, which moto cannot produce: it answers a send and a receive
@@ -491,5 +553,38 @@ mod tests {
             "{:?}",
             report.errors
         );
+    }
+
+    #[test]
+    fn the_route_comes_from_to_then_the_configuration_then_sqs() {
+        let path = std::path::Path::new("gatekeeper.toml");
+        let config = stacks::config::parse(
+            path,
+            "service = \"photos\"\nenvironment = \"prod\"\n[[queues]]\nname = \"thumbs\"\n",
+        )
+        .unwrap();
+        let dlq = config.dlq_name(&config.queues[0]);
+        let source = config.queue_name(&config.queues[0]);
+        let known = |dlq: &str, source: &str| Route::Known {
+            dlq: dlq.into(),
+            source: source.into(),
+        };
+        assert_eq!(route("thumbs", None, Some(&config)), known(&dlq, &source));
+        assert_eq!(route(&dlq, None, Some(&config)), known(&dlq, &source));
+        assert_eq!(
+            route("thumbs", Some("elsewhere"), Some(&config)),
+            known(&dlq, "elsewhere")
+        );
+        assert_eq!(
+            route("other-dlq", Some("q"), Some(&config)),
+            known("other-dlq", "q")
+        );
+        assert_eq!(
+            route("other-dlq", None, Some(&config)),
+            Route::AskSqs {
+                dlq: "other-dlq".into()
+            }
+        );
+        assert_eq!(route("x", None, None), Route::AskSqs { dlq: "x".into() });
     }
 }

@@ -87,6 +87,8 @@ pub enum RedriveError {
     },
     #[error("batch {batch}: liveness check: {message}; nothing was moved")]
     Liveness { batch: String, message: String },
+    #[error("cannot tell the source queue of {queue}: give --to <queue>, or --config with its [[queues]] entry")]
+    NoSource { queue: String },
 }
 
 /// How batch keys are recognised, checked and rewritten.

@@ -1,0 +1,78 @@
+//! The arguments of `gatekeeper maintenance on|off|status`.
+
+use std::path::PathBuf;
+
+use crate::commands::common::Output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: MaintenanceCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum MaintenanceCommand {
+    /// Report work in flight, set the flag, wait for the queues to drain, run the hooks.
+    On(OnArgs),
+    /// Clear the flag, then redrive the parking lot.
+    Off(OffArgs),
+    /// Show the flag, queue depths and the parking lot's object count.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// The service's `gatekeeper.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Shown to users while maintenance lasts.
+    #[arg(long, default_value = "Down for maintenance")]
+    pub message: String,
+    /// When maintenance is expected to end (RFC 3339), e.g. 2026-11-22T14:00:00Z.
+    #[arg(long, value_name = "TIME", value_parser = maintenance::config::parse_until)]
+    pub until: Option<String>,
+    /// Show what would happen and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for the queues; default `[maintenance] drain_timeout_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Take the lock from a canary awaiting approval (it stays where it is, parked, and gets
+    /// the lock back when `maintenance off` lets go; a running canary is never preempted), or
+    /// resume a run whose holder on another host stopped renewing its lease.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OffArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Show what would happen and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only clear the flag; leave the parking lot for a later `gatekeeper redrive`.
+    #[arg(long)]
+    pub no_redrive: bool,
+    /// Objects copied at once; default `[maintenance] concurrency`.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Take the lock from a canary awaiting approval (handed back at once), or end a run whose
+    /// holder on another host stopped renewing its lease.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+}

@@ -24,7 +24,7 @@ pub fn crash_point() -> Option<String> {
 
 /// After how many verified copies a redrive kills itself, if asked.
 #[cfg(feature = "test-hooks")]
-pub fn kill_after_copies() -> Option<usize> {
+fn kill_after_copies() -> Option<usize> {
     std::env::var("GATEKEEPER_TEST_KILL_AFTER_COPIES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -32,7 +32,7 @@ pub fn kill_after_copies() -> Option<usize> {
 
 /// After how many verified copies a redrive kills itself: never, without the feature.
 #[cfg(not(feature = "test-hooks"))]
-pub fn kill_after_copies() -> Option<usize> {
+fn kill_after_copies() -> Option<usize> {
     None
 }
 
@@ -40,4 +40,21 @@ pub fn kill_after_copies() -> Option<usize> {
 pub fn crash(point: &str) -> ! {
     crate::ui::eprintln!("crash point {point}: aborting");
     std::process::abort()
+}
+
+/// What runs after each verified copy of a redrive: counts them, and at the count
+/// `GATEKEEPER_TEST_KILL_AFTER_COPIES` names dies as `kill -9` would (no cleanup at all).
+pub fn after_each_copy() -> impl Fn() + Send + Sync + 'static {
+    let kill_after = kill_after_copies();
+    let copies = std::sync::atomic::AtomicUsize::new(0);
+    move || {
+        let n = copies.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if kill_after.is_some_and(|k| n >= k) {
+            let pid = std::process::id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+            std::process::abort()
+        }
+    }
 }

@@ -108,18 +108,15 @@ impl ChangesExit {
     }
 }
 
-/// Test hook: the process kills itself (SIGKILL) right after this many redrive copies are
-/// verified, before their sources are deleted, so crash tests interrupt a redrive at its worst
-/// moment.
-pub const KILL_AFTER_COPIES_ENV: &str = "GATEKEEPER_TEST_KILL_AFTER_COPIES";
-
 /// Runs an object redrive with its progress on standard error (`redrive`, `maintenance off`).
 pub async fn redrive_objects(
     clients: &crate::aws::Clients,
     request: &maintenance::redrive::Request,
 ) -> anyhow::Result<maintenance::redrive::Report> {
-    let (bar, sink) =
-        crate::render::maintenance::redrive_progress(&request.parking_lot, after_each_copy());
+    let (bar, sink) = crate::render::maintenance::redrive_progress(
+        &request.parking_lot,
+        crate::hooks::after_each_copy(),
+    );
     let redrive_clients = maintenance::redrive::Clients {
         s3: clients.s3.clone(),
         sqs: clients.sqs.clone(),
@@ -127,23 +124,4 @@ pub async fn redrive_objects(
     let report = maintenance::redrive::run(&redrive_clients, request, sink).await;
     bar.finish();
     Ok(report?)
-}
-
-/// What runs after each verified copy: counts them, and dies as `kill -9` would (no cleanup
-/// at all) at the count `GATEKEEPER_TEST_KILL_AFTER_COPIES` names.
-fn after_each_copy() -> impl Fn() + Send + Sync + 'static {
-    let kill_after: Option<usize> = std::env::var(KILL_AFTER_COPIES_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let copies = std::sync::atomic::AtomicUsize::new(0);
-    move || {
-        let n = copies.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if kill_after.is_some_and(|k| n >= k) {
-            let pid = std::process::id().to_string();
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid])
-                .status();
-            std::process::abort()
-        }
-    }
 }

@@ -5,7 +5,8 @@
 //! standard error (a bar on a terminal, a line per change otherwise).
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use maintenance::{Event, OffOutcome, OnOutcome, Status};
 use state::lock::{LockInfo, LockState};
 
 use crate::commands::common::{Output, OutputOrMarkdown};
+use crate::ui::progress::Progress;
 use crate::{ui, ExitStatus};
 
 type Result = anyhow::Result<ExitStatus>;
@@ -423,145 +425,82 @@ pub fn dlq(report: &dlq::Report, output: OutputOrMarkdown, out: &mut dyn Write) 
 pub fn redrive_progress(
     parking_lot: &str,
     on_copied: impl Fn() + Send + Sync + 'static,
-) -> (Bar, redrive::Sink) {
-    let bar = Bar::new("redrive");
+) -> (Arc<Progress>, redrive::Sink) {
+    let progress = Arc::new(Progress::spinner("redrive"));
     let parking = parking_lot.to_string();
+    let (done, total) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let sink: redrive::Sink = {
-        let bar = bar.clone();
+        let p = progress.clone();
         Arc::new(move |event| match event {
-            redrive::Event::WaitingForFlagReaders { left } => bar.line(&format!(
+            redrive::Event::WaitingForFlagReaders { left } => p.line(&format!(
                 "listing s3://{parking} in {}s ([maintenance] flag_ttl_seconds): services \
                  answering from their cached flag may still park uploads",
                 left.as_secs_f64().ceil()
             )),
             redrive::Event::Listed { objects, batches } => {
-                bar.set_length(objects as u64);
-                bar.line(&format!(
+                total.store(objects as u64, Ordering::SeqCst);
+                p.bar("objects", 0, objects as u64, String::new());
+                p.line(&format!(
                     "{objects} objects in s3://{parking}, {batches} batches"
                 ));
             }
             redrive::Event::Batch { id, alive } if !alive => {
-                bar.line(&format!("batch {id} is gone: its objects are rewritten"))
+                p.line(&format!("batch {id} is gone: its objects are rewritten"))
             }
             redrive::Event::Batch { .. } => {}
             redrive::Event::Copied { .. } => on_copied(),
             redrive::Event::Finished(r) => {
-                bar.inc(1);
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                p.bar("objects", n, total.load(Ordering::SeqCst), String::new());
                 match &r.outcome {
                     Outcome::Conflict { reason } => {
-                        bar.line(&format!("conflict: {}: {reason}", r.key))
+                        p.line(&format!("conflict: {}: {reason}", r.key))
                     }
-                    Outcome::Failed { error } => bar.line(&format!("failed: {}: {error}", r.key)),
+                    Outcome::Failed { error } => p.line(&format!("failed: {}: {error}", r.key)),
                     _ => {}
                 }
             }
         })
     };
-    (bar, sink)
+    (progress, sink)
 }
 
 /// A DLQ redrive's progress: messages moved of those found.
-pub fn dlq_progress() -> (Bar, impl Fn(u64, u64) + Send + Sync) {
-    let bar = Bar::new("redrive --dlq");
-    let progress = {
-        let bar = bar.clone();
+pub fn dlq_progress() -> (Arc<Progress>, impl Fn(u64, u64) + Send + Sync) {
+    let progress = Arc::new(Progress::spinner("redrive --dlq"));
+    let on_moved = {
+        let p = progress.clone();
         move |moved: u64, found: u64| {
-            bar.set_length(found.max(moved));
-            bar.set_position(moved);
+            p.bar("messages", moved, found.max(moved), String::new());
         }
     };
-    (bar, progress)
+    (progress, on_moved)
 }
 
-/// A counting bar on standard error when it is a terminal; plain lines otherwise.
-#[derive(Clone)]
-pub struct Bar {
-    bar: Option<indicatif::ProgressBar>,
-    prefix: String,
-}
-
-impl Bar {
-    fn new(prefix: &str) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(prefix.to_string());
-            bar
-        });
-        Bar {
-            bar,
-            prefix: prefix.to_string(),
-        }
-    }
-
-    fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(format!("{}: {text}", self.prefix)),
-            None => ui::eprintln!("{}: {text}", self.prefix),
-        }
-    }
-
-    fn set_length(&self, n: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(n);
-        }
-    }
-
-    fn set_position(&self, n: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(n);
-        }
-    }
-
-    fn inc(&self, n: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// One bar per queue on a terminal (messages gone out of the most seen); a line per change
-/// otherwise.
+/// `maintenance on`'s progress: one bar per queue on a terminal (messages gone out of the most
+/// seen); a line per change otherwise.
 pub struct DrainView {
-    multi: Option<indicatif::MultiProgress>,
+    progress: Progress,
     state: Mutex<DrainState>,
 }
 
 #[derive(Default)]
 struct DrainState {
-    bars: BTreeMap<String, (indicatif::ProgressBar, u64)>,
+    /// The most messages seen in each queue.
+    most: BTreeMap<String, u64>,
     last: Option<Vec<(String, u64)>>,
 }
 
 impl DrainView {
     pub fn new() -> Self {
         DrainView {
-            multi: std::io::stderr()
-                .is_terminal()
-                .then(indicatif::MultiProgress::new),
+            progress: Progress::lines(),
             state: Mutex::new(DrainState::default()),
         }
     }
 
     fn line(&self, text: String) {
-        match &self.multi {
-            Some(m) => {
-                let _ = m.println(text);
-            }
-            None => ui::eprintln!("{text}"),
-        }
+        self.progress.line(&text);
     }
 
     pub fn event(&self, e: Event) {
@@ -587,30 +526,16 @@ impl DrainView {
                     .iter()
                     .map(|d| (d.queue.clone(), d.total()))
                     .collect();
-                if let Some(multi) = &self.multi {
-                    for (queue, total) in &now {
-                        let entry = state.bars.entry(queue.clone()).or_insert_with(|| {
-                            let bar = multi.add(indicatif::ProgressBar::new(0));
-                            bar.set_style(
-                                indicatif::ProgressStyle::with_template(
-                                    "{prefix:>30} [{bar:30}] {msg}",
-                                )
-                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                                .progress_chars("=> "),
-                            );
-                            bar.set_prefix(queue.clone());
-                            (bar, 0)
-                        });
-                        entry.1 = entry.1.max(*total);
-                        entry.0.set_length(entry.1.max(1));
-                        entry.0.set_position(entry.1 - total);
-                        entry
-                            .0
-                            .set_message(format!("{total} left ({}s)", waited.as_secs()));
-                    }
-                } else if state.last.as_ref() != Some(&now) {
+                let mut drawn = self.progress.is_terminal();
+                for (queue, total) in &now {
+                    let most = state.most.entry(queue.clone()).or_default();
+                    *most = (*most).max(*total);
+                    let message = format!("{total} left ({}s)", waited.as_secs());
+                    drawn &= self.progress.bar(queue, *most - total, *most, message);
+                }
+                if !drawn && state.last.as_ref() != Some(&now) {
                     let text: Vec<String> = now.iter().map(|(q, n)| format!("{q}={n}")).collect();
-                    ui::eprintln!("drain ({}s): {}", waited.as_secs(), text.join(" "));
+                    self.line(format!("drain ({}s): {}", waited.as_secs(), text.join(" ")));
                 }
                 state.last = Some(now);
             }
@@ -633,9 +558,6 @@ impl DrainView {
     }
 
     pub fn finish(&self) {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for (bar, _) in state.bars.values() {
-            bar.finish_and_clear();
-        }
+        self.progress.finish();
     }
 }

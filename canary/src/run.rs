@@ -1,7 +1,7 @@
 //! What a command does to a run, decided from the journal, the lock and the fleet: the
 //! resume decision table, the refusals, the plan of a repair, the node a run canaries, and the
 //! run's result as reported. Pure; the flows that act on these decisions (`start`, `resume`,
-//! `abort`, `promote`, their dry runs) are in [`flow`] (feature `aws`).
+//! `abort`, `promote`, their dry runs) are in `flow` (feature `aws`).
 
 use serde::Serialize;
 

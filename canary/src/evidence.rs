@@ -200,6 +200,16 @@ pub fn aborted(reason: &str, at: u64) -> Entry {
     })
 }
 
+/// The bake's record of `run`; an error naming the run when it never began a bake or its
+/// evidence cannot be read.
+pub fn record_of(run: &crate::journal::RunState) -> anyhow::Result<BakeRecord> {
+    use anyhow::Context as _;
+    let id = &run.machine.plan().run_id;
+    bake_record(&run.records)
+        .with_context(|| format!("run {id}: its bake's evidence"))?
+        .with_context(|| format!("run {id} has no bake: it ended before the canary took traffic"))
+}
+
 /// The bake's record from a run's journal: the last bake's entries; `None` when the run has not
 /// begun a bake. An entry out of place is an error naming it.
 pub fn bake_record(

@@ -15,7 +15,11 @@ pub mod judge;
 pub mod machine;
 pub mod notify;
 pub mod provider;
+pub mod run;
+pub mod status;
 pub mod workers;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
+pub mod session;

@@ -8,6 +8,7 @@ mod exit;
 mod hooks;
 mod pipeline_host;
 mod render;
+mod session;
 mod store;
 mod ui;
 

@@ -2,7 +2,6 @@
 
 pub mod annotations;
 pub mod canary;
-pub mod canary_evidence;
 pub mod check_config;
 pub mod common;
 pub mod diff;

@@ -2,10 +2,10 @@
 //! configuration with the clients `aws` builds, the hooks a run reports through (progress
 //! and notices on stderr, signals, the crash-test hook), and the exit status of a reply.
 //!
-//! Test hook: `GATEKEEPER_CRASH_AFTER=<action>` (e.g. `deploy`, `set-weight`) or
+//! Crash points (`hooks`, test builds only): `<action>` (e.g. `deploy`, `set-weight`) or
 //! `<mode>:<index>` (e.g. `canary:4`) aborts the process right after that action's
 //! `completed` record is journaled; prefix `began:` to abort after its `began` record
-//! instead. Crash tests use it to kill the gate between any two steps.
+//! instead. Crash tests use them to kill the gate between any two steps.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -65,8 +65,7 @@ impl Observer for Shown {
         if *phase == want_phase
             && (what == action.name() || what == format!("{}:{index}", mode.as_str()))
         {
-            crate::ui::eprintln!("GATEKEEPER_CRASH_AFTER={hook}: aborting");
-            std::process::abort();
+            crate::hooks::crash(hook);
         }
     }
 
@@ -79,7 +78,7 @@ impl Observer for Shown {
 pub fn shown() -> Shown {
     Shown {
         view: View::new(),
-        crash: std::env::var("GATEKEEPER_CRASH_AFTER").ok(),
+        crash: crate::hooks::crash_point(),
     }
 }
 

@@ -1,27 +1,23 @@
-//! A run's progress on stderr: a line per step, a bar during the bake on a terminal.
-
-use std::io::IsTerminal;
+//! A run's progress on stderr (`ui::progress`): a line per step, a bar during the bake on a
+//! terminal, a line per look otherwise.
 
 use canary::executor::Progress;
 
+use crate::ui::progress::Progress as Shown;
+
 pub struct View {
-    bar: Option<indicatif::ProgressBar>,
-    terminal: bool,
+    progress: Shown,
 }
 
 impl View {
     pub fn new() -> Self {
         View {
-            bar: None,
-            terminal: std::io::stderr().is_terminal(),
+            progress: Shown::lines(),
         }
     }
 
     fn line(&self, text: String) {
-        match &self.bar {
-            Some(b) => b.println(text),
-            None => crate::ui::eprintln!("{text}"),
-        }
+        self.progress.line(&text);
     }
 
     pub fn show(&mut self, p: &Progress) {
@@ -46,7 +42,7 @@ impl View {
                 elapsed_s,
                 deadline_s,
             } => {
-                if self.terminal {
+                if self.progress.is_terminal() {
                     self.line(format!(
                         "  waiting for {what}: {elapsed_s}s of {deadline_s}s"
                     ));
@@ -62,17 +58,6 @@ impl View {
                 canary,
                 verdict,
             } => {
-                if self.terminal && self.bar.is_none() && *of > 1 {
-                    let bar = indicatif::ProgressBar::new(*of);
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template(
-                            "  bake [{bar:30}] {pos}/{len} {msg}",
-                        )
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    self.bar = Some(bar);
-                }
                 let msg = format!(
                     "baseline {} req {} err, canary {} req {} err{}",
                     baseline.requests,
@@ -83,12 +68,9 @@ impl View {
                         .map(|v| format!(": {}", v.as_str()))
                         .unwrap_or_default()
                 );
-                match &self.bar {
-                    Some(b) => {
-                        b.set_position(*interval);
-                        b.set_message(msg);
-                    }
-                    None => crate::ui::eprintln!("  bake {interval}/{of}: {msg}"),
+                let drawn = *of > 1 && self.progress.bar("bake", *interval, *of, msg.clone());
+                if !drawn {
+                    self.line(format!("  bake {interval}/{of}: {msg}"));
                 }
             }
             Progress::Approved { who } => self.line(format!("approved by {who}")),
@@ -101,8 +83,6 @@ impl View {
     }
 
     pub fn finish(&mut self) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
+        self.progress.finish();
     }
 }

@@ -304,7 +304,12 @@ fn release_builds_contain_no_test_hooks() {
     let root = repo_root();
     let ws = workspace();
     let mut offenders = Vec::new();
-    for manifest in ws.members.values() {
+    // The end-to-end tests set the variables for the binary they run: they are not shipped.
+    for (_, manifest) in ws
+        .members
+        .iter()
+        .filter(|(name, _)| *name != "gatekeeper-e2e")
+    {
         let dir = root
             .join(Path::new(&manifest.path).parent().unwrap())
             .join("src");

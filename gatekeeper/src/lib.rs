@@ -1,6 +1,7 @@
 //! The `gatekeeper` command line: parses, wires the library crates, renders.
 //! Nothing below this crate prints.
 
+mod args;
 mod aws;
 mod cli;
 mod commands;

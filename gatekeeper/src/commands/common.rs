@@ -1,4 +1,6 @@
-//! What several commands share: loading configurations, output formats.
+//! What several commands share: loading configurations, the redrive both run.
+
+pub use crate::args::{ChangesExit, Output, OutputOrMarkdown};
 
 use std::path::{Path, PathBuf};
 
@@ -33,34 +35,6 @@ pub fn load_example() -> anyhow::Result<Loaded> {
     })
 }
 
-/// `--output` of a command whose reports are text or JSON (`canary`, `promote`,
-/// `maintenance`): `--output markdown` is refused there, not printed as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Output {
-    #[default]
-    Text,
-    Json,
-}
-
-/// `--output` of a command that also renders markdown (for a pull request or
-/// `GITHUB_STEP_SUMMARY`): `diff`, `plan`, `check-config`, `judge`, `redrive`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum OutputOrMarkdown {
-    #[default]
-    Text,
-    Json,
-    Markdown,
-}
-
-impl From<Output> for OutputOrMarkdown {
-    fn from(output: Output) -> Self {
-        match output {
-            Output::Text => OutputOrMarkdown::Text,
-            Output::Json => OutputOrMarkdown::Json,
-        }
-    }
-}
-
 /// The stack tags of a configuration, as CloudFormation takes them.
 pub fn stack_tags(loaded: &Loaded) -> Vec<(String, String)> {
     loaded
@@ -70,42 +44,6 @@ pub fn stack_tags(loaded: &Loaded) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-/// `--exit-code-on-changes`, defined once for `diff`, `plan` and `check-config`.
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct ChangesExit {
-    /// Exit code when changes are found (check-config: when the change is not compatible):
-    /// 2, the default, stops a CI step that did not look at the result; 0 lets a report-only
-    /// step (a pull-request comment, annotations) pass. Errors exit 1 either way. Unlike
-    /// terraform, where `plan` exits 0 on changes unless given `-detailed-exitcode`, the gate's
-    /// default is the detailed form: a forgotten flag fails safe.
-    #[arg(
-        long = "exit-code-on-changes",
-        value_enum,
-        value_name = "CODE",
-        default_value = "2"
-    )]
-    pub on_changes: OnChanges,
-}
-
-/// The exit code of "changes present".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnChanges {
-    #[value(name = "0")]
-    Zero,
-    #[value(name = "2")]
-    Two,
-}
-
-impl ChangesExit {
-    /// The status of a command that found changes, or none.
-    pub fn status(&self, changed: bool) -> crate::ExitStatus {
-        match (changed, self.on_changes) {
-            (true, OnChanges::Two) => crate::ExitStatus::Changes,
-            _ => crate::ExitStatus::Success,
-        }
-    }
 }
 
 /// Runs an object redrive with its progress on standard error (`redrive`, `maintenance off`).

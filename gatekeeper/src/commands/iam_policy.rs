@@ -1,16 +1,14 @@
 //! `gatekeeper iam-policy`: the least-privilege IAM policy the gate needs for a configuration.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use crate::ui;
 use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The service's gatekeeper.toml (with a [canary] table).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
     /// A bucket `s3://` revisions are read from (repeatable): the preflight checks the
     /// revision is there.
     #[arg(long = "artifact-bucket", value_name = "BUCKET")]
@@ -18,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let config = canary::config::load(&args.config)?;
+    let config = canary::config::load(&args.service.config)?;
     let options = canary::iam::Options {
         artifact_buckets: args.artifact_buckets.clone(),
     };

@@ -7,7 +7,6 @@
 //! a terminal (CI) it needs `--yes`. `--reason` is recorded with the approver in the evidence.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
 use canary::run::{flow, Action};
 use canary::session::Session;
@@ -18,9 +17,8 @@ use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The service's gatekeeper.toml (with a [canary] table).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Promote without asking. Required when standard input is not a terminal (CI): without
@@ -30,10 +28,8 @@ pub struct Args {
     /// Why this promotion is approved; recorded with the approver's ARN in the run's evidence.
     #[arg(long)]
     pub reason: Option<String>,
-    /// Read the run and the fleet, print every action the promotion would take, and change
-    /// nothing: no confirmation asked, no lock taken, nothing journaled.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
 }
 
 /// Shows the run's evidence (read only, no lock) and asks for confirmation: `Ok(true)` to go
@@ -46,7 +42,7 @@ async fn confirm(s: &Session, args: &Args, out: &mut dyn Write) -> anyhow::Resul
     if let Some(run) = canary::journal::read_run(&s.scope, &run_id).await? {
         if args.output != Output::Json {
             let record = canary::evidence::record_of(&run);
-            crate::render::canary::promote_evidence(&record, &args.config, &run_id, out)?;
+            crate::render::canary::promote_evidence(&record, &args.service.config, &run_id, out)?;
         }
     }
     if args.yes {
@@ -74,10 +70,10 @@ async fn confirm(s: &Session, args: &Args, out: &mut dyn Write) -> anyhow::Resul
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let rt = crate::aws::runtime()?;
     let result = rt.block_on(async {
-        let s = session::open(&args.config).await?;
+        let s = session::open(&args.service.config).await?;
         let mut shown = session::shown();
         let mut hooks = session::hooks(&mut shown);
-        let reply = if args.dry_run {
+        let reply = if args.dry.dry_run {
             flow::preview(&s, Action::Promote, &mut hooks).await?
         } else {
             if !confirm(&s, args, out).await? {

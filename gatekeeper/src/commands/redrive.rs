@@ -21,9 +21,8 @@ pub struct Args {
     /// The service's `gatekeeper.toml` (buckets, `[maintenance.batches]`, queue names).
     #[arg(long, value_name = "FILE", required_unless_present = "dlq")]
     pub config: Option<PathBuf>,
-    /// Show what would move and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
     /// Objects copied at once; default `[maintenance] concurrency` (16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: Option<u16>,
@@ -63,7 +62,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                 queue,
                 args.to.as_deref(),
                 config,
-                args.dry_run,
+                args.dry.dry_run,
                 args.limit,
             )
             .await?;
@@ -82,7 +81,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             &mconfig,
             &buckets,
             concurrency,
-            args.dry_run,
+            args.dry.dry_run,
             None,
         );
         let report = common::redrive_objects(&clients, &request).await?;

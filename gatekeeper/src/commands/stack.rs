@@ -1,5 +1,4 @@
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use stack_deploy::{self, DeployError, Event, Outcome, Request, Timing};
@@ -22,12 +21,10 @@ pub enum StackCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
-    /// The service's `gatekeeper.toml`.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Show what would be deployed and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
     /// Give up waiting after this many seconds (the stack operation itself goes on).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub timeout: u64,
@@ -44,7 +41,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
 
 fn deploy(args: &DeployArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     // Everything that can be wrong locally is found before AWS is called.
-    let loaded = common::load_config(&args.config)?;
+    let loaded = common::load_config(&args.service.config)?;
     let stacks = stacks::synth(&loaded.config)?;
     let rt = crate::aws::runtime()?;
     rt.block_on(async {
@@ -60,7 +57,7 @@ fn deploy(args: &DeployArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> 
                     stacks::template::limits::BODY_BYTES
                 );
             }
-            if args.dry_run {
+            if args.dry.dry_run {
                 let live = stack_deploy::describe(&clients.cloudformation, &stack.name).await?;
                 let verb = match &live {
                     None => "create".to_string(),

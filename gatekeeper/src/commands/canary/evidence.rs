@@ -13,9 +13,8 @@ use crate::ExitStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The service's gatekeeper.toml (with a [canary] table).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
     /// The run (default: the newest canary run).
     #[arg(long)]
     pub run: Option<String>,
@@ -34,9 +33,8 @@ fn parse_format(s: &str) -> Result<Format, String> {
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// The service's gatekeeper.toml (with a [canary] table).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
     /// The run (default: the newest canary run).
     #[arg(long)]
     pub run: Option<String>,
@@ -66,7 +64,7 @@ fn write_to(path: Option<&Path>, text: &str, out: &mut dyn Write) -> anyhow::Res
 }
 
 pub async fn report(a: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let s = session::open(&a.config).await?;
+    let s = session::open(&a.service.config).await?;
     let run = s.find_run(a.run.as_deref()).await?;
     let record = canary::evidence::record_of(&run)?;
     write_to(a.out.as_deref(), &evidence::render(&record, a.output), out)?;
@@ -82,7 +80,7 @@ pub async fn report(a: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<ExitS
 }
 
 pub async fn export(a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let s = session::open(&a.config).await?;
+    let s = session::open(&a.service.config).await?;
     let run = s.find_run(a.run.as_deref()).await?;
     let record = canary::evidence::record_of(&run)?;
     if let Some(p) = &a.judge_config {
@@ -94,7 +92,7 @@ pub async fn export(a: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<ExitS
 }
 
 pub async fn history(a: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let s = session::open(&a.common.config).await?;
+    let s = session::open(&a.common.service.config).await?;
     let lines = canary::status::history(&s, a.limit).await?;
     let location = s.scope.location();
     crate::render::canary::history(&lines, a.common.output, &location, out)?;

@@ -4,7 +4,6 @@
 //! (`canary::run`, `canary::status`); this parses, calls and renders.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use canary::provider::{Clock, SystemClock};
 use canary::run::{flow, Action};
@@ -49,19 +48,16 @@ pub struct TakeOver {
     /// Take the run over although its lock, held on another host, has not expired (its holder
     /// cannot be checked from here): only once that runner is known to be gone. Refused
     /// while the holder keeps renewing its lease.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub force: bool,
-    /// Read the run and the fleet, print every action this would take, and change nothing:
-    /// no lock taken, nothing journaled.
-    #[arg(long, conflicts_with = "force")]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// The service's gatekeeper.toml (with a [canary] table).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -82,9 +78,8 @@ pub struct RunArgs {
     /// Promote without waiting for `gatekeeper promote` once the canary passes (CI).
     #[arg(long)]
     pub auto_promote: bool,
-    /// Print every action the run would take, and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
@@ -105,13 +100,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
 }
 
 async fn start(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let s = session::open(&a.common.config).await?;
+    let s = session::open(&a.common.service.config).await?;
     let request = flow::Request {
         revision: a.revision.clone(),
         previous_revision: a.previous_revision.clone(),
         canary_node: a.canary_node.clone(),
         auto_promote: a.auto_promote,
-        dry_run: a.dry_run,
+        dry_run: a.dry.dry_run,
     };
     let mut shown = session::shown();
     let reply = flow::start(&s, &request, &mut session::hooks(&mut shown)).await?;
@@ -124,10 +119,10 @@ async fn take_over(
     action: Action,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
-    let s = session::open(&t.common.config).await?;
+    let s = session::open(&t.common.service.config).await?;
     let mut shown = session::shown();
     let mut hooks = session::hooks(&mut shown);
-    let reply = match t.dry_run {
+    let reply = match t.dry.dry_run {
         true => flow::preview(&s, action, &mut hooks).await?,
         false => flow::resume(&s, action, t.force, &mut hooks).await?,
     };
@@ -135,7 +130,7 @@ async fn take_over(
 }
 
 async fn status(c: &Common, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let s = session::open(&c.config).await?;
+    let s = session::open(&c.service.config).await?;
     let now = SystemClock.now();
     let report = StatusReport::gather(&s).await?;
     crate::render::canary::status(&report, c.output, now, out)?;

@@ -1,7 +1,5 @@
 //! The arguments of `gatekeeper maintenance on|off|status`.
 
-use std::path::PathBuf;
-
 use crate::commands::common::Output;
 
 #[derive(Debug, clap::Args)]
@@ -22,9 +20,8 @@ pub enum MaintenanceCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// The service's `gatekeeper.toml`.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub service: crate::args::ServiceConfig,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
@@ -39,9 +36,8 @@ pub struct OnArgs {
     /// When maintenance is expected to end (RFC 3339), e.g. 2026-11-22T14:00:00Z.
     #[arg(long, value_name = "TIME", value_parser = maintenance::config::parse_until)]
     pub until: Option<String>,
-    /// Show what would happen and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
     /// Seconds to wait for the queues; default `[maintenance] drain_timeout_seconds`.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -56,9 +52,8 @@ pub struct OnArgs {
 pub struct OffArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Show what would happen and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: crate::args::DryRun,
     /// Only clear the flag; leave the parking lot for a later `gatekeeper redrive`.
     #[arg(long)]
     pub no_redrive: bool,

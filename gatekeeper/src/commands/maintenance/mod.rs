@@ -33,8 +33,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         MaintenanceCommand::Off(a) => &a.common,
         MaintenanceCommand::Status(a) => &a.common,
     };
-    let loaded = common::load_config(&common.config)?;
-    let (config, mconfig) = (&loaded.config, maintenance::config::load(&common.config)?);
+    let loaded = common::load_config(&common.service.config)?;
+    let (config, mconfig) = (
+        &loaded.config,
+        maintenance::config::load(&common.service.config)?,
+    );
     let rt = crate::aws::runtime()?;
     rt.block_on(async {
         let clients = crate::aws::clients(config.region.as_deref()).await;
@@ -72,7 +75,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                 };
                 render::status(&status, lock, a.common.output, out)
             }
-            MaintenanceCommand::On(a) if a.dry_run => render::on_plan(
+            MaintenanceCommand::On(a) if a.dry.dry_run => render::on_plan(
                 &plan::plan_on(&mclients, &target, &mconfig, &scope).await?,
                 out,
             ),
@@ -101,7 +104,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
                     plan::redrive_request(config, &mconfig, &buckets, concurrency, dry, after)
                 };
                 let output = a.common.output;
-                if a.dry_run {
+                if a.dry.dry_run {
                     render::off_plan(&target.flag_parameter, !a.no_redrive, ttl, output, out)?;
                     if a.no_redrive {
                         return Ok(ExitStatus::Success);

@@ -6,19 +6,19 @@
 #   bench/diff/run.sh [resources] [runs]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 resources="${1:-500}"
 runs="${2:-20}"
-target="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --release -q -p gatekeeper)
-GATEKEEPER="$target/release/gatekeeper" "$here/scale.sh" 10000 5
+. "$here/../lib.sh"
+GATEKEEPER="$(release_gatekeeper)"
+export GATEKEEPER
+"$here/scale.sh" 10000 5
 if [ ! -d "$here/node_modules/@aws-cdk/cloudformation-diff" ]; then
   (cd "$here" && npm ci --no-audit --no-fund --silent)
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 "$here/gen.py" "$work" "$resources"
-python3 - "$target/release/gatekeeper" "$here/cdk-diff.js" "$work" "$runs" <<'PY'
+python3 - "$GATEKEEPER" "$here/cdk-diff.js" "$work" "$runs" <<'PY'
 import statistics, subprocess, sys, time
 gk, js, work, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 old, new = f"{work}/old.json", f"{work}/new.json"

@@ -8,15 +8,10 @@
 # GATEKEEPER=path uses that binary instead of building the release one.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 resources="${1:-10000}"
 runs="${2:-5}"
-target="${CARGO_TARGET_DIR:-$root/target}"
-gk="${GATEKEEPER:-}"
-if [ -z "$gk" ]; then
-  (cd "$root" && cargo build --release -q -p gatekeeper)
-  gk="$target/release/gatekeeper"
-fi
+. "$here/../lib.sh"
+gk="$(release_gatekeeper)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 "$here/gen.py" "$work" "$resources" --yaml >/dev/null

@@ -9,14 +9,9 @@
 # the release one.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 megabytes="${1:-1024}"
-target="${CARGO_TARGET_DIR:-$root/target}"
-gk="${GATEKEEPER:-}"
-if [ -z "$gk" ]; then
-  (cd "$root" && cargo build --release -q -p gatekeeper)
-  gk="$target/release/gatekeeper"
-fi
+. "$here/../lib.sh"
+gk="$(release_gatekeeper)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 - "$gk" "$work" "$megabytes" <<'PY'

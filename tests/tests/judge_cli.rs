@@ -186,52 +186,34 @@ fn config_table_is_read_and_flags_override_it() {
 }
 
 #[test]
-fn unknown_config_keys_are_errors_naming_the_table() {
+fn bad_config_keys_and_values_are_errors_naming_file_line_and_key() {
     let input = example("healthy.jsonl");
-    let config = temp_file("typo.toml", "[canary.judge]\nalpah = 0.05\n");
-    let out = judge(&[
-        "--input",
-        input.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("typo.toml") && err.contains(":2:1: canary.judge.alpah: unknown field"),
-        "{err}"
-    );
-    // A section no view reads is a typo too, located at its header.
-    let config = temp_file("section.toml", "[canery.judge]\nalpha = 0.05\n");
-    let out = judge(&[
-        "--input",
-        input.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains(":1:2: canery: unknown section `canery`"),
-        "{err}"
-    );
-    // A value out of range is located at its key.
-    let config = temp_file(
-        "range.toml",
-        "[canary.judge]\nmethod = \"sequential\"\nalpha = 2.0\n",
-    );
-    let out = judge(&[
-        "--input",
-        input.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains(":3:1: canary.judge.alpha: must be between 0 and 1"),
-        "{err}"
-    );
+    for (file, text, located) in [
+        (
+            "typo.toml",
+            "[canary.judge]\nalpah = 0.05\n",
+            ":2:1: canary.judge.alpah: unknown field",
+        ),
+        // A section no view reads is a typo too, located at its header.
+        (
+            "section.toml",
+            "[canery.judge]\nalpha = 0.05\n",
+            ":1:2: canery: unknown section `canery`",
+        ),
+        // A value out of range is located at the value.
+        (
+            "range.toml",
+            "[canary.judge]\nmethod = \"sequential\"\nalpha = 2.0\n",
+            ":3:9: canary.judge.alpha: must be between 0 and 1",
+        ),
+    ] {
+        let config = temp_file(file, text);
+        let args = ["--input", input.to_str().unwrap(), "--config"];
+        let out = judge(&[&args[..], &[config.to_str().unwrap()]].concat());
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let err = stderr(&out);
+        assert!(err.contains(file) && err.contains(located), "{file}: {err}");
+    }
 }
 
 #[test]

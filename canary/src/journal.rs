@@ -204,17 +204,7 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        Plan {
-            run_id: "r".into(),
-            revision: "v2".into(),
-            previous: "v1".into(),
-            canary_node: "a".into(),
-            nodes: vec!["a".into(), "b".into()],
-            canary_weight: 5,
-            wave_size: 1,
-            auto_promote: false,
-            repair: false,
-        }
+        Plan::example("r")
     }
 
     #[test]

@@ -162,6 +162,24 @@ pub struct Plan {
     pub repair: bool,
 }
 
+#[cfg(test)]
+impl Plan {
+    /// A two-node plan (`a` the canary, `b`) from v1 to v2, for the crate's unit tests.
+    pub(crate) fn example(run_id: &str) -> Plan {
+        Plan {
+            run_id: run_id.into(),
+            revision: "v2".into(),
+            previous: "v1".into(),
+            canary_node: "a".into(),
+            nodes: vec!["a".into(), "b".into()],
+            canary_weight: 5,
+            wave_size: 1,
+            auto_promote: false,
+            repair: false,
+        }
+    }
+}
+
 impl Plan {
     /// The other nodes in promotion waves.
     pub fn waves(&self) -> Vec<Vec<String>> {

@@ -266,17 +266,7 @@ mod tests {
     use crate::machine::{Action as Step, Event};
 
     fn plan() -> Plan {
-        Plan {
-            run_id: "canary-1".into(),
-            revision: "v2".into(),
-            previous: "v1".into(),
-            canary_node: "a".into(),
-            nodes: vec!["a".into(), "b".into()],
-            canary_weight: 5,
-            wave_size: 1,
-            auto_promote: false,
-            repair: false,
-        }
+        Plan::example("canary-1")
     }
 
     fn run(finished: Option<Outcome>) -> RunState {

@@ -235,7 +235,7 @@ fn missing_field_is_named() {
     // In the second of two queues: the table, the field and the line of its header.
     assert_rejected(
         "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"a\"\n\n[[queues]]\nmax_receive_count = 3\n",
-        &[":7:1: queues.name: missing field `name`"],
+        &[":7:1: queues[1].name: missing field `name`"],
     );
 }
 
@@ -243,7 +243,7 @@ fn missing_field_is_named() {
 fn wrong_type_is_located() {
     assert_rejected(
         "service = \"photos\"\nenvironment = \"prod\"\n\n[[queues]]\nname = \"q\"\nmax_receive_count = \"five\"\n",
-        &[":6:", "queues.max_receive_count", "invalid type"],
+        &[":6:", "queues[0].max_receive_count", "invalid type"],
     );
 }
 

@@ -93,6 +93,9 @@ struct LineIndex<'a> {
     bytes: &'a [u8],
     line_starts: Vec<usize>,
     chars_before_block: Vec<usize>,
+    /// The line (index into `line_starts`) of the last lookup: parsers ask in document order
+    /// or close to it, so the next offset is mostly on that line or the next one.
+    last: std::cell::Cell<usize>,
 }
 
 impl<'a> LineIndex<'a> {
@@ -117,6 +120,7 @@ impl<'a> LineIndex<'a> {
             bytes,
             line_starts,
             chars_before_block,
+            last: std::cell::Cell::new(0),
         }
     }
 
@@ -129,7 +133,22 @@ impl<'a> LineIndex<'a> {
 
     fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.bytes.len());
-        let line = self.line_starts.partition_point(|&s| s <= offset);
+        // The number of line starts at or before `offset`: the last line or the next, else
+        // a binary search.
+        let starts = &self.line_starts;
+        let on = |line: usize| {
+            starts.get(line).is_some_and(|&s| s <= offset)
+                && starts.get(line + 1).is_none_or(|&s| s > offset)
+        };
+        let last = self.last.get();
+        let line = if on(last) {
+            last + 1
+        } else if on(last + 1) {
+            last + 2
+        } else {
+            starts.partition_point(|&s| s <= offset)
+        };
+        self.last.set(line - 1);
         let start = self.line_starts[line - 1];
         let column = if offset - start <= Self::BLOCK {
             count_chars(&self.bytes[start..offset])
@@ -706,7 +725,7 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
     })?;
 
     fn convert(
-        v: &Spanned<DeValue<'_>>,
+        v: Spanned<DeValue<'_>>,
         loc: &dyn Fn(usize) -> Location,
         names: &mut Names,
         depth: usize,
@@ -719,8 +738,8 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
                 limit: MAX_DEPTH,
             });
         }
-        let value = match v.get_ref() {
-            DeValue::String(s) => Value::String(s.to_string()),
+        let value = match v.into_inner() {
+            DeValue::String(s) => Value::String(s.into_owned()),
             DeValue::Integer(i) => {
                 let digits = without_underscores(i.as_str());
                 let parsed = i64::from_str_radix(
@@ -749,11 +768,11 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
                     other => other.parse().unwrap_or(f64::NAN),
                 })
             }
-            DeValue::Boolean(b) => Value::Bool(*b),
+            DeValue::Boolean(b) => Value::Bool(b),
             DeValue::Datetime(d) => Value::String(d.to_string()),
             DeValue::Array(items) => Value::List(
                 items
-                    .iter()
+                    .into_iter()
                     .map(|item| convert(item, loc, names, depth + 1))
                     .collect::<Result<_, _>>()?,
             ),
@@ -763,24 +782,26 @@ fn toml(text: &str, file: &Arc<str>) -> Result<Node, LoadError> {
     }
 
     fn table_entries(
-        t: &DeTable<'_>,
+        t: DeTable<'_>,
         loc: &dyn Fn(usize) -> Location,
         names: &mut Names,
         depth: usize,
     ) -> Result<Map, LoadError> {
-        let mut entries = Map::new();
-        for (k, v) in t.iter() {
+        let mut entries = Vec::with_capacity(t.len());
+        for (k, v) in t {
             let key = Key {
                 name: names.get(k.get_ref()),
                 location: loc(k.span().start),
             };
-            push_entry(&mut entries, key, convert(v, loc, names, depth)?)?;
+            entries.push((key, convert(v, loc, names, depth)?));
         }
-        entries.sort_by_location();
-        Ok(entries)
+        // toml's map is ordered by name, and refuses a key twice.
+        entries.sort_by_key(|(k, _)| (k.location.line, k.location.column));
+        Ok(Map::from_unique(entries))
     }
 
-    let entries = table_entries(table.get_ref(), &loc, &mut Names::default(), 1)?;
+    // Consumed as it is converted: its memory is freed while ours is taken.
+    let entries = table_entries(table.into_inner(), &loc, &mut Names::default(), 1)?;
     Ok(Node::new(Value::Map(entries), Location::new(file, 1, 1)))
 }
 
@@ -953,6 +974,37 @@ pub(crate) fn secret_node(value: &str, location: Location) -> Node {
 mod tests {
     use super::*;
     use std::fmt::Write;
+
+    /// The line index answers lookups in any order as a count from the start does: its
+    /// remembered line is only a guess that is checked.
+    #[test]
+    fn line_index_answers_in_any_order() {
+        let text = "a\n\nbé\n  c = 1\nx\n\n".repeat(40);
+        let bytes = text.as_bytes();
+        let index = LineIndex::new(bytes);
+        let naive = |offset: usize| {
+            let before = &text[..offset];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            (line, text[start..offset].chars().count() + 1)
+        };
+        let offsets: Vec<usize> = (0..=text.len())
+            .filter(|&o| text.is_char_boundary(o))
+            .collect();
+        let orders = [
+            offsets.clone(),
+            offsets.iter().rev().copied().collect(),
+            offsets
+                .iter()
+                .map(|&o| offsets[(o * 7919) % offsets.len()])
+                .collect(),
+        ];
+        for order in orders {
+            for o in order {
+                assert_eq!(index.line_col(o), naive(o), "offset {o}");
+            }
+        }
+    }
 
     /// Every value, key and location of a tree, in order.
     fn describe(node: &Node, out: &mut String) {

@@ -96,6 +96,19 @@ impl Map {
         Map::default()
     }
 
+    /// A map of entries whose keys are known to differ (a parser's own map), in the order
+    /// given: indexed once, with no search for a duplicate.
+    pub fn from_unique(entries: Vec<(Key, Node)>) -> Self {
+        let mut map = Map {
+            entries,
+            ..Map::default()
+        };
+        if map.entries.len() > Self::SCANNED {
+            map.index_from(0);
+        }
+        map
+    }
+
     fn position(&self, name: &str) -> Option<usize> {
         if self.index.is_empty() {
             return self.entries.iter().position(|(k, _)| *k.name == *name);
@@ -151,16 +164,6 @@ impl Map {
     /// Every value, to change (keys stay as they are).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Node> {
         self.entries.iter_mut().map(|(_, v)| v)
-    }
-
-    /// Orders the entries by where their keys were written.
-    pub fn sort_by_location(&mut self) {
-        self.entries
-            .sort_by_key(|(k, _)| (k.location.line, k.location.column));
-        if !self.index.is_empty() {
-            self.index.clear();
-            self.index_from(0);
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Generates configurations just under `parse::MAX_BYTES` (10 MiB) in YAML, TOML and JSON, in
 //! two shapes (one flat map; services nested three levels with lists), and times the whole
-//! check as the CLI runs it (load both, compare, render the text report): against an
+//! check as the CLI runs it (load both files, on two threads; compare; render the text
+//! report): against an
 //! identical copy, and against a changed copy (about 1% of keys removed, added, renamed or
 //! retyped, 1% of values changed). Prints the median of `COMPAT_BENCH_RUNS` runs (default 5),
 //! wall time and CPU time. `COMPAT_BENCH_BYTES` sets another size.
@@ -13,7 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use compat::{parse, Format, Ignores};
+use std::path::Path;
+
+use compat::{parse, Format, Ignores, Source};
 use serde_json::{json, Map, Value as J};
 
 /// Just under the limit by default; `COMPAT_BENCH_BYTES` sets another size.
@@ -175,22 +178,28 @@ fn keys(node: &compat::Node) -> usize {
     }
 }
 
-/// The whole check as the CLI runs it; returns the number of findings.
-fn check(old: &str, new: &str, format: Format) -> usize {
-    let old = parse(old.as_bytes(), format, "old").expect("old loads");
-    let new = parse(new.as_bytes(), format, "new").expect("new loads");
+/// The whole check as the CLI runs it, on two files: load both (on two threads), compare,
+/// render the text report. Returns the number of findings.
+fn check(old: &Path, new: &Path) -> usize {
+    let file = |p: &Path| Source::File(p.display().to_string());
+    let (old, new) = compat::load_both(&file(old), &file(new), None).expect("both load");
     let report = compat::check(&old, &new, None, &Ignores::default());
     std::hint::black_box(report.to_text());
     report.findings.len()
 }
 
-/// CPU time this process has run (Linux `/proc/self/schedstat`), to tell the work from
-/// waiting for a core on a busy machine; zero where it cannot be read.
+/// CPU time this process has run, all its threads (Linux `/proc/self/stat`: user and system
+/// time, in ticks of 10 ms), to tell the work from waiting for a core on a busy machine; zero
+/// where it cannot be read.
 fn cpu_time() -> Duration {
-    std::fs::read_to_string("/proc/self/schedstat")
+    let ticks = std::fs::read_to_string("/proc/self/stat")
         .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map_or(Duration::ZERO, Duration::from_nanos)
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses and may hold spaces.
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        });
+    ticks.map_or(Duration::ZERO, |t| Duration::from_millis(t * 10))
 }
 
 /// Median wall time and median CPU time of `runs` runs.
@@ -237,6 +246,14 @@ fn main() {
     for format in [Format::Yaml, Format::Toml, Format::Json] {
         for shape in [Shape::Flat, Shape::Nested] {
             let (old, new) = generate(shape, format);
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let ext = format!("{format:?}").to_lowercase();
+            let (old_file, new_file) = (
+                dir.path().join(format!("old.{ext}")),
+                dir.path().join(format!("new.{ext}")),
+            );
+            std::fs::write(&old_file, &old).expect("written");
+            std::fs::write(&new_file, &new).expect("written");
             let config = parse(old.as_bytes(), format, "old").expect("old loads");
             let keys = keys(&config.root);
             drop(config);
@@ -244,10 +261,10 @@ fn main() {
                 std::hint::black_box(parse(old.as_bytes(), format, "old").expect("loads"));
             });
             let same = median(runs, || {
-                assert_eq!(check(&old, &old, format), 0);
+                assert_eq!(check(&old_file, &old_file), 0);
             });
             let mut findings = 0;
-            let changed = median(runs, || findings = check(&old, &new, format));
+            let changed = median(runs, || findings = check(&old_file, &new_file));
             println!(
                 "| {:<6} | {:<6} | {:>5.2} MiB | {:>7} | {:>14} | {:>14} | {:>14} | {:>8} |",
                 format!("{format:?}").to_lowercase(),

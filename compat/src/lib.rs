@@ -53,5 +53,5 @@ pub use parse::{parse, Format};
 pub use report::{Finding, Report, Verdict};
 pub use rules::{Direction, Level, Rule};
 pub use schema::{Schema, Schemas};
-pub use source::{load, Parameter, ParameterKind, ParameterSource, Source};
+pub use source::{load, load_both, Parameter, ParameterKind, ParameterSource, Source};
 pub use value::{Config, Location, Node, Value};

@@ -112,6 +112,30 @@ pub fn load(source: &Source, ssm: Option<&dyn ParameterSource>) -> Result<Config
     }
 }
 
+/// Loads the two sides of a check, each as [`load`] does; on failure, the error of `old`
+/// first. Files and `git:` revisions are read on two threads: a large configuration costs its
+/// parse, and the two are independent. A parameter store is asked from this thread, one side
+/// after the other.
+pub fn load_both(
+    old: &Source,
+    new: &Source,
+    ssm: Option<&dyn ParameterSource>,
+) -> Result<(Config, Config), LoadError> {
+    if matches!(old, Source::Ssm(_)) || matches!(new, Source::Ssm(_)) {
+        return Ok((load(old, ssm)?, load(new, ssm)?));
+    }
+    let (old, new) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| load(new, None));
+        let old = load(old, None);
+        // A panic in the parser is a bug; it surfaces as it would on this thread.
+        let new = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (old, new)
+    });
+    Ok((old?, new?))
+}
+
 fn format_of(path: &str) -> Result<Format, LoadError> {
     Format::from_path(path).ok_or_else(|| LoadError::UnknownFormat {
         file: path.to_string(),
@@ -239,4 +263,57 @@ pub fn load_ssm(path: &str, store: &dyn ParameterSource) -> Result<Config, LoadE
         source: spec,
         typed: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parameter store that counts the calls made to it.
+    struct Store(std::cell::Cell<usize>);
+
+    impl ParameterSource for Store {
+        fn parameters_by_path(&self, path: &str) -> Result<Vec<Parameter>, String> {
+            self.0.set(self.0.get() + 1);
+            Ok(vec![Parameter {
+                name: format!("{path}/port"),
+                value: "80".into(),
+                kind: ParameterKind::String,
+            }])
+        }
+    }
+
+    #[test]
+    fn both_sides_load_and_the_old_error_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            Source::File(path.display().to_string())
+        };
+        let good = file("good.toml", "port = 80\n");
+        let other = file("other.yaml", "port: 81\n");
+        let bad_old = file("bad-old.json", "{\"port\": }");
+        let bad_new = file("bad-new.toml", "port = \n");
+
+        let (old, new) = load_both(&good, &other, None).unwrap();
+        assert!(old.source.ends_with("good.toml"), "{}", old.source);
+        assert!(new.source.ends_with("other.yaml"), "{}", new.source);
+
+        let e = load_both(&bad_old, &bad_new, None).unwrap_err().to_string();
+        assert!(e.contains("bad-old.json"), "{e}");
+        let e = load_both(&good, &bad_new, None).unwrap_err().to_string();
+        assert!(e.contains("bad-new.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_parameter_store_is_asked_once_a_side() {
+        let store = Store(std::cell::Cell::new(0));
+        let ssm = Source::parse("ssm:/svc").unwrap();
+        let (old, new) = load_both(&ssm, &ssm, Some(&store)).unwrap();
+        assert_eq!(store.0.get(), 2);
+        for config in [old, new] {
+            assert!(config.root.get("port").is_some(), "{:?}", config.root);
+        }
+    }
 }

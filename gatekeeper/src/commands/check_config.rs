@@ -59,8 +59,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
         None
     };
     let store = ssm.as_ref().map(|s| s as &dyn compat::ParameterSource);
-    let old = compat::load(&old_source, store)?;
-    let new = compat::load(&new_source, store)?;
+    let (old, new) = compat::load_both(&old_source, &new_source, store)?;
 
     let schemas = match (&args.schema, &args.old_schema, &args.new_schema) {
         (Some(both), _, _) => Some(Schemas {

@@ -4,7 +4,8 @@
 //! odd generator writes: values nested past the limits, keys twice, `\u` escapes, numbers too
 //! large for a float, sections and resources that are not mappings, YAML tags (short forms and
 //! unknown ones), references in every spelling and chains of them, and the same meaning in
-//! other text. Both must give the same report, or both an error.
+//! other text. YAML is written in flow style and in block style, where resources whose lines
+//! are the same on both sides are skipped by the YAML reader. Both must give the same report, or both an error.
 //!
 //! Cases: `DIFF_FUZZ_CASES` (512 by default), e.g.
 //! `DIFF_FUZZ_CASES=100000 cargo test -p stacks --release --test diff_differential`.
@@ -248,10 +249,12 @@ fn pair() -> impl Strategy<Value = (Template, Template, Style, Style)> {
         })
 }
 
-/// How a side is written: JSON or YAML, indented or not, which letters are `\u` escapes.
+/// How a side is written: JSON or YAML (flow or block style), indented or not, which
+/// letters are `\u` escapes.
 #[derive(Clone, Copy, Debug)]
 struct Style {
     yaml: bool,
+    block: bool,
     indent: bool,
     /// Every `escape`-th letter of a string or key is written as a `\u` escape (0: none).
     escape: usize,
@@ -259,12 +262,14 @@ struct Style {
 
 fn style() -> impl Strategy<Value = Style> {
     (
-        prop::bool::weighted(0.25),
+        prop::bool::weighted(0.5),
+        prop::bool::weighted(0.8),
         any::<bool>(),
         prop::sample::select(vec![0usize, 0, 0, 1, 3]),
     )
-        .prop_map(|(yaml, indent, escape)| Style {
+        .prop_map(|(yaml, block, indent, escape)| Style {
             yaml,
+            block: yaml && block,
             indent,
             escape,
         })
@@ -343,13 +348,57 @@ fn render(n: &Node, style: Style, depth: usize, out: &mut String) {
     }
 }
 
+/// YAML in block style, the value after a key's `:` or an item's `-`: a mapping's entries and
+/// a list's items on lines of their own, `indent` spaces in; anything else in flow style on
+/// the same line. Keys of letters and digits (resource ids) are plain, others quoted.
+fn render_block(n: &Node, style: Style, indent: usize, out: &mut String) {
+    let line = |out: &mut String| {
+        out.push('\n');
+        out.push_str(&" ".repeat(indent));
+    };
+    match n {
+        Node::Map(entries) if !entries.is_empty() => {
+            for (k, v) in entries {
+                line(out);
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    out.push_str(k);
+                } else {
+                    quoted(k, style, out);
+                }
+                out.push(':');
+                render_block(v, style, indent + 2, out);
+            }
+        }
+        Node::List(items) if !items.is_empty() => {
+            for v in items {
+                line(out);
+                out.push('-');
+                render_block(v, style, indent + 2, out);
+            }
+        }
+        other => {
+            out.push(' ');
+            let flow = Style {
+                indent: false,
+                ..style
+            };
+            render(other, flow, 0, out);
+        }
+    }
+}
+
 fn text(template: &[(String, Node)], style: Style) -> String {
     let mut out = String::new();
     if style.yaml {
         // A flow mapping after a comment: YAML, not JSON, to the reader.
         out.push_str("# template\n");
     }
-    render(&Node::Map(template.to_vec()), style, 0, &mut out);
+    if style.block {
+        render_block(&Node::Map(template.to_vec()), style, 0, &mut out);
+        out.push('\n');
+    } else {
+        render(&Node::Map(template.to_vec()), style, 0, &mut out);
+    }
     out
 }
 
@@ -387,10 +436,14 @@ fn fast_path_and_whole_parse_agree() {
         ..Config::default()
     });
     let outcomes = std::cell::Cell::new([0usize; 3]);
+    let block = std::cell::Cell::new(0usize);
     runner
         .run(&pair(), |(old, new, old_style, new_style)| {
             let (old, new) = (text(&old, old_style), text(&new, new_style));
             check(&old, &new)?;
+            if old_style.block && new_style.block {
+                block.set(block.get() + 1);
+            }
             // Tally what the cases reached: errors, changes, no changes.
             let mut o = outcomes.get();
             match diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default()) {
@@ -409,8 +462,10 @@ fn fast_path_and_whole_parse_agree() {
         .unwrap();
     let [errors, changes, same] = outcomes.get();
     eprintln!(
-        "{} cases: {errors} both errors, {changes} the same changes, {same} both no changes",
-        cases()
+        "{} cases: {errors} both errors, {changes} the same changes, {same} both no changes; \
+         {} with both sides in block YAML",
+        cases(),
+        block.get()
     );
     assert!(
         errors > 0 && changes > 0,

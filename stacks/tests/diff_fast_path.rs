@@ -470,3 +470,54 @@ fn block_yaml_with_the_same_resource_text_gives_the_whole_parse_report() {
     assert_eq!(fast(block, flow), whole(block, flow));
     assert!(fast(block, flow).has_changes);
 }
+
+#[test]
+fn yaml_resources_skipped_for_the_same_text_are_still_read() {
+    // `Same` has the same lines on both sides, so the YAML reader does not build it; what it
+    // holds must still be readable, and it is still reached through a `${...}`.
+    let side = |name: &str, same: &str| {
+        format!(
+            "Resources:\n  Dlq:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: {name}\n  Same:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Type: String\n      Value: !Sub 'arn:${{Dlq.Arn}}'\n{same}  Last:\n    Type: AWS::SNS::Topic\n"
+        )
+    };
+    let ok = |name: &str| side(name, "      Name: /svc/p\n");
+    let (old, new) = (ok("d"), ok("d2"));
+    let report = fast(&old, &new);
+    assert_eq!(report, whole(&old, &new));
+    assert!(
+        report.resources.iter().any(|r| r.logical_id == "Same"),
+        "reached through ${{Dlq.Arn}}: {report:?}"
+    );
+    for (same, words) in [
+        (
+            format!("      Note: {}\n", nested(130)),
+            &["old", "resource Same", "nested deeper"][..],
+        ),
+        (
+            "      Name: a\n      Name: b\n".to_string(),
+            &["old", "resource Same", "duplicate key `Name`"][..],
+        ),
+        ("      Name: !Bogus a\n".to_string(), &["old", "!Bogus"][..]),
+        (
+            "      Name: 123456789012345678901234567890\n".to_string(),
+            &["old", "out of range"][..],
+        ),
+    ] {
+        let (old, new) = (side("d", &same), side("d2", &same));
+        let e = diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default())
+            .unwrap_err()
+            .to_string();
+        for w in words {
+            assert!(e.contains(w), "{w:?} in {e}");
+        }
+    }
+    // An anchor in a skipped resource, its alias in a changed one: read whole.
+    let anchored = |name: &str| {
+        side(name, "      Name: &n /svc/p\n").replace(
+            "  Last:\n    Type: AWS::SNS::Topic\n",
+            &format!("  Last:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: *n\n      DisplayName: {name}\n"),
+        )
+    };
+    let (old, new) = (anchored("d"), anchored("d2"));
+    assert_eq!(fast(&old, &new), whole(&old, &new));
+}

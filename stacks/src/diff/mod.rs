@@ -419,73 +419,197 @@ pub fn compare_texts(
     Ok(Compared { diff, old, new })
 }
 
-/// [`compare_texts`] for two YAML templates: both are read whole (the event parser streams, no
-/// YAML tree is built), and a resource whose text is the same on both sides is compared only
-/// when replacement may reach it, as for JSON.
+/// [`compare_texts`] for two YAML templates. The event parser streams (no YAML tree is
+/// built), and a resource whose text is the same on both sides is compared only when
+/// replacement may reach it, as for JSON. Such a resource is not even built when a scan of the
+/// lines finds its text the same on both sides ([`skim_yaml`]); otherwise both are read whole.
 fn compare_yaml(
     (old_text, old_origin): (&str, &str),
     (new_text, new_origin): (&str, &str),
     options: &DiffOptions,
 ) -> Result<Compared, LoadError> {
-    fn read<'t>(text: &'t str, origin: &str) -> Result<(&'t str, Value, yaml::Texts), LoadError> {
-        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-        let read = load::read_yaml(trimmed, origin)?;
-        let value = load::checked(read.value, origin)?;
-        Ok((trimmed, value, read.texts))
+    fn trim(t: &str) -> &str {
+        t.trim_start_matches('\u{feff}').trim_start()
     }
-    let (old_trimmed, mut old, old_texts) = read(old_text, old_origin)?;
-    let (new_trimmed, mut new, new_texts) = read(new_text, new_origin)?;
-    let empty = Map::new();
-    let (skip, made) = {
-        let old_res = old
-            .get("Resources")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let new_res = new
-            .get("Resources")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let mut ids = Vec::new();
-        let mut same = Vec::new();
-        let mut made = BTreeMap::new();
-        let mut replaceable = Vec::new();
-        for (id, n) in new_res {
-            let Some(o) = old_res.get(id) else { continue };
-            let text_same = match (old_texts.get(id), new_texts.get(id)) {
-                (Some(a), Some(b)) => old_trimmed[a.clone()] == new_trimmed[b.clone()],
-                _ => false,
-            };
-            if !text_same {
-                let r = modified(id, o, n, options);
-                if r.replacement != Replacement::Never {
-                    replaceable.push(ids.len());
-                }
-                made.insert(id.clone(), r);
-            }
-            ids.push(id.as_str());
-            same.push(text_same);
-        }
-        let values: Vec<&Value> = ids.iter().map(|id| &new_res[*id]).collect();
-        let reached = spread(&ids, |i, name| value_strings(values[i], name), replaceable);
-        let skip: BTreeSet<String> = ids
-            .iter()
-            .zip(same.iter().zip(&reached))
-            .filter(|(_, (same, reached))| **same && !**reached)
-            .map(|(id, _)| id.to_string())
-            .collect();
-        (skip, made)
+    let (old_trimmed, new_trimmed) = (trim(old_text), trim(new_text));
+    if let Some(compared) = skim_yaml(
+        (old_trimmed, old_origin),
+        (new_trimmed, new_origin),
+        options,
+    ) {
+        return Ok(compared);
+    }
+    fn read(text: &str, origin: &str) -> Result<(Value, yaml::Texts), LoadError> {
+        let read = load::read_yaml(text, origin)?;
+        Ok((load::checked(read.value, origin)?, read.texts))
+    }
+    let (old, old_texts) = read(old_trimmed, old_origin)?;
+    let (new, new_texts) = read(new_trimmed, new_origin)?;
+    let sides = YamlSides {
+        texts: (old_trimmed, new_trimmed),
+        ranges: (&old_texts, &new_texts),
+        skipped: &yaml::Skipped::default(),
     };
-    for t in [&mut old, &mut new] {
-        if let Some(Value::Object(r)) = t.get_mut("Resources") {
-            r.retain(|id, _| !skip.contains(id));
+    Ok(sides
+        .compare(old, new, options)
+        .expect("nothing was skipped, so nothing is read again"))
+}
+
+/// The fast path of [`compare_yaml`]: the resources whose text a scan of the lines finds the
+/// same on both sides are only checked as the parser passes them, not built. `None` (read
+/// both whole) when that cannot be trusted: the parse finds other texts than the scan, the
+/// text has an anchor, or either side is in error (the whole reading reports it).
+fn skim_yaml(
+    (old_text, old_origin): (&str, &str),
+    (new_text, new_origin): (&str, &str),
+    options: &DiffOptions,
+) -> Option<Compared> {
+    let old_scan = yaml::scan_texts(old_text);
+    let new_scan = yaml::scan_texts(new_text);
+    let skipped: yaml::Skipped = new_scan
+        .iter()
+        .filter(|(id, text)| old_scan.get(*id) == Some(text))
+        .map(|(id, _)| *id)
+        .collect();
+    if skipped.is_empty() {
+        return None;
+    }
+    // The two sides are read at once, on two threads: reading YAML is most of the time.
+    let (old, new) = std::thread::scope(|scope| {
+        let new = scope.spawn(|| yaml::read_skipping(new_text, &skipped));
+        let old = yaml::read_skipping(old_text, &skipped);
+        (old, new.join())
+    });
+    let old = old.ok()??;
+    let new = new.ok()?.ok()??;
+    // The parser's texts of every skipped resource must be there and the same.
+    for id in &skipped {
+        let (a, b) = (old.texts.get(*id)?, new.texts.get(*id)?);
+        if old_text[a.clone()] != new_text[b.clone()] {
+            return None;
         }
     }
-    let made = made
-        .iter()
-        .map(|(id, r)| (id.as_str(), r.clone()))
-        .collect();
-    let diff = compare(&old, &new, options, made);
-    Ok(Compared { diff, old, new })
+    let old_value = load::checked(old.value, old_origin).ok()?;
+    let new_value = load::checked(new.value, new_origin).ok()?;
+    let sides = YamlSides {
+        texts: (old_text, new_text),
+        ranges: (&old.texts, &new.texts),
+        skipped: &skipped,
+    };
+    sides.compare(old_value, new_value, options)
+}
+
+/// Two YAML templates' texts, where each resource's text is, and the resources whose values
+/// were not built (their text is the same on both sides).
+struct YamlSides<'a> {
+    texts: (&'a str, &'a str),
+    ranges: (&'a yaml::Texts, &'a yaml::Texts),
+    skipped: &'a yaml::Skipped<'a>,
+}
+
+impl YamlSides<'_> {
+    /// The comparison of two read templates; `None` when a skipped resource that replacement
+    /// reaches cannot be read from its text alone.
+    fn compare(&self, mut old: Value, mut new: Value, options: &DiffOptions) -> Option<Compared> {
+        let (old_ranges, new_ranges) = self.ranges;
+        let (old_text, new_text) = self.texts;
+        let empty = Map::new();
+        let (skip, made, reread) = {
+            let old_res = old
+                .get("Resources")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            let new_res = new
+                .get("Resources")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            let mut ids = Vec::new();
+            let mut same = Vec::new();
+            let mut made = BTreeMap::new();
+            let mut replaceable = Vec::new();
+            for (id, n) in new_res {
+                let Some(o) = old_res.get(id) else { continue };
+                let text_same = match (old_ranges.get(id), new_ranges.get(id)) {
+                    (Some(a), Some(b)) => old_text[a.clone()] == new_text[b.clone()],
+                    _ => false,
+                };
+                if !text_same {
+                    let r = modified(id, o, n, options);
+                    if r.replacement != Replacement::Never {
+                        replaceable.push(ids.len());
+                    }
+                    made.insert(id.clone(), r);
+                }
+                ids.push(id.as_str());
+                same.push(text_same);
+            }
+            let values: Vec<&Value> = ids.iter().map(|id| &new_res[*id]).collect();
+            // A skipped resource's names come from its text, where every id is plain.
+            let plain = ids
+                .iter()
+                .all(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
+            let reached = spread(
+                &ids,
+                |i, name| match new_ranges.get(ids[i]) {
+                    Some(range) if self.skipped.contains(ids[i]) => {
+                        plain && words(&new_text[range.clone()], name)
+                    }
+                    _ => value_strings(values[i], name),
+                },
+                replaceable,
+            );
+            let mut skip = BTreeSet::new();
+            let mut reread = Vec::new();
+            for (id, (same, reached)) in ids.iter().zip(same.iter().zip(&reached)) {
+                if *same && !*reached {
+                    skip.insert(id.to_string());
+                } else if self.skipped.contains(id) {
+                    reread.push(id.to_string());
+                }
+            }
+            (skip, made, reread)
+        };
+        // A skipped resource that replacement reaches: its text is the same on both sides,
+        // so it is read once, on its own.
+        let mut values = BTreeMap::new();
+        for id in reread {
+            let range = new_ranges.get(&id)?;
+            let value = yaml::read_resource(&new_text[range.clone()]).ok()??;
+            values.insert(id, load::normalize(value));
+        }
+        for t in [&mut old, &mut new] {
+            if let Some(Value::Object(r)) = t.get_mut("Resources") {
+                r.retain(|id, _| !skip.contains(id));
+                for (id, v) in r.iter_mut() {
+                    if let Some(value) = values.get(id) {
+                        *v = value.clone();
+                    }
+                }
+            }
+        }
+        let made = made
+            .iter()
+            .map(|(id, r)| (id.as_str(), r.clone()))
+            .collect();
+        let diff = compare(&old, &new, options, made);
+        Some(Compared { diff, old, new })
+    }
+}
+
+/// Calls `name` with every run of ASCII letters and digits in YAML text: every id a value in
+/// it may name, when ids are such runs. `false` (and stops) at a `\`, where an escape may
+/// spell an id otherwise.
+fn words(text: &str, name: &mut dyn FnMut(&str)) -> bool {
+    if text.contains('\\') {
+        return false;
+    }
+    for word in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        name(word);
+    }
+    true
 }
 
 /// [`strings`] over a parsed value: each string (keys too) up to its first `.`, and each

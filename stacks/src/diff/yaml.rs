@@ -26,7 +26,11 @@ pub(crate) struct YamlTemplate {
 }
 
 /// Each resource's text in its template, by id.
-pub(crate) type Texts = std::collections::HashMap<String, std::ops::Range<usize>>;
+pub(crate) type Texts =
+    std::collections::HashMap<String, std::ops::Range<usize>, foldhash::fast::RandomState>;
+
+/// The ids of the resources a reading skips.
+pub(crate) type Skipped<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
 
 /// An error and the line (1-based) it is on.
 pub(crate) struct YamlError {
@@ -50,9 +54,19 @@ struct Frame {
     anchor: usize,
     /// Whether this is the `Resources` mapping.
     resources: bool,
+    /// Whether the values in it are kept; when not, only checked (a mapping still holds
+    /// its keys, to find one written twice) and the container ends empty.
+    keep: bool,
+    /// Whether the collections in it are not kept: the value of a resource that is skipped.
+    shallow: bool,
 }
 
-struct Builder {
+struct Builder<'s> {
+    /// Resources whose values are only checked, as far as a resource is checked, not kept
+    /// (see [`read_skipping`]).
+    skip: Option<&'s Skipped<'s>>,
+    /// An anchor was seen while values are skipped: what it names may not be kept.
+    skipped_anchor: bool,
     stack: Vec<Frame>,
     depth: usize,
     anchors: std::collections::HashMap<usize, (Value, usize)>,
@@ -230,7 +244,7 @@ fn float(v: &str) -> Option<f64> {
     unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
-impl Builder {
+impl Builder<'_> {
     fn fail(&mut self, mark: Marker, message: String) {
         if self.error.is_none() {
             let message = match &self.resource {
@@ -291,8 +305,13 @@ impl Builder {
             }
             return;
         };
+        let keep = frame.keep;
         match &mut frame.container {
-            Container::Seq(items) => items.push(v),
+            Container::Seq(items) => {
+                if keep {
+                    items.push(v)
+                }
+            }
             Container::Map(map, pending) => match pending.take() {
                 None => {
                     let key = match v {
@@ -329,7 +348,7 @@ impl Builder {
                     *pending = Some(key);
                 }
                 Some(key) => {
-                    map.insert(key, v);
+                    map.insert(key, if keep { v } else { Value::Null });
                     if in_resources {
                         self.resource = None;
                     }
@@ -339,9 +358,26 @@ impl Builder {
     }
 
     fn remember(&mut self, anchor: usize, v: &Value) {
+        // What an anchor names may be a value not kept, or hold one.
+        if anchor > 0 && self.skip.is_some() {
+            self.skipped_anchor = true;
+        }
         if anchor > 0 {
             self.anchors.insert(anchor, (v.clone(), count(v)));
         }
+    }
+
+    /// Whether the next value is that of a resource whose value is only checked.
+    fn skipped_next(&self) -> bool {
+        let Some(skip) = self.skip else {
+            return false;
+        };
+        self.stack.len() == 2
+            && self.stack[1].resources
+            && matches!(
+                &self.stack[1].container,
+                Container::Map(_, Some(id)) if skip.contains(id.as_str())
+            )
     }
 
     /// Whether the next value is the `Resources` section's.
@@ -360,7 +396,7 @@ fn single(key: &str, value: Value) -> Value {
     Value::Object(m)
 }
 
-impl MarkedEventReceiver for Builder {
+impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.error.is_some() {
             return;
@@ -403,6 +439,8 @@ impl MarkedEventReceiver for Builder {
                 if resources {
                     self.resources_start = Some((mark.line(), mark.col()));
                 }
+                let shallow = self.skipped_next();
+                let keep = self.stack.last().is_none_or(|f| f.keep && !f.shallow);
                 self.depth += levels;
                 self.stack.push(Frame {
                     container: if map {
@@ -414,6 +452,8 @@ impl MarkedEventReceiver for Builder {
                     levels,
                     anchor,
                     resources,
+                    keep,
+                    shallow,
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -426,7 +466,8 @@ impl MarkedEventReceiver for Builder {
                 self.depth -= frame.levels;
                 let value = match frame.container {
                     Container::Seq(items) => Value::Array(items),
-                    Container::Map(map, _) => Value::Object(map),
+                    Container::Map(map, _) if frame.keep => Value::Object(map),
+                    Container::Map(..) => Value::Object(Map::new()),
                 };
                 let value = Builder::wrap(frame.wrap, value);
                 self.remember(frame.anchor, &value);
@@ -460,9 +501,44 @@ impl MarkedEventReceiver for Builder {
 
 /// Reads YAML template text (without a byte-order mark) into CloudFormation's JSON form.
 pub(crate) fn read(text: &str) -> Result<YamlTemplate, YamlError> {
+    read_with(text, None, 1).map(|(t, _)| t)
+}
+
+/// [`read`], with the resources `skip` names only checked as far as a resource is: each
+/// holds its scalars and, for its collections, empty ones of the same kind (enough for
+/// [`super::load::check_resource`]). `Ok(None)` when the text has an anchor: what it names
+/// may not be kept, so the caller reads the text whole.
+pub(crate) fn read_skipping(
+    text: &str,
+    skip: &Skipped<'_>,
+) -> Result<Option<YamlTemplate>, YamlError> {
+    let (read, skipped_anchor) = read_with(text, Some(skip), 1)?;
+    Ok((!skipped_anchor).then_some(read))
+}
+
+/// The value of one resource from its text alone (its key's line to the next key's), as
+/// [`read`] reads it inside its template: `Ok(None)` when the text is not one mapping of one
+/// key. Only for text [`read`] has already found to be a resource and that holds no alias,
+/// so that it means the same on its own.
+pub(crate) fn read_resource(text: &str) -> Result<Option<Value>, YamlError> {
+    // Read as the `Resources` mapping is: two levels down.
+    let (read, _) = read_with(text, None, 2)?;
+    Ok(match read.value {
+        Value::Object(m) if m.len() == 1 => m.into_iter().next().map(|(_, v)| v),
+        _ => None,
+    })
+}
+
+fn read_with(
+    text: &str,
+    skip: Option<&Skipped<'_>>,
+    depth: usize,
+) -> Result<(YamlTemplate, bool), YamlError> {
     let mut b = Builder {
+        skip,
+        skipped_anchor: false,
         stack: Vec::new(),
-        depth: 1,
+        depth,
         anchors: Default::default(),
         aliased: 0,
         has_alias: false,
@@ -496,16 +572,19 @@ pub(crate) fn read(text: &str) -> Result<YamlTemplate, YamlError> {
     } else {
         resource_texts(text, &b)
     };
-    Ok(YamlTemplate {
-        value: b.root.unwrap_or(Value::Null),
-        texts,
-    })
+    Ok((
+        YamlTemplate {
+            value: b.root.unwrap_or(Value::Null),
+            texts,
+        },
+        b.skipped_anchor,
+    ))
 }
 
 /// Each resource's text: from the start of its key's line to the start of the next key's line
 /// (the last: to where the mapping ends), when every key begins its line and the mapping is
 /// in block style; empty otherwise.
-fn resource_texts(text: &str, b: &Builder) -> Texts {
+fn resource_texts(text: &str, b: &Builder<'_>) -> Texts {
     let none = Default::default;
     let (Some(start), Some(end)) = (b.resources_start, b.resources_end) else {
         return none();
@@ -536,7 +615,7 @@ fn resource_texts(text: &str, b: &Builder) -> Texts {
         return none();
     }
     let close = at(end);
-    let mut out = std::collections::HashMap::with_capacity(b.resource_keys.len());
+    let mut out = Texts::with_capacity_and_hasher(b.resource_keys.len(), Default::default());
     for (i, (id, line, col)) in b.resource_keys.iter().enumerate() {
         // A resource whose key or end shares a line with other text is compared.
         if at((*line, *col)).is_none() {
@@ -552,6 +631,54 @@ fn resource_texts(text: &str, b: &Builder) -> Texts {
             }
             _ => {}
         }
+    }
+    out
+}
+
+/// Each resource's text as a scan of the lines finds it, by id: under a line `Resources:` at
+/// the left margin, each line at the first indentation below it starts a resource, which runs
+/// to the next such line or the next line at the margin. A guess, made before parsing to
+/// choose the resources [`read_skipping`] skips; the parse's own [`YamlTemplate::texts`] are
+/// what a comparison trusts.
+pub(crate) fn scan_texts(
+    text: &str,
+) -> std::collections::HashMap<&str, &str, foldhash::fast::RandomState> {
+    let mut out = std::collections::HashMap::default();
+    let mut offset = 0;
+    let mut inside = false;
+    let mut indent = None;
+    let mut open: Option<(&str, usize)> = None;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let spaces = body.len() - trimmed.len();
+        if spaces == 0 {
+            if let Some((id, from)) = open.take() {
+                out.insert(id, &text[from..start]);
+            }
+            if inside {
+                break;
+            }
+            let rest = body.strip_prefix("Resources:").map(str::trim_start);
+            inside = rest.is_some_and(|r| r.is_empty() || r.starts_with('#'));
+            continue;
+        }
+        if inside && *indent.get_or_insert(spaces) == spaces {
+            if let Some((id, from)) = open.take() {
+                out.insert(id, &text[from..start]);
+            }
+            if let Some((id, _)) = trimmed.split_once(':') {
+                open = Some((id.trim_end(), start));
+            }
+        }
+    }
+    if let Some((id, from)) = open {
+        out.insert(id, &text[from..]);
     }
     out
 }

@@ -521,3 +521,31 @@ fn yaml_resources_skipped_for_the_same_text_are_still_read() {
     let (old, new) = (anchored("d"), anchored("d2"));
     assert_eq!(fast(&old, &new), whole(&old, &new));
 }
+
+#[test]
+fn yaml_lines_that_mean_something_else_on_the_new_side_are_read_whole() {
+    // `X` has the same lines on both sides, but on the new side a quoted string opened in
+    // `P` runs over them, or a literal block of `P` comes just before them: whatever the
+    // parser makes of the new side, the report is that of reading both whole.
+    let old = "Resources:\n  P:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: a\n  X:\n    Type: AWS::SNS::Topic\n  Z:\n    Type: AWS::SNS::Topic\n";
+    let swallowed = "Resources:\n  P:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: \"a\n  X:\n    Type: AWS::SNS::Topic\n      \"\n  Z:\n    Type: AWS::SNS::Topic\n";
+    let literal = "Resources:\n  P:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: |\n        a\n  X:\n    Type: AWS::SNS::Topic\n  Z:\n    Type: AWS::SNS::Topic\n";
+    for new in [swallowed, literal] {
+        let options = DiffOptions::default();
+        let fast = diff::diff_texts((old, "old"), (new, "new"), &options);
+        let whole = diff::parse_template(new, "new").map(|n| {
+            diff::diff_templates(&diff::parse_template(old, "old").unwrap(), &n, &options)
+        });
+        match (fast, whole) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{new}"),
+            (Err(a), Err(b)) => assert_eq!(a, b, "{new}"),
+            (a, b) => panic!("{new}\nfast {a:?}\nwhole {b:?}"),
+        }
+    }
+    // The parser refuses a quoted string whose lines are not indented past its mapping.
+    let e = diff::diff_texts((old, "old"), (swallowed, "new"), &DiffOptions::default());
+    assert!(
+        e.as_ref().is_err_and(|e| e.message.contains("resource P")),
+        "{e:?}"
+    );
+}

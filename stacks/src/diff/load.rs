@@ -52,6 +52,16 @@ pub fn parse_template(text: &str, origin: &str) -> Result<Value, LoadError> {
 
 /// A template's value checked as [`parse_template`] checks it, and normalized.
 pub(crate) fn checked(value: Value, origin: &str) -> Result<Value, LoadError> {
+    checked_except(value, origin, &Default::default())
+}
+
+/// [`checked`], but for the resources `done` names, which their reader checked already
+/// (see `yaml::read_skipping`).
+pub(crate) fn checked_except(
+    value: Value,
+    origin: &str,
+    done: &super::yaml::Checked,
+) -> Result<Value, LoadError> {
     let error = |line, message| LoadError {
         origin: origin.to_string(),
         line,
@@ -71,7 +81,7 @@ pub(crate) fn checked(value: Value, origin: &str) -> Result<Value, LoadError> {
     }
     check_sections(map).map_err(|message| error(None, message))?;
     if let Some(Value::Object(resources)) = map.get("Resources") {
-        for (id, r) in resources {
+        for (id, r) in resources.iter().filter(|(id, _)| !done.contains(*id)) {
             check_resource(r).map_err(|m| error(None, format!("resource {id}: {m}")))?;
         }
     }

@@ -455,10 +455,22 @@ fn compare_yaml(
         .expect("nothing was skipped, so nothing is read again"))
 }
 
-/// The fast path of [`compare_yaml`]: the resources whose text a scan of the lines finds the
-/// same on both sides are only checked as the parser passes them, not built. `None` (read
-/// both whole) when that cannot be trusted: the parse finds other texts than the scan, the
-/// text has an anchor, or either side is in error (the whole reading reports it).
+/// The fast path of [`compare_yaml`], for the resources whose lines a scan finds the same on
+/// both sides (`skipped`):
+///
+/// - the old side is read with them only checked as the parser passes them, not built, and
+///   the parser must find each exactly where the scan did, its own entry of `Resources`;
+/// - the new side is read with each of their texts cut down to one line, `<id>: {Type: ''}`,
+///   which the parser must find where it was put, an entry of `Resources` ending on its line.
+///
+/// Each side is read on a thread of its own.
+///
+/// The text of such a resource then means on the new side what it means on the old: it
+/// starts where an entry of `Resources` starts, and ends where one ends, with no alias or tag
+/// directive to read it otherwise. YAML is read once for it, not twice.
+///
+/// `None` (read both whole) when that cannot be shown, or either side is in error: the whole
+/// reading reports it.
 fn skim_yaml(
     (old_text, old_origin): (&str, &str),
     (new_text, new_origin): (&str, &str),
@@ -474,25 +486,51 @@ fn skim_yaml(
     if skipped.is_empty() {
         return None;
     }
-    // The two sides are read at once, on two threads: reading YAML is most of the time.
+    let offset = |text: &str, part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
+    // The new text with each skipped resource's lines cut to one, and where each line is.
+    let mut cuts: Vec<(usize, &str, &str)> = skipped
+        .iter()
+        .map(|id| (offset(new_text, new_scan[id]), *id, new_scan[id]))
+        .collect();
+    cuts.sort_unstable();
+    let mut cut = String::with_capacity(new_text.len() / 4);
+    let mut stubs = Vec::with_capacity(cuts.len());
+    let mut at = 0;
+    for (start, id, text) in cuts {
+        cut.push_str(&new_text[at..start]);
+        let indent = text.len() - text.trim_start_matches(' ').len();
+        let from = cut.len();
+        cut.push_str(&text[..indent]);
+        cut.push_str(id);
+        cut.push_str(": {Type: ''}\n");
+        stubs.push((id, from..cut.len()));
+        at = start + text.len();
+    }
+    cut.push_str(&new_text[at..]);
+    // The two sides are read at once, on two threads.
     let (old, new) = std::thread::scope(|scope| {
-        let new = scope.spawn(|| yaml::read_skipping(new_text, &skipped));
+        let new = scope.spawn(|| yaml::read_skipping(&cut, &skipped));
         let old = yaml::read_skipping(old_text, &skipped);
         (old, new.join())
     });
     let old = old.ok()??;
     let new = new.ok()?.ok()??;
-    // The parser's texts of every skipped resource must be there and the same.
     for id in &skipped {
-        let (a, b) = (old.texts.get(*id)?, new.texts.get(*id)?);
-        if old_text[a.clone()] != new_text[b.clone()] {
+        let scanned = old_scan[id];
+        let start = offset(old_text, scanned);
+        if old.texts.get(*id) != Some(&(start..start + scanned.len())) {
             return None;
         }
     }
-    let old_value = load::checked(old.value, old_origin).ok()?;
-    let new_value = load::checked(new.value, new_origin).ok()?;
+    for (id, range) in &stubs {
+        if new.texts.get(*id) != Some(range) {
+            return None;
+        }
+    }
+    let old_value = load::checked_except(old.value, old_origin, &old.checked).ok()?;
+    let new_value = load::checked_except(new.value, new_origin, &new.checked).ok()?;
     let sides = YamlSides {
-        texts: (old_text, new_text),
+        texts: (old_text, &cut),
         ranges: (&old.texts, &new.texts),
         skipped: &skipped,
     };
@@ -500,7 +538,7 @@ fn skim_yaml(
 }
 
 /// Two YAML templates' texts, where each resource's text is, and the resources whose values
-/// were not built (their text is the same on both sides).
+/// were not built (their text is the same on both sides: the old side's is theirs).
 struct YamlSides<'a> {
     texts: (&'a str, &'a str),
     ranges: (&'a yaml::Texts, &'a yaml::Texts),
@@ -529,10 +567,11 @@ impl YamlSides<'_> {
             let mut replaceable = Vec::new();
             for (id, n) in new_res {
                 let Some(o) = old_res.get(id) else { continue };
-                let text_same = match (old_ranges.get(id), new_ranges.get(id)) {
-                    (Some(a), Some(b)) => old_text[a.clone()] == new_text[b.clone()],
-                    _ => false,
-                };
+                let text_same = self.skipped.contains(id.as_str())
+                    || match (old_ranges.get(id), new_ranges.get(id)) {
+                        (Some(a), Some(b)) => old_text[a.clone()] == new_text[b.clone()],
+                        _ => false,
+                    };
                 if !text_same {
                     let r = modified(id, o, n, options);
                     if r.replacement != Replacement::Never {
@@ -550,9 +589,9 @@ impl YamlSides<'_> {
                 .all(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
             let reached = spread(
                 &ids,
-                |i, name| match new_ranges.get(ids[i]) {
+                |i, name| match old_ranges.get(ids[i]) {
                     Some(range) if self.skipped.contains(ids[i]) => {
-                        plain && words(&new_text[range.clone()], name)
+                        plain && words(&old_text[range.clone()], name)
                     }
                     _ => value_strings(values[i], name),
                 },
@@ -573,8 +612,8 @@ impl YamlSides<'_> {
         // so it is read once, on its own.
         let mut values = BTreeMap::new();
         for id in reread {
-            let range = new_ranges.get(&id)?;
-            let value = yaml::read_resource(&new_text[range.clone()]).ok()??;
+            let range = old_ranges.get(&id)?;
+            let value = yaml::read_resource(&old_text[range.clone()]).ok()??;
             values.insert(id, load::normalize(value));
         }
         for t in [&mut old, &mut new] {

@@ -23,11 +23,17 @@ pub(crate) struct YamlTemplate {
     /// `Resources` mapping is in block style and no alias or tag directive can make the same
     /// text mean something else; empty otherwise.
     pub(crate) texts: Texts,
+    /// The resources skipped (see [`read_skipping`]) and checked as they were read: their
+    /// value is null.
+    pub(crate) checked: Checked,
 }
 
 /// Each resource's text in its template, by id.
 pub(crate) type Texts =
     std::collections::HashMap<String, std::ops::Range<usize>, foldhash::fast::RandomState>;
+
+/// The ids of the resources a reading checked itself.
+pub(crate) type Checked = std::collections::HashSet<String, foldhash::fast::RandomState>;
 
 /// The ids of the resources a reading skips.
 pub(crate) type Skipped<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
@@ -54,11 +60,13 @@ struct Frame {
     anchor: usize,
     /// Whether this is the `Resources` mapping.
     resources: bool,
-    /// Whether the values in it are kept; when not, only checked (a mapping still holds
-    /// its keys, to find one written twice) and the container ends empty.
+    /// Whether the values in it are kept; when not, only checked (a mapping's keys are kept
+    /// in `seen`, to find one written twice) and the container ends empty.
     keep: bool,
     /// Whether the collections in it are not kept: the value of a resource that is skipped.
     shallow: bool,
+    /// The keys of a mapping whose values are not kept.
+    seen: std::collections::HashSet<String, foldhash::fast::RandomState>,
 }
 
 struct Builder<'s> {
@@ -67,6 +75,8 @@ struct Builder<'s> {
     skip: Option<&'s Skipped<'s>>,
     /// An anchor was seen while values are skipped: what it names may not be kept.
     skipped_anchor: bool,
+    /// The skipped resources checked as resources (their value is then null).
+    checked: Checked,
     stack: Vec<Frame>,
     depth: usize,
     anchors: std::collections::HashMap<usize, (Value, usize)>,
@@ -305,8 +315,14 @@ impl Builder<'_> {
             }
             return;
         };
-        let keep = frame.keep;
-        match &mut frame.container {
+        let Frame {
+            container,
+            keep,
+            seen,
+            ..
+        } = frame;
+        let keep = *keep;
+        match container {
             Container::Seq(items) => {
                 if keep {
                     items.push(v)
@@ -323,7 +339,12 @@ impl Builder<'_> {
                             return self.fail(mark, message);
                         }
                     };
-                    if map.contains_key(&key) {
+                    let twice = if keep {
+                        map.contains_key(&key)
+                    } else {
+                        seen.contains(&key)
+                    };
+                    if twice {
                         let message = if in_resources {
                             self.resource = None;
                             format!("duplicate key `{key}` in `Resources`")
@@ -348,7 +369,11 @@ impl Builder<'_> {
                     *pending = Some(key);
                 }
                 Some(key) => {
-                    map.insert(key, if keep { v } else { Value::Null });
+                    if keep {
+                        map.insert(key, v);
+                    } else {
+                        seen.insert(key);
+                    }
                     if in_resources {
                         self.resource = None;
                     }
@@ -454,6 +479,7 @@ impl MarkedEventReceiver for Builder<'_> {
                     resources,
                     keep,
                     shallow,
+                    seen: Default::default(),
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -469,7 +495,17 @@ impl MarkedEventReceiver for Builder<'_> {
                     Container::Map(map, _) if frame.keep => Value::Object(map),
                     Container::Map(..) => Value::Object(Map::new()),
                 };
-                let value = Builder::wrap(frame.wrap, value);
+                let mut value = Builder::wrap(frame.wrap, value);
+                if frame.shallow {
+                    // A skipped resource is checked here, and then holds nothing.
+                    if let Err(m) = super::load::check_resource(&value) {
+                        return self.fail(mark, m);
+                    }
+                    if let Some(id) = &self.resource {
+                        self.checked.insert(id.clone());
+                    }
+                    value = Value::Null;
+                }
                 self.remember(frame.anchor, &value);
                 self.add(value, mark);
             }
@@ -504,10 +540,11 @@ pub(crate) fn read(text: &str) -> Result<YamlTemplate, YamlError> {
     read_with(text, None, 1).map(|(t, _)| t)
 }
 
-/// [`read`], with the resources `skip` names only checked as far as a resource is: each
-/// holds its scalars and, for its collections, empty ones of the same kind (enough for
-/// [`super::load::check_resource`]). `Ok(None)` when the text has an anchor: what it names
-/// may not be kept, so the caller reads the text whole.
+/// [`read`], with the resources `skip` names only checked: as the parser passes them (depth,
+/// tags, keys twice, scalars), and as resources ([`super::load::check_resource`], on their
+/// own scalars and empty collections of the same kinds as theirs). Their value is then null,
+/// and [`YamlTemplate::checked`] names them. `Ok(None)` when the text has an anchor: what it
+/// names may not be kept, so the caller reads the text whole.
 pub(crate) fn read_skipping(
     text: &str,
     skip: &Skipped<'_>,
@@ -537,6 +574,7 @@ fn read_with(
     let mut b = Builder {
         skip,
         skipped_anchor: false,
+        checked: Checked::default(),
         stack: Vec::new(),
         depth,
         anchors: Default::default(),
@@ -576,6 +614,7 @@ fn read_with(
         YamlTemplate {
             value: b.root.unwrap_or(Value::Null),
             texts,
+            checked: b.checked,
         },
         b.skipped_anchor,
     ))

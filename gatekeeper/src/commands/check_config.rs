@@ -94,11 +94,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     if let Some(Annotations::Github) = args.annotations {
         write!(out, "{}", annotations::github(&report))?;
     }
-    Ok(match report.verdict() {
+    let status = match report.verdict() {
         Verdict::Compatible => ExitStatus::Success,
         Verdict::Breaking => args.exit.status(true),
         Verdict::Invalid => ExitStatus::Error,
-    })
+    };
+    // As `diff` does: the process ends right after, and freeing two 10 MiB configurations
+    // value by value costs a tenth of a second the OS spends nothing on.
+    std::mem::forget((old, new, report));
+    Ok(status)
 }
 
 /// The SSM parameter store behind `ssm:/<path>` sources.

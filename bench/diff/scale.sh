@@ -40,9 +40,11 @@ print(f"| {n} resources, ~10% modified | runs | wall p50 ms | wall min ms | CPU 
 print("|---|---:|---:|---:|---:|---:|---:|")
 for fmt, (med, lo, cpu, rss) in rows.items():
     print(f"| {fmt.upper()} | {runs} | {med * 1e3:.0f} | {lo * 1e3:.0f} | {cpu * 1e3:.0f} | {rss:.1f} | {size('old.' + fmt):.1f} MB |")
-# Judged on CPU time, which waiting for a core on a busy machine does not inflate.
+# Judged on CPU time, which waiting for a core on a busy machine does not inflate. YAML is
+# read on two threads, so its CPU time is more than its wall time; both ratios are printed.
 json_cpu, yaml_cpu = rows["json"][2], rows["yaml"][2]
+wall_ratio = rows["yaml"][0] / rows["json"][0]
 ok = yaml_cpu <= 2 * json_cpu and max(json_cpu, yaml_cpu) < 0.100 and max(r[3] for r in rows.values()) < 30
-print(f"YAML / JSON (CPU p50): {yaml_cpu / json_cpu:.1f}x; goal YAML <= 2x JSON, both < 100 ms "
-      f"and < 30 MB: {'met' if ok else 'NOT met'}")
+print(f"YAML / JSON: {yaml_cpu / json_cpu:.1f}x CPU p50, {wall_ratio:.1f}x wall p50; goal YAML <= 2x JSON, "
+      f"both < 100 ms and < 30 MB (on CPU time): {'met' if ok else 'NOT met'}")
 PY

@@ -9,13 +9,13 @@
 //! [`Record::Evidence`]: crate::journal::Record::Evidence
 
 use evidence::record::{
-    AlarmState, BakeRecord, ConfigCheck, Direction, GroupLook, Groups, JudgeSpec, Kind, Look,
-    MetricLook, MetricSpec, Outcome, RunVerdict, Start, Status, Window,
+    AlarmState, BakeRecord, ConfigCheck, GroupLook, Groups, JudgeSpec, Look, MetricLook,
+    MetricSpec, Outcome, RunVerdict, Start, Window,
 };
 use evidence::Entry;
 
 use crate::journal::Record;
-use crate::judge::{self, JudgeConfig, MetricReport, Report, Verdict};
+use crate::judge::{JudgeConfig, MetricReport, Report, Verdict};
 use crate::machine::Plan;
 use crate::provider::Sample;
 
@@ -44,14 +44,8 @@ pub fn spec(config: &JudgeConfig) -> JudgeSpec {
             .iter()
             .map(|m| MetricSpec {
                 name: m.name.clone(),
-                kind: match m.kind {
-                    judge::Kind::Count => Kind::Count,
-                    judge::Kind::Continuous => Kind::Continuous,
-                },
-                direction: match m.direction {
-                    judge::Direction::IncreaseIsBad => Direction::IncreaseIsBad,
-                    judge::Direction::DecreaseIsBad => Direction::DecreaseIsBad,
-                },
+                kind: m.kind,
+                direction: m.direction,
                 tolerance: m.tolerance(),
                 critical: m.critical,
                 min_samples: m.min_samples(),
@@ -90,12 +84,7 @@ pub fn start(
 pub fn metric_look(m: &MetricReport) -> MetricLook {
     MetricLook {
         name: m.name.clone(),
-        status: match m.status {
-            judge::Status::Pass => Status::Pass,
-            judge::Status::Fail => Status::Fail,
-            judge::Status::Inconclusive => Status::Inconclusive,
-            judge::Status::Pending => Status::Pending,
-        },
+        status: m.status,
         canary_value: m.canary_value,
         baseline_value: m.baseline_value,
         canary_samples: m.canary_samples,

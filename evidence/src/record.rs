@@ -134,9 +134,9 @@ pub struct MetricSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// Errors among requests.
+    /// Errors among requests (the `requests` and `errors` of each interval).
     Count,
-    /// Latency, ms.
+    /// A continuous measurement (the `latency_ms` samples of each interval).
     Continuous,
 }
 
@@ -147,6 +147,16 @@ pub enum Direction {
     #[default]
     IncreaseIsBad,
     DecreaseIsBad,
+}
+
+impl Direction {
+    /// +1 when an increase hurts, -1 when a decrease does.
+    pub fn sign(self) -> f64 {
+        match self {
+            Direction::IncreaseIsBad => 1.0,
+            Direction::DecreaseIsBad => -1.0,
+        }
+    }
 }
 
 /// One look of the bake: the interval the judge was fed, and where every metric stood after it.

@@ -25,34 +25,9 @@ impl Method {
     }
 }
 
-/// What a metric measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Errors among requests (the `requests` and `errors` of each interval).
-    Count,
-    /// A continuous measurement (the `latency_ms` samples of each interval).
-    Continuous,
-}
-
-/// Which way a change hurts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    #[default]
-    IncreaseIsBad,
-    DecreaseIsBad,
-}
-
-impl Direction {
-    /// +1 when an increase hurts, -1 when a decrease does.
-    pub(crate) fn sign(self) -> f64 {
-        match self {
-            Direction::IncreaseIsBad => 1.0,
-            Direction::DecreaseIsBad => -1.0,
-        }
-    }
-}
+// What a metric measures and which way a change hurts are the record's types: the judge's
+// configuration and its record of a bake say them alike.
+pub use evidence::record::{Direction, Kind};
 
 /// One `[[canary.judge.metrics]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

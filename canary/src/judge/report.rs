@@ -26,27 +26,9 @@ impl Verdict {
     }
 }
 
-/// Where one metric stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Fail,
-    Inconclusive,
-    /// The bake goes on and the metric has not decided yet.
-    Pending,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::Inconclusive => "inconclusive",
-            Status::Pending => "pending",
-        }
-    }
-}
+/// Where one metric stands: the record's type (`pending` while the bake goes on and the metric
+/// has not decided).
+pub use evidence::record::Status;
 
 /// An interval for the canary/baseline ratio; `None` where it is unbounded.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -14,6 +14,16 @@ pub struct ServiceConfig {
     pub config: PathBuf,
 }
 
+/// `--config FILE` and `--output text|json`: what every `canary` and `maintenance` subcommand
+/// takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub service: ServiceConfig,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
 /// `--dry-run`.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct DryRun {

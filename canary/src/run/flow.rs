@@ -101,17 +101,46 @@ pub async fn start(s: &Session, a: &Request, hooks: &mut Hooks<'_>) -> anyhow::R
         }
     };
     let holder = Holder::this_process(&who, "canary run").to_string();
-    let mut journal = StateJournal(RunJournal::create(&s.scope, &run_id, generation)?);
+    let start = Begin {
+        run_id: &run_id,
+        generation,
+        at: now,
+        holder,
+        auto_promote: a.auto_promote,
+    };
+    begin(s, &lock, start, plan, hooks).await
+}
+
+/// What a new run's journal starts with.
+struct Begin<'a> {
+    run_id: &'a str,
+    /// The deploy lock's generation the run holds.
+    generation: u64,
+    /// When it starts, seconds since the epoch.
+    at: u64,
+    holder: String,
+    auto_promote: bool,
+}
+
+/// Starts a run's journal with its plan and drives the run from there.
+async fn begin(
+    s: &Session,
+    lock: &FencedLock,
+    b: Begin<'_>,
+    plan: Plan,
+    hooks: &mut Hooks<'_>,
+) -> anyhow::Result<Reply> {
+    let mut journal = StateJournal(RunJournal::create(&s.scope, b.run_id, b.generation)?);
     journal
         .append(&Record::Start {
-            at: now,
-            holder: holder.clone(),
+            at: b.at,
+            holder: b.holder.clone(),
             plan: plan.clone(),
         })
         .await?;
     let mut m = Machine::new(plan);
-    let settings = s.settings(holder, a.auto_promote, false);
-    drive(s, &mut m, &mut journal, &lock, settings, None, None, hooks).await
+    let settings = s.settings(b.holder, b.auto_promote, false);
+    drive(s, &mut m, &mut journal, lock, settings, None, None, hooks).await
 }
 
 /// The run's plan: the fleet, the canary node and the revision a rollback redeploys.
@@ -468,17 +497,14 @@ async fn repair(
         .await
         .context("the deploy lock was lost before the repair")?;
     let plan = super::repair_plan(ended, run_id.clone());
-    let mut journal = StateJournal(RunJournal::create(&s.scope, &run_id, generation)?);
-    journal
-        .append(&Record::Start {
-            at: now,
-            holder: holder.clone(),
-            plan: plan.clone(),
-        })
-        .await?;
-    let mut m = Machine::new(plan);
-    let settings = s.settings(holder, false, false);
-    drive(s, &mut m, &mut journal, &lock, settings, None, None, hooks).await
+    let start = Begin {
+        run_id: &run_id,
+        generation,
+        at: now,
+        holder,
+        auto_promote: false,
+    };
+    begin(s, &lock, start, plan, hooks).await
 }
 
 /// Drives `m` to its next resting point, reporting progress, then parks or frees the lock.

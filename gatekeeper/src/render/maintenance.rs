@@ -254,13 +254,7 @@ pub fn redrive(
             redrive_text(report, output == OutputOrMarkdown::Markdown, out)?
         }
     }
-    Ok(if report.failures > 0 {
-        ExitStatus::Error
-    } else if !report.complete() {
-        ExitStatus::Changes
-    } else {
-        ExitStatus::Success
-    })
+    Ok(redrive_status(report.failures > 0, report.complete()))
 }
 
 fn redrive_text(report: &Report, md: bool, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -411,13 +405,7 @@ pub fn dlq(report: &dlq::Report, output: OutputOrMarkdown, out: &mut dyn Write) 
             }
         }
     }
-    Ok(if report.failures > 0 {
-        ExitStatus::Error
-    } else if !report.complete() {
-        ExitStatus::Changes
-    } else {
-        ExitStatus::Success
-    })
+    Ok(redrive_status(report.failures > 0, report.complete()))
 }
 
 /// An object redrive's progress: a counting bar, and a line per conflict, failure and dead
@@ -559,5 +547,17 @@ impl DrainView {
 
     pub fn finish(&self) {
         self.progress.finish();
+    }
+}
+
+/// How a redrive, of objects or of a dead-letter queue, ends: 1 when anything failed, 2 when
+/// work is left (a dry run, a limit, messages in flight), 0 when all was moved.
+fn redrive_status(failed: bool, complete: bool) -> ExitStatus {
+    if failed {
+        ExitStatus::Error
+    } else if !complete {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
     }
 }

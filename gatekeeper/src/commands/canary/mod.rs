@@ -9,7 +9,6 @@ use canary::provider::{Clock, SystemClock};
 use canary::run::{flow, Action};
 use canary::status::StatusReport;
 
-use crate::commands::common::Output;
 use crate::session;
 use crate::ExitStatus;
 
@@ -54,13 +53,7 @@ pub struct TakeOver {
     pub dry: crate::args::DryRun,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Common {
-    #[command(flatten)]
-    pub service: crate::args::ServiceConfig,
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
-}
+pub use crate::args::Common;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {

@@ -1,7 +1,5 @@
 //! The arguments of `gatekeeper maintenance on|off|status`.
 
-use crate::commands::common::Output;
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -18,13 +16,7 @@ pub enum MaintenanceCommand {
     Status(StatusArgs),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct Common {
-    #[command(flatten)]
-    pub service: crate::args::ServiceConfig,
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
-}
+pub use crate::args::Common;
 
 #[derive(Debug, clap::Args)]
 pub struct OnArgs {

@@ -19,7 +19,30 @@ const FILES: &[&str] = &[
     "state/src/config.rs",
     "maintenance/src/config.rs",
     "pipelines/src/config.rs",
+    "evidence/src/record.rs",
 ];
+
+/// Modules a configuration file takes types from with `use`, and their files.
+const MODULES: &[(&str, &str)] = &[("evidence::record", "evidence/src/record.rs")];
+
+/// The module a `use` tree takes `name` from (`evidence::record` for
+/// `pub use evidence::record::{Direction, Kind}` and `Kind`).
+fn imported_from(tree: &syn::UseTree, prefix: &str, name: &str) -> Option<String> {
+    use syn::UseTree;
+    match tree {
+        UseTree::Path(p) => {
+            let prefix = if prefix.is_empty() {
+                p.ident.to_string()
+            } else {
+                format!("{prefix}::{}", p.ident)
+            };
+            imported_from(&p.tree, &prefix, name)
+        }
+        UseTree::Name(n) if n.ident == name => Some(prefix.to_string()),
+        UseTree::Group(g) => g.items.iter().find_map(|t| imported_from(t, prefix, name)),
+        _ => None,
+    }
+}
 
 /// The tables `stacks` keeps as raw TOML, and the struct of the crate that reads each.
 const OWNED: &[(&str, &str, &str)] = &[
@@ -213,7 +236,18 @@ impl Sources {
         };
         let mut all = self.items.iter().filter(|(_, i)| named(i));
         let here = self.items.iter().find(|(f, i)| *f == file && named(i));
-        here.or_else(|| all.next()).map(|(f, i)| (*f, i))
+        // Else where the file's `use` takes it from.
+        let used = || {
+            let module = self.items.iter().find_map(|(f, i)| match i {
+                Item::Use(u) if *f == file => imported_from(&u.tree, "", name),
+                _ => None,
+            })?;
+            let (_, source) = MODULES.iter().find(|(m, _)| *m == module)?;
+            self.items.iter().find(|(f, i)| f == source && named(i))
+        };
+        here.or_else(used)
+            .or_else(|| all.next())
+            .map(|(f, i)| (*f, i))
     }
 
     fn struct_(&self, file: &str, name: &str) -> (&'static str, &syn::ItemStruct) {

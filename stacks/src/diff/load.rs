@@ -375,7 +375,7 @@ pub(crate) fn read_yaml(text: &str, origin: &str) -> Result<super::yaml::YamlTem
 }
 
 /// Where `part`, a slice of `text`, starts in it.
-fn offset_in(text: &str, part: &str) -> usize {
+pub(crate) fn offset_in(text: &str, part: &str) -> usize {
     (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
 }
 

@@ -486,11 +486,10 @@ fn skim_yaml(
     if skipped.is_empty() {
         return None;
     }
-    let offset = |text: &str, part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
     // The new text with each skipped resource's lines cut to one, and where each line is.
     let mut cuts: Vec<(usize, &str, &str)> = skipped
         .iter()
-        .map(|id| (offset(new_text, new_scan[id]), *id, new_scan[id]))
+        .map(|id| (load::offset_in(new_text, new_scan[id]), *id, new_scan[id]))
         .collect();
     cuts.sort_unstable();
     let mut cut = String::with_capacity(new_text.len() / 4);
@@ -517,7 +516,7 @@ fn skim_yaml(
     let new = new.ok()?.ok()??;
     for id in &skipped {
         let scanned = old_scan[id];
-        let start = offset(old_text, scanned);
+        let start = load::offset_in(old_text, scanned);
         if old.texts.get(*id) != Some(&(start..start + scanned.len())) {
             return None;
         }

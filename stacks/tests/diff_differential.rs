@@ -171,12 +171,39 @@ fn resource() -> impl Strategy<Value = Node> {
     ]
 }
 
-/// A template: resources `R0`.. (ids may repeat), sometimes other sections, sometimes a
-/// `Resources` that is not a mapping.
+/// Output names: one may repeat, and one is a name a template's mappings are normalized by.
+const OUTPUTS: [&str; 4] = ["O1", "O2", "O3", "DependsOn"];
+
+/// An output: a value and, mostly, an export whose name other outputs may share.
+fn output() -> impl Strategy<Value = Node> {
+    (
+        value(),
+        prop::option::weighted(0.8, prop::sample::select(vec!["e1", "e2", "e3"])),
+    )
+        .prop_map(|(v, export)| {
+            let mut m = vec![("Value".to_string(), v)];
+            if let Some(e) = export {
+                m.push((
+                    "Export".into(),
+                    Node::Map(vec![("Name".into(), Node::Str(e.into()))]),
+                ));
+            }
+            Node::Map(m)
+        })
+}
+
+/// A template: resources `R0`.. (ids may repeat), sometimes outputs and other sections,
+/// sometimes a `Resources` that is not a mapping.
 fn template() -> impl Strategy<Value = Vec<(String, Node)>> {
     (
         prop::collection::btree_map(prop::sample::select(IDS.to_vec()), resource(), 0..6),
-        prop::option::of(value()),
+        prop::option::of(prop::collection::vec(
+            (
+                prop_oneof![12 => prop::sample::select(OUTPUTS[..3].to_vec()), 1 => Just(OUTPUTS[3])],
+                output(),
+            ),
+            0..4,
+        )),
         0..60u8,
     )
         .prop_map(|(resources, outputs, odd)| {
@@ -197,10 +224,8 @@ fn template() -> impl Strategy<Value = Vec<(String, Node)>> {
                 },
             )];
             if let Some(o) = outputs {
-                t.push((
-                    "Outputs".into(),
-                    Node::Map(vec![("O".into(), Node::Map(vec![("Value".into(), o)]))]),
-                ));
+                let o = o.into_iter().map(|(name, o)| (name.to_string(), o)).collect();
+                t.push(("Outputs".into(), Node::Map(o)));
             }
             if odd == 2 {
                 t.push(("Resources".into(), Node::Map(vec![])));
@@ -218,11 +243,30 @@ fn pair() -> impl Strategy<Value = (Template, Template, Style, Style)> {
         template(),
         prop::collection::vec((0..10u8, key(), value(), resource()), 6),
         prop::collection::vec((prop::sample::select(IDS.to_vec()), resource()), 0..2),
+        prop::collection::vec((0..6u8, output()), 4),
         style(),
         style(),
     )
-        .prop_map(|(old, edits, added, old_style, new_style)| {
+        .prop_map(|(old, edits, added, output_edits, old_style, new_style)| {
             let mut new = old.clone();
+            // Per output: kept (mostly), replaced, removed, or its export renamed.
+            if let Some((_, Node::Map(outputs))) = new.iter_mut().find(|(k, _)| k == "Outputs") {
+                let mut i = 0;
+                outputs.retain_mut(|(_, o)| {
+                    let (op, other) = output_edits[i % output_edits.len()].clone();
+                    i += 1;
+                    match (op, o) {
+                        (0, _) => return false,
+                        (1, o) => *o = other,
+                        (2, Node::Map(m)) => m.retain(|(k, _)| k != "Export"),
+                        _ => {}
+                    }
+                    true
+                });
+                if output_edits[0].0 == 5 {
+                    outputs.push(("O4".into(), output_edits[0].1.clone()));
+                }
+            }
             if let Some((_, Node::Map(resources))) = new.first_mut() {
                 let mut i = 0;
                 resources.retain_mut(|(_, r)| {

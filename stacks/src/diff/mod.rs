@@ -314,7 +314,7 @@ fn is_security_property(name: &str) -> bool {
 }
 
 /// A comparison, with the two templates as far as it read them (in CloudFormation's JSON form;
-/// the resources it did not need to compare are left out).
+/// the resources and outputs it did not need to compare are left out).
 #[derive(Debug)]
 pub struct Compared {
     pub diff: TemplateDiff,
@@ -330,7 +330,40 @@ pub fn diff_files(
 ) -> Result<Compared, LoadError> {
     let (old_text, old_origin) = load::read_text(old)?;
     let (new_text, new_origin) = load::read_text(new)?;
-    compare_texts((&old_text, &old_origin), (&new_text, &new_origin), options)
+    let read = read_texts((&old_text, &old_origin), (&new_text, &new_origin), options)?;
+    // The texts are not needed to compare what was read of them: they go first.
+    drop((old_text, new_text));
+    Ok(read.compare(options))
+}
+
+/// Two templates read as far as comparing them needs.
+struct Read {
+    old: Value,
+    new: Value,
+    /// The diffs of resources already made while reading, by id.
+    made: BTreeMap<String, ResourceDiff>,
+    /// The export names of outputs left out of both sides because they are the same on both.
+    exports_both: BTreeSet<String>,
+}
+
+impl Read {
+    fn whole(old: Value, new: Value) -> Read {
+        Read {
+            old,
+            new,
+            made: BTreeMap::new(),
+            exports_both: BTreeSet::new(),
+        }
+    }
+
+    fn compare(self, options: &DiffOptions) -> Compared {
+        let diff = compare(&self.old, &self.new, options, self.made, &self.exports_both);
+        Compared {
+            diff,
+            old: self.old,
+            new: self.new,
+        }
+    }
 }
 
 /// Compares two templates given as text, each with the name it is reported under: the same
@@ -351,10 +384,19 @@ pub fn diff_texts(
 /// resource that refers to it in turn. A large template with a few changes costs little more
 /// than reading its text once.
 pub fn compare_texts(
+    old: (&str, &str),
+    new: (&str, &str),
+    options: &DiffOptions,
+) -> Result<Compared, LoadError> {
+    Ok(read_texts(old, new, options)?.compare(options))
+}
+
+/// The reading of [`compare_texts`]: each side as far as comparing them needs.
+fn read_texts(
     (old_text, old_origin): (&str, &str),
     (new_text, new_origin): (&str, &str),
     options: &DiffOptions,
-) -> Result<Compared, LoadError> {
+) -> Result<Read, LoadError> {
     let old_raw = load::RawTemplate::read(old_text, old_origin)?;
     let new_raw = load::RawTemplate::read(new_text, new_origin)?;
     let (Some(old_raw), Some(new_raw)) = (old_raw, new_raw) else {
@@ -368,13 +410,12 @@ pub fn compare_texts(
         }
         let old = parse_template(old_text, old_origin)?;
         let new = parse_template(new_text, new_origin)?;
-        let diff = diff_templates(&old, &new, options);
-        return Ok(Compared { diff, old, new });
+        return Ok(Read::whole(old, new));
     };
     let old_by_id: BTreeMap<&str, &serde_json::value::RawValue> = old_raw
         .resources
         .iter()
-        .map(|(id, raw)| (id.as_str(), *raw))
+        .map(|(id, raw)| (id.as_ref(), *raw))
         .collect();
     // The resources on both sides, in the new template's order: (id, new text, same text).
     let mut both: Vec<(&str, &str, bool)> = Vec::new();
@@ -384,7 +425,7 @@ pub fn compare_texts(
     // Resources that may be replaced (indexes into `both`): the changed ones found to be.
     let mut replaceable: Vec<usize> = Vec::new();
     for (id, raw) in &new_raw.resources {
-        let Some(old) = old_by_id.get(id.as_str()) else {
+        let Some(old) = old_by_id.get(id.as_ref()) else {
             continue;
         };
         let same = old.get() == raw.get();
@@ -398,9 +439,9 @@ pub fn compare_texts(
             if r.replacement != Replacement::Never {
                 replaceable.push(both.len());
             }
-            made.insert(id.as_str(), r);
-            old_parsed.insert(id.clone(), o);
-            new_parsed.insert(id.clone(), n);
+            made.insert(id.to_string(), r);
+            old_parsed.insert(id.to_string(), o);
+            new_parsed.insert(id.to_string(), n);
         }
         both.push((id, raw.get(), same));
     }
@@ -413,10 +454,34 @@ pub fn compare_texts(
         .map(|((id, _, _), _)| *id)
         .collect();
     let keep = |id: &str| !skip.contains(id);
-    let old = old_raw.assemble(keep, &mut old_parsed)?;
-    let new = new_raw.assemble(keep, &mut new_parsed)?;
-    let diff = compare(&old, &new, options, made);
-    Ok(Compared { diff, old, new })
+    // Outputs whose text is the same on both sides are read (what cannot be read is an error)
+    // for their export names, and then dropped: the same value on both sides is no change.
+    let mut same_outputs = BTreeSet::new();
+    let mut exports_both = BTreeSet::new();
+    if let (Some(old_out), Some(new_out)) = (&old_raw.outputs, &new_raw.outputs) {
+        let new_by_name: BTreeMap<&str, &str> = new_out
+            .iter()
+            .map(|(k, raw)| (k.as_ref(), raw.get()))
+            .collect();
+        for (name, raw) in old_out {
+            if new_by_name.get(name.as_ref()) == Some(&raw.get()) {
+                let value = old_raw.output(raw)?;
+                if let Some(export) = value.get("Export").and_then(|e| e.get("Name")) {
+                    exports_both.insert(display(export));
+                }
+                same_outputs.insert(name.as_ref());
+            }
+        }
+    }
+    let keep_output = |name: &str| !same_outputs.contains(name);
+    let old = old_raw.assemble(keep, keep_output, &mut old_parsed)?;
+    let new = new_raw.assemble(keep, keep_output, &mut new_parsed)?;
+    Ok(Read {
+        old,
+        new,
+        made,
+        exports_both,
+    })
 }
 
 /// [`compare_texts`] for two YAML templates. The event parser streams (no YAML tree is
@@ -427,17 +492,17 @@ fn compare_yaml(
     (old_text, old_origin): (&str, &str),
     (new_text, new_origin): (&str, &str),
     options: &DiffOptions,
-) -> Result<Compared, LoadError> {
+) -> Result<Read, LoadError> {
     fn trim(t: &str) -> &str {
         t.trim_start_matches('\u{feff}').trim_start()
     }
     let (old_trimmed, new_trimmed) = (trim(old_text), trim(new_text));
-    if let Some(compared) = skim_yaml(
+    if let Some(read) = skim_yaml(
         (old_trimmed, old_origin),
         (new_trimmed, new_origin),
         options,
     ) {
-        return Ok(compared);
+        return Ok(read);
     }
     fn read(text: &str, origin: &str) -> Result<(Value, yaml::Texts), LoadError> {
         let read = load::read_yaml(text, origin)?;
@@ -451,7 +516,7 @@ fn compare_yaml(
         skipped: &yaml::Skipped::default(),
     };
     Ok(sides
-        .compare(old, new, options)
+        .prepare(old, new, options)
         .expect("nothing was skipped, so nothing is read again"))
 }
 
@@ -475,7 +540,7 @@ fn skim_yaml(
     (old_text, old_origin): (&str, &str),
     (new_text, new_origin): (&str, &str),
     options: &DiffOptions,
-) -> Option<Compared> {
+) -> Option<Read> {
     let old_scan = yaml::scan_texts(old_text);
     let new_scan = yaml::scan_texts(new_text);
     let skipped: yaml::Skipped = new_scan
@@ -533,7 +598,7 @@ fn skim_yaml(
         ranges: (&old.texts, &new.texts),
         skipped: &skipped,
     };
-    sides.compare(old_value, new_value, options)
+    sides.prepare(old_value, new_value, options)
 }
 
 /// Two YAML templates' texts, where each resource's text is, and the resources whose values
@@ -545,9 +610,9 @@ struct YamlSides<'a> {
 }
 
 impl YamlSides<'_> {
-    /// The comparison of two read templates; `None` when a skipped resource that replacement
-    /// reaches cannot be read from its text alone.
-    fn compare(&self, mut old: Value, mut new: Value, options: &DiffOptions) -> Option<Compared> {
+    /// Two read templates made ready to compare; `None` when a skipped resource that
+    /// replacement reaches cannot be read from its text alone.
+    fn prepare(&self, mut old: Value, mut new: Value, options: &DiffOptions) -> Option<Read> {
         let (old_ranges, new_ranges) = self.ranges;
         let (old_text, new_text) = self.texts;
         let empty = Map::new();
@@ -625,12 +690,10 @@ impl YamlSides<'_> {
                 }
             }
         }
-        let made = made
-            .iter()
-            .map(|(id, r)| (id.as_str(), r.clone()))
-            .collect();
-        let diff = compare(&old, &new, options, made);
-        Some(Compared { diff, old, new })
+        Some(Read {
+            made,
+            ..Read::whole(old, new)
+        })
     }
 }
 
@@ -783,15 +846,17 @@ fn strings(text: &str, name: &mut dyn FnMut(&str)) -> bool {
 
 /// Compares two templates (both in CloudFormation's JSON form).
 pub fn diff_templates(old: &Value, new: &Value, options: &DiffOptions) -> TemplateDiff {
-    compare(old, new, options, BTreeMap::new())
+    compare(old, new, options, BTreeMap::new(), &BTreeSet::new())
 }
 
-/// [`diff_templates`], with the diffs of some resources on both sides already made.
+/// [`diff_templates`], with the diffs of some resources on both sides already made, and the
+/// export names of outputs left out of both sides because they are the same on both.
 fn compare(
     old: &Value,
     new: &Value,
     options: &DiffOptions,
-    mut made: BTreeMap<&str, ResourceDiff>,
+    mut made: BTreeMap<String, ResourceDiff>,
+    exports_both: &BTreeSet<String>,
 ) -> TemplateDiff {
     let empty = Map::new();
     fn section_of<'a>(
@@ -853,7 +918,7 @@ fn compare(
     };
     let new_exports = exports(new);
     for (name, output) in exports(old) {
-        if !new_exports.contains_key(&name) {
+        if !new_exports.contains_key(&name) && !exports_both.contains(&name) {
             flags.push(Flag {
                 kind: FlagKind::ExportRemoved,
                 message: format!(

@@ -416,7 +416,7 @@ impl Builder<'_> {
 }
 
 fn single(key: &str, value: Value) -> Value {
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(1);
     m.insert(key.to_string(), value);
     Value::Object(m)
 }
@@ -491,8 +491,8 @@ impl MarkedEventReceiver for Builder<'_> {
                 };
                 self.depth -= frame.levels;
                 let value = match frame.container {
-                    Container::Seq(items) => Value::Array(items),
-                    Container::Map(map, _) if frame.keep => Value::Object(map),
+                    Container::Seq(items) => super::load::array(items),
+                    Container::Map(map, _) if frame.keep => super::load::object(map),
                     Container::Map(..) => Value::Object(Map::new()),
                 };
                 let mut value = Builder::wrap(frame.wrap, value);

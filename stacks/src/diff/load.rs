@@ -362,6 +362,8 @@ fn yaml_resource_at(text: &str, line: usize) -> Option<String> {
         if spaces == 0 {
             inside = l.starts_with("Resources:");
             indent = None;
+            // Past `Resources`, a line belongs to no resource.
+            found = None;
             continue;
         }
         if inside && *indent.get_or_insert(spaces) == spaces {
@@ -732,6 +734,17 @@ Resources:
         assert_eq!(p["Policy"]["Fn::If"][1]["Ref"], "P");
         assert_eq!(p["J"]["Fn::Join"][1][0]["Fn::Select"][1]["Fn::GetAZs"], "");
         assert_eq!(v["Resources"]["Q"]["DependsOn"], serde_json::json!(["Z"]));
+    }
+
+    #[test]
+    fn a_yaml_syntax_error_names_the_resource_it_is_in_and_no_other() {
+        let text = "Resources:\n  A:\n    Type: X\n    Properties: {P: [1}\nOutputs:\n  O:\n    Value: 1\n";
+        let e = parse_template(text, "t.yaml").unwrap_err();
+        assert!(e.message.starts_with("resource A: "), "{e:?}");
+        let text = "Resources:\n  A:\n    Type: X\nOutputs:\n  O:\n    Value: [1}\n";
+        let e = parse_template(text, "t.yaml").unwrap_err();
+        assert_eq!(e.line, Some(6), "{e:?}");
+        assert!(!e.message.contains("resource"), "{e:?}");
     }
 
     #[test]

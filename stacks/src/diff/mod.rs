@@ -575,10 +575,12 @@ fn skim_yaml(
     let (old, new) = std::thread::scope(|scope| {
         let new = scope.spawn(|| yaml::read_skipping(&cut, &skipped));
         let old = yaml::read_skipping(old_text, &skipped);
-        (old, new.join())
+        // A panic of the parser is a bug: it is not hidden by reading the text again.
+        let new = new.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (old, new)
     });
     let old = old.ok()??;
-    let new = new.ok()?.ok()??;
+    let new = new.ok()??;
     for id in &skipped {
         let scanned = old_scan[id];
         let start = load::offset_in(old_text, scanned);
@@ -680,11 +682,16 @@ impl YamlSides<'_> {
             let value = yaml::read_resource(&old_text[range.clone()]).ok()??;
             values.insert(id, load::normalize(value));
         }
-        for t in [&mut old, &mut new] {
+        // Into the old side a copy, into the new side the value itself.
+        for (t, last) in [(&mut old, false), (&mut new, true)] {
             if let Some(Value::Object(r)) = t.get_mut("Resources") {
                 r.retain(|id, _| !skip.contains(id));
                 for (id, v) in r.iter_mut() {
-                    if let Some(value) = values.get(id) {
+                    if last {
+                        if let Some(value) = values.remove(id) {
+                            *v = value;
+                        }
+                    } else if let Some(value) = values.get(id) {
                         *v = value.clone();
                     }
                 }

@@ -433,6 +433,20 @@ fn a_key_twice_is_an_error_at_any_depth() {
         &same.replace(r#""TopicName": "{}""#, r#""TopicName": "t""#),
         &["resource Q"],
     );
+    // There, in a mapping long enough to be looked up by hash, and spelled otherwise.
+    let long: String = (0..30)
+        .map(|i| format!(r#""K{i}": 1, "#))
+        .chain([r#""K\u0032\u0030": 2"#.to_string()])
+        .collect();
+    // (The other resource's change replaces nothing, so nothing reaches `Q` to read it whole.)
+    let same = same
+        .replace(r#""QueueName": "a", "QueueName": "b""#, &long)
+        .replace("TopicName", "DisplayName");
+    refused(
+        &same,
+        &same.replace(r#""DisplayName": "{}""#, r#""DisplayName": "t""#),
+        &["resource Q", "duplicate key `K20`"],
+    );
 }
 
 #[test]
@@ -511,6 +525,26 @@ fn yaml_resources_skipped_for_the_same_text_are_still_read() {
             assert!(e.contains(w), "{w:?} in {e}");
         }
     }
+    // A key twice in a mapping long enough to be looked up by hash, in a skipped resource
+    // that nothing reaches (the other change replaces nothing).
+    let long: String = (0..30)
+        .map(|i| format!("      K{i}: 1\n"))
+        .chain(["      K20: 2\n".to_string()])
+        .collect();
+    let long_side = |name: &str| {
+        format!("Resources:\n  Same:\n    Type: AWS::SSM::Parameter\n    Metadata:\n{long}  Topic:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: {name}\n")
+    };
+    let e = diff::diff_texts(
+        (&long_side("a"), "old"),
+        (&long_side("b"), "new"),
+        &DiffOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("resource Same") && e.contains("duplicate key `K20`"),
+        "{e}"
+    );
     // An anchor in a skipped resource, its alias in a changed one: read whole.
     let anchored = |name: &str| {
         side(name, "      Name: &n /svc/p\n").replace(

@@ -250,9 +250,10 @@ impl<'de> serde::de::Visitor<'de> for Strict {
         let mut seen = Seen::default();
         while let Some(key) = map.next_key_seed(Key)? {
             map.next_value_seed(self.child())?;
-            if !seen.insert(key) {
-                return Err(duplicate(seen.last.as_deref().unwrap_or_default()));
+            if seen.contains(&key) {
+                return Err(duplicate(&key));
             }
+            seen.insert(key);
         }
         Ok(Value::Object(Map::new()))
     }
@@ -299,31 +300,43 @@ impl<'de> serde::de::Visitor<'de> for Key {
     }
 }
 
-/// The keys of one mapping seen so far: a list while short, a set past that.
-#[derive(Default)]
-struct Seen<'de> {
-    list: Vec<std::borrow::Cow<'de, str>>,
-    set: std::collections::HashSet<std::borrow::Cow<'de, str>, foldhash::fast::RandomState>,
-    /// The key inserted last.
-    last: Option<std::borrow::Cow<'de, str>>,
+/// The keys of one mapping seen so far: a list while short, a set past that. Most mappings
+/// of a template have a few keys, which a list finds sooner than a hash does.
+pub(crate) struct Seen<K> {
+    list: Vec<K>,
+    set: std::collections::HashSet<K, foldhash::fast::RandomState>,
 }
 
-impl<'de> Seen<'de> {
-    /// Whether `key` is new.
-    fn insert(&mut self, key: std::borrow::Cow<'de, str>) -> bool {
-        const SHORT: usize = 16;
-        let new = if self.set.is_empty() && self.list.len() < SHORT {
-            let new = !self.list.contains(&key);
-            self.list.push(key.clone());
-            new
+impl<K> Default for Seen<K> {
+    fn default() -> Self {
+        Seen {
+            list: Vec::new(),
+            set: Default::default(),
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash> Seen<K> {
+    const SHORT: usize = 16;
+
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        if self.set.is_empty() {
+            self.list.contains(key)
+        } else {
+            self.set.contains(key)
+        }
+    }
+
+    /// Adds a key known not to be there.
+    pub(crate) fn insert(&mut self, key: K) {
+        if self.set.is_empty() && self.list.len() < Self::SHORT {
+            self.list.push(key);
         } else {
             if self.set.is_empty() {
                 self.set.extend(self.list.drain(..));
             }
-            self.set.insert(key.clone())
-        };
-        self.last = Some(key);
-        new
+            self.set.insert(key);
+        }
     }
 }
 
@@ -734,6 +747,19 @@ Resources:
         assert_eq!(p["Policy"]["Fn::If"][1]["Ref"], "P");
         assert_eq!(p["J"]["Fn::Join"][1][0]["Fn::Select"][1]["Fn::GetAZs"], "");
         assert_eq!(v["Resources"]["Q"]["DependsOn"], serde_json::json!(["Z"]));
+    }
+
+    #[test]
+    fn seen_keys_are_found_in_the_list_and_past_it_in_the_set() {
+        let mut seen = Seen::default();
+        for i in 0..40 {
+            let key = format!("k{i}");
+            assert!(!seen.contains(&key), "{key}");
+            seen.insert(key);
+            for j in 0..=i {
+                assert!(seen.contains(&format!("k{j}")), "k{j} after k{i}");
+            }
+        }
     }
 
     #[test]

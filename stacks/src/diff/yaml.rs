@@ -66,7 +66,7 @@ struct Frame {
     /// Whether the collections in it are not kept: the value of a resource that is skipped.
     shallow: bool,
     /// The keys of a mapping whose values are not kept.
-    seen: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    seen: super::load::Seen<String>,
 }
 
 struct Builder<'s> {

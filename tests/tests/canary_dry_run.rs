@@ -96,7 +96,16 @@ fn promote_resume_and_abort_dry_runs_print_the_plan_and_change_nothing() {
     let (code, stdout, stderr) =
         output(fleet.gatekeeper(&["canary", "resume", "--dry-run", "--output", "json"]));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("awaits approval"), "{stdout}");
+    // With --output json, the sentence is JSON too.
+    let said: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(said["outcome"], "not_driven", "{stdout}");
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("awaits approval"),
+        "{stdout}"
+    );
     assert_eq!(
         rt.block_on(world(&fleet)),
         before,
@@ -112,10 +121,20 @@ fn promote_resume_and_abort_dry_runs_print_the_plan_and_change_nothing() {
     let after = rt.block_on(world(&fleet));
     for args in [
         &["promote", "--dry-run"][..],
+        &["promote", "--dry-run", "--output", "json"],
         &["canary", "abort", "--dry-run"],
     ] {
         let (code, stdout, stderr) = output(fleet.gatekeeper(args));
-        if args[0] == "promote" {
+        if args.contains(&"json") {
+            // A refusal a pipeline reads as JSON.
+            assert_eq!(code, Some(2), "{args:?}: {stdout}\n{stderr}");
+            let refused: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+            assert_eq!(refused["outcome"], "refused", "{stdout}");
+            assert!(
+                refused["reason"].as_str().unwrap().starts_with("run "),
+                "{stdout}"
+            );
+        } else if args[0] == "promote" {
             assert_eq!(code, Some(2), "{args:?}: {stdout}\n{stderr}");
             assert!(stdout.contains("refused: run"), "{stdout}");
         } else {

@@ -49,11 +49,11 @@ async fn confirm(s: &Session, args: &Args, out: &mut dyn Write) -> anyhow::Resul
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        writeln!(
-            out,
-            "refused: promote asks for confirmation and standard input is not a terminal: pass \
-             --yes (and --reason) to approve run {run_id}; nothing was changed"
-        )?;
+        let why = format!(
+            "promote asks for confirmation and standard input is not a terminal: pass --yes \
+             (and --reason) to approve run {run_id}; nothing was changed"
+        );
+        crate::render::canary::refusal(&why, args.output, out)?;
         return Ok(false);
     }
     write!(out, "promote run {run_id} to the whole fleet? [y/N] ")?;

@@ -11,10 +11,18 @@ use crate::commands::common::Output;
 
 pub mod progress;
 
-/// What a run command ends with: a refusal, a sentence, or the run's report.
+/// What a run command ends with: a refusal, a sentence, or the run's report. With
+/// `--output json` each is one JSON object: a refusal is `{"outcome": "refused", "reason"}`,
+/// a sentence (nothing was driven) `{"outcome": "not_driven", "message"}`, and a report has
+/// the run's `state`.
 pub fn reply(reply: &Reply, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
     match reply {
-        Reply::Refused(why) => writeln!(out, "refused: {why}")?,
+        Reply::Refused(why) => refusal(why, output, out)?,
+        Reply::Said(text) if output == Output::Json => writeln!(
+            out,
+            "{:#}",
+            serde_json::json!({"outcome": "not_driven", "message": text})
+        )?,
         Reply::Said(text) => writeln!(out, "{text}")?,
         Reply::Driven { report, .. } if output == Output::Json => {
             writeln!(out, "{}", serde_json::to_string_pretty(report)?)?
@@ -24,6 +32,17 @@ pub fn reply(reply: &Reply, output: Output, out: &mut dyn Write) -> anyhow::Resu
             "canary {} ({} → {} on {}): {}: {}",
             r.run_id, r.previous, r.revision, r.canary_node, r.state, r.detail
         )?,
+    }
+    Ok(())
+}
+
+/// A refusal: nothing was changed or written.
+pub fn refusal(why: &str, output: Output, out: &mut dyn Write) -> anyhow::Result<()> {
+    if output == Output::Json {
+        let refusal = serde_json::json!({"outcome": "refused", "reason": why});
+        writeln!(out, "{refusal:#}")?;
+    } else {
+        writeln!(out, "refused: {why}")?;
     }
     Ok(())
 }

@@ -197,11 +197,9 @@ fn output() -> impl Strategy<Value = Node> {
 fn template() -> impl Strategy<Value = Vec<(String, Node)>> {
     (
         prop::collection::btree_map(prop::sample::select(IDS.to_vec()), resource(), 0..6),
-        prop::option::of(prop::collection::vec(
-            (
-                prop_oneof![12 => prop::sample::select(OUTPUTS[..3].to_vec()), 1 => Just(OUTPUTS[3])],
-                output(),
-            ),
+        prop::option::of(prop::collection::btree_map(
+            prop::sample::select(OUTPUTS[..3].to_vec()),
+            output(),
             0..4,
         )),
         0..60u8,
@@ -224,7 +222,17 @@ fn template() -> impl Strategy<Value = Vec<(String, Node)>> {
                 },
             )];
             if let Some(o) = outputs {
-                let o = o.into_iter().map(|(name, o)| (name.to_string(), o)).collect();
+                let mut o: Vec<(String, Node)> = o
+                    .into_iter()
+                    .map(|(name, o)| (name.to_string(), o))
+                    .collect();
+                match (odd, o.first().cloned()) {
+                    // An output name twice.
+                    (4, Some(first)) => o.push(first),
+                    // A name a mapping is normalized by.
+                    (5, Some((_, first))) => o[0] = (OUTPUTS[3].into(), first),
+                    _ => {}
+                }
                 t.push(("Outputs".into(), Node::Map(o)));
             }
             if odd == 2 {

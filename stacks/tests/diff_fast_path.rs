@@ -151,6 +151,15 @@ fn generated_pairs_give_the_whole_diff() {
         };
         let expected = whole(&old_text, &new_text);
         assert_eq!(fast(&old_text, &new_text), expected, "round {round}");
+        // The same pair in block YAML: most resources are the same lines on both sides, and
+        // most of those plain enough to be cut on the old side too.
+        let old_yaml = serde_norway::to_string(&doc(&old)).unwrap();
+        let new_yaml = serde_norway::to_string(&doc(&new)).unwrap();
+        assert_eq!(
+            fast(&old_yaml, &new_yaml),
+            whole(&old_yaml, &new_yaml),
+            "round {round}, YAML"
+        );
         // Replacement that reached a resource whose text is the same on both sides.
         spread += expected
             .resources
@@ -483,6 +492,18 @@ fn block_yaml_with_the_same_resource_text_gives_the_whole_parse_report() {
     let flow = "Resources: {\n  A: {Type: X, Properties: {P: a}},\n  B: {Type: X}\n  }\n";
     assert_eq!(fast(block, flow), whole(block, flow));
     assert!(fast(block, flow).has_changes);
+    // `B`'s lines are the same on both sides and plain, but on the old side they are inside a
+    // flow mapping, where they mean something else: the old side is read whole too.
+    let flow = "Resources:\n  {\n  A: {Type: X},\n  B:\n    Type: X\n  }\n";
+    let block = "Resources:\n  A:\n    Type: Y\n  B:\n    Type: X\n";
+    match (
+        diff::diff_texts((flow, "old"), (block, "new"), &DiffOptions::default()),
+        diff::parse_template(flow, "old"),
+    ) {
+        (Ok(report), Ok(_)) => assert_eq!(report, whole(flow, block)),
+        (Err(_), Err(_)) => {}
+        (fast, whole) => panic!("fast {fast:?}, whole {whole:?}"),
+    }
 }
 
 #[test]

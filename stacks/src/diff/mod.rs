@@ -514,6 +514,7 @@ fn compare_yaml(
         texts: (old_trimmed, new_trimmed),
         ranges: (&old_texts, &new_texts),
         skipped: &yaml::Skipped::default(),
+        scanned: &yaml::Scan::default(),
     };
     Ok(sides
         .prepare(old, new, options)
@@ -523,16 +524,18 @@ fn compare_yaml(
 /// The fast path of [`compare_yaml`], for the resources whose lines a scan finds the same on
 /// both sides (`skipped`):
 ///
-/// - the old side is read with them only checked as the parser passes them, not built, and
-///   the parser must find each exactly where the scan did, its own entry of `Resources`;
 /// - the new side is read with each of their texts cut down to one line, `<id>: {Type: ''}`,
-///   which the parser must find where it was put, an entry of `Resources` ending on its line.
+///   which the parser must find where it was put, an entry of `Resources` ending on its line;
+/// - the old side is read the same way where a resource's lines alone show what it is and that
+///   it reads without error ([`yaml::plain_resource`]); the others the parser only checks as it
+///   passes them (they are not built), and must find each exactly where the scan did, its own
+///   entry of `Resources`.
 ///
 /// Each side is read on a thread of its own.
 ///
 /// The text of such a resource then means on the new side what it means on the old: it
 /// starts where an entry of `Resources` starts, and ends where one ends, with no alias or tag
-/// directive to read it otherwise. YAML is read once for it, not twice.
+/// directive to read it otherwise. YAML is read once for it, not twice, and for most not at all.
 ///
 /// `None` (read both whole) when that cannot be shown, or either side is in error: the whole
 /// reading reports it.
@@ -551,64 +554,81 @@ fn skim_yaml(
     if skipped.is_empty() {
         return None;
     }
-    // The new text with each skipped resource's lines cut to one, and where each line is.
-    let mut cuts: Vec<(usize, &str, &str)> = skipped
-        .iter()
-        .map(|id| (load::offset_in(new_text, new_scan[id]), *id, new_scan[id]))
-        .collect();
-    cuts.sort_unstable();
-    let mut cut = String::with_capacity(new_text.len() / 4);
-    let mut stubs = Vec::with_capacity(cuts.len());
-    let mut at = 0;
-    for (start, id, text) in cuts {
-        cut.push_str(&new_text[at..start]);
-        let indent = text.len() - text.trim_start_matches(' ').len();
-        let from = cut.len();
-        cut.push_str(&text[..indent]);
-        cut.push_str(id);
-        cut.push_str(": {Type: ''}\n");
-        stubs.push((id, from..cut.len()));
-        at = start + text.len();
-    }
-    cut.push_str(&new_text[at..]);
+    let (new_cut, new_at) = cut(new_text, &new_scan, &skipped, |_| true);
     // The two sides are read at once, on two threads.
-    let (old, new) = std::thread::scope(|scope| {
-        let new = scope.spawn(|| yaml::read_skipping(&cut, &skipped));
-        let old = yaml::read_skipping(old_text, &skipped);
+    let ((old, old_cut, old_at), new) = std::thread::scope(|scope| {
+        let new = scope.spawn(|| yaml::read_skipping(&new_cut, &skipped));
+        let (old_cut, old_at) = cut(old_text, &old_scan, &skipped, |id| {
+            yaml::plain_resource(id, old_scan[id])
+        });
+        let old = yaml::read_skipping(&old_cut, &skipped);
         // A panic of the parser is a bug: it is not hidden by reading the text again.
         let new = new.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (old, new)
+        ((old, old_cut, old_at), new)
     });
     let old = old.ok()??;
     let new = new.ok()??;
-    for id in &skipped {
-        let scanned = old_scan[id];
-        let start = load::offset_in(old_text, scanned);
-        if old.texts.get(*id) != Some(&(start..start + scanned.len())) {
-            return None;
-        }
-    }
-    for (id, range) in &stubs {
-        if new.texts.get(*id) != Some(range) {
+    for (read, at) in [(&old, &old_at), (&new, &new_at)] {
+        if at
+            .iter()
+            .any(|(id, range)| read.texts.get(*id) != Some(range))
+        {
             return None;
         }
     }
     let old_value = load::checked_except(old.value, old_origin, &old.checked).ok()?;
     let new_value = load::checked_except(new.value, new_origin, &new.checked).ok()?;
     let sides = YamlSides {
-        texts: (old_text, &cut),
+        texts: (&old_cut, &new_cut),
         ranges: (&old.texts, &new.texts),
         skipped: &skipped,
+        scanned: &old_scan,
     };
     sides.prepare(old_value, new_value, options)
 }
 
-/// Two YAML templates' texts, where each resource's text is, and the resources whose values
-/// were not built (their text is the same on both sides: the old side's is theirs).
+/// `text` with each skipped resource that `stub` names cut to one line, `<id>: {Type: ''}`,
+/// and where each skipped resource is in what it gives: its stub, or its own lines.
+fn cut<'a>(
+    text: &str,
+    scan: &yaml::Scan<'a>,
+    skipped: &yaml::Skipped<'a>,
+    stub: impl Fn(&str) -> bool,
+) -> (String, Vec<(&'a str, std::ops::Range<usize>)>) {
+    let mut cuts: Vec<(usize, &str, &str)> = skipped
+        .iter()
+        .map(|id| (load::offset_in(text, scan[id]), *id, scan[id]))
+        .collect();
+    cuts.sort_unstable();
+    let mut out = String::with_capacity(text.len() / 4);
+    let mut found = Vec::with_capacity(cuts.len());
+    let mut at = 0;
+    for (start, id, part) in cuts {
+        out.push_str(&text[at..start]);
+        let from = out.len();
+        if stub(id) {
+            let indent = part.len() - part.trim_start_matches(' ').len();
+            out.push_str(&part[..indent]);
+            out.push_str(id);
+            out.push_str(": {Type: ''}\n");
+        } else {
+            out.push_str(part);
+        }
+        found.push((id, from..out.len()));
+        at = start + part.len();
+    }
+    out.push_str(&text[at..]);
+    (out, found)
+}
+
+/// Two YAML templates' texts as read, where each resource's text is in them, and the
+/// resources whose values were not built (their text is the same on both sides), with that
+/// text as the scan found it.
 struct YamlSides<'a> {
     texts: (&'a str, &'a str),
     ranges: (&'a yaml::Texts, &'a yaml::Texts),
     skipped: &'a yaml::Skipped<'a>,
+    scanned: &'a yaml::Scan<'a>,
 }
 
 impl YamlSides<'_> {
@@ -655,15 +675,15 @@ impl YamlSides<'_> {
                 .all(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
             let reached = spread(
                 &ids,
-                |i, name| match old_ranges.get(ids[i]) {
-                    Some(range) if self.skipped.contains(ids[i]) => {
-                        plain && words(&old_text[range.clone()], name)
-                    }
+                |i, name| match self.scanned.get(ids[i]) {
+                    Some(text) if self.skipped.contains(ids[i]) => plain && words(text, name),
                     _ => value_strings(values[i], name),
                 },
                 replaceable,
             );
-            let mut skip = BTreeSet::new();
+            // Looked up once per resource of each side: hashed, not ordered.
+            let mut skip =
+                std::collections::HashSet::<String, foldhash::fast::RandomState>::default();
             let mut reread = Vec::new();
             for (id, (same, reached)) in ids.iter().zip(same.iter().zip(&reached)) {
                 if *same && !*reached {
@@ -678,8 +698,8 @@ impl YamlSides<'_> {
         // so it is read once, on its own.
         let mut values = BTreeMap::new();
         for id in reread {
-            let range = old_ranges.get(&id)?;
-            let value = yaml::read_resource(&old_text[range.clone()]).ok()??;
+            let text = self.scanned.get(id.as_str())?;
+            let value = yaml::read_resource(text).ok()??;
             values.insert(id, load::normalize(value));
         }
         // Into the old side a copy, into the new side the value itself.

@@ -35,6 +35,9 @@ pub(crate) type Texts =
 /// The ids of the resources a reading checked itself.
 pub(crate) type Checked = std::collections::HashSet<String, foldhash::fast::RandomState>;
 
+/// Each resource's text as [`scan_texts`] finds it, by id.
+pub(crate) type Scan<'a> = std::collections::HashMap<&'a str, &'a str, foldhash::fast::RandomState>;
+
 /// The ids of the resources a reading skips.
 pub(crate) type Skipped<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
 
@@ -144,8 +147,25 @@ fn short_form(tag: &Tag) -> Result<Option<&'static str>, String> {
     Err(format!("unknown tag `!{name}`"))
 }
 
+/// Whether a plain scalar is a string by its first look: not empty, null or a boolean, and not
+/// starting as a number does. [`resolve`] takes these as they are.
+fn plain_string(v: &str) -> bool {
+    let Some(&first) = v.as_bytes().first() else {
+        return false;
+    };
+    let number = first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.');
+    let word = matches!(
+        v,
+        "null" | "Null" | "NULL" | "~" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+    );
+    !number && !word
+}
+
 /// A plain scalar as serde_norway reads it (YAML 1.2 core schema).
 fn resolve(s: String) -> Result<Value, String> {
+    if plain_string(&s) {
+        return Ok(Value::String(s));
+    }
     let v = s.as_str();
     if v.is_empty() || matches!(v, "null" | "Null" | "NULL" | "~") {
         return Ok(Value::Null);
@@ -679,9 +699,7 @@ fn resource_texts(text: &str, b: &Builder<'_>) -> Texts {
 /// to the next such line or the next line at the margin. A guess, made before parsing to
 /// choose the resources [`read_skipping`] skips; the parse's own [`YamlTemplate::texts`] are
 /// what a comparison trusts.
-pub(crate) fn scan_texts(
-    text: &str,
-) -> std::collections::HashMap<&str, &str, foldhash::fast::RandomState> {
+pub(crate) fn scan_texts(text: &str) -> Scan<'_> {
     let mut out = std::collections::HashMap::default();
     let mut offset = 0;
     let mut inside = false;
@@ -720,4 +738,452 @@ pub(crate) fn scan_texts(
         out.insert(id, &text[from..]);
     }
     out
+}
+
+/// Deeper than this, [`plain_resource`] leaves a resource to the parser: far below
+/// [`MAX_DEPTH`] however its levels are counted.
+const PLAIN_DEPTH: usize = 32;
+
+/// What the value a line leaves open must be.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// The resource's own value: a mapping.
+    Resource,
+    /// The resource's `Properties`: a mapping, untagged.
+    Properties,
+    Other,
+}
+
+/// A value left open by a line (`key:`, `-`, or a tag alone): a block must start below it.
+#[derive(Clone, Copy)]
+struct Open {
+    /// The column of the key or dash that left it open.
+    column: usize,
+    tagged: bool,
+    role: Role,
+    depth: usize,
+}
+
+/// A block collection [`plain_resource`] is in.
+struct Block<'t> {
+    seq: bool,
+    indent: usize,
+    depth: usize,
+    keys: super::load::Seen<&'t str>,
+}
+
+/// Whether one resource's text, as [`scan_texts`] finds it (its line `<id>:` first), is in a
+/// form whose lines alone say what it means, and reads without error: then the parser need not
+/// read it to show either.
+///
+/// Every line with text is `key: scalar`, `key:`, `- scalar`, `- key: scalar`, `- key:` or `-`,
+/// in printable ASCII without a tab or a comment after text; a value left open is a block
+/// collection on the lines below it. Keys are plain words (letters, digits, `_ . : / -`) that
+/// read as themselves, each once in its mapping; scalars are plain (resolving without error),
+/// or quoted on one line without escapes, with at most a known short-form tag; each block's
+/// lines share one indentation. The resource is a mapping with a string `Type` and, if any, a
+/// mapping of `Properties`. No anchor, alias, flow collection, block scalar or scalar over
+/// two lines: nothing before or after the text can change what it means.
+///
+/// `false` says only that this reading cannot tell.
+pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
+    let mut lines = text.split('\n');
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    let first = first.trim_end_matches(' ');
+    let column = first.len() - first.trim_start_matches(' ').len();
+    if first[column..].strip_suffix(':') != Some(id) || !plain_key(id) {
+        return false;
+    }
+    let mut open = Some(Open {
+        column,
+        tagged: false,
+        role: Role::Resource,
+        depth: 3,
+    });
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut typed = false;
+    for line in lines {
+        if !line.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return false;
+        }
+        let body = line.trim_end_matches(' ');
+        let trimmed = body.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.contains(" #") {
+            return false;
+        }
+        let indent = body.len() - trimmed.len();
+        if indent <= column {
+            return false;
+        }
+        let dash = trimmed == "-" || trimmed.starts_with("- ");
+        if let Some(o) = open.take() {
+            // A block starts below what was left open; a sequence may start at a key's column.
+            let compact = dash && indent == o.column && o.role == Role::Other && !o.tagged;
+            if !(indent > o.column || compact) || (o.role != Role::Other && (dash || o.tagged)) {
+                return false;
+            }
+            let depth = o.depth + 1 + usize::from(o.tagged);
+            if depth > PLAIN_DEPTH {
+                return false;
+            }
+            blocks.push(Block {
+                seq: dash,
+                indent,
+                depth,
+                keys: Default::default(),
+            });
+        } else {
+            while blocks.last().is_some_and(|b| b.indent > indent) {
+                blocks.pop();
+            }
+            // A sequence at its key's column ends at the mapping's next key.
+            if !dash && blocks.last().is_some_and(|b| b.seq && b.indent == indent) {
+                blocks.pop();
+            }
+            match blocks.last() {
+                Some(b) if b.indent == indent && b.seq == dash => {}
+                _ => return false,
+            }
+        }
+        let resource_level = blocks.len() == 1;
+        let Some(top) = blocks.last_mut() else {
+            return false;
+        };
+        let depth = top.depth;
+        let entry = if dash {
+            let rest = &trimmed[1..];
+            let content = rest.trim_start_matches(' ');
+            if content.is_empty() {
+                open = Some(Open {
+                    column: indent,
+                    tagged: false,
+                    role: Role::Other,
+                    depth,
+                });
+                continue;
+            }
+            if content == "-" || content.starts_with("- ") {
+                return false;
+            }
+            match split_key(content) {
+                // `- key: ...`: a mapping whose keys are at the column after the dash.
+                Some(_) => {
+                    let column = indent + 1 + (rest.len() - content.len());
+                    if depth + 1 > PLAIN_DEPTH {
+                        return false;
+                    }
+                    blocks.push(Block {
+                        seq: false,
+                        indent: column,
+                        depth: depth + 1,
+                        keys: Default::default(),
+                    });
+                    (column, content)
+                }
+                None => match scalar(content) {
+                    Scalar::Bad => return false,
+                    Scalar::Tag => {
+                        open = Some(Open {
+                            column: indent,
+                            tagged: true,
+                            role: Role::Other,
+                            depth,
+                        });
+                        continue;
+                    }
+                    Scalar::Good { .. } => continue,
+                },
+            }
+        } else {
+            (indent, trimmed)
+        };
+        // A `key: ...` line, in the mapping on top.
+        let (column, content) = entry;
+        let Some((key, value)) = split_key(content) else {
+            return false;
+        };
+        let Some(map) = blocks.last_mut() else {
+            return false;
+        };
+        if !plain_key(key) || map.keys.contains(&key) {
+            return false;
+        }
+        map.keys.insert(key);
+        let depth = map.depth;
+        let role = match (resource_level && column == indent, key) {
+            (true, "Properties") => Role::Properties,
+            _ => Role::Other,
+        };
+        let scalar = if value.is_empty() {
+            Scalar::Tag
+        } else {
+            scalar(value)
+        };
+        match scalar {
+            Scalar::Bad => return false,
+            Scalar::Tag if role == Role::Properties && !value.is_empty() => return false,
+            Scalar::Tag => {
+                open = Some(Open {
+                    column,
+                    tagged: !value.is_empty(),
+                    role,
+                    depth,
+                })
+            }
+            Scalar::Good { string } => {
+                if role == Role::Properties {
+                    return false;
+                }
+                if resource_level && column == indent && key == "Type" {
+                    if !string {
+                        return false;
+                    }
+                    typed = true;
+                }
+            }
+        }
+    }
+    // A value left open at the end is empty: the parser says what it is.
+    open.is_none() && typed
+}
+
+/// A `key: value` or `key:` line's key and value (empty when none).
+fn split_key(s: &str) -> Option<(&str, &str)> {
+    match s.find(": ") {
+        Some(at) => Some((&s[..at], s[at + 2..].trim_start_matches(' '))),
+        None => s.strip_suffix(':').map(|k| (k, "")),
+    }
+}
+
+/// A plain word, at most 256 bytes, that reads as itself: not a number, boolean or null.
+fn plain_key(key: &str) -> bool {
+    key.len() <= 256
+        && key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'))
+        && !key.ends_with(':')
+        && (plain_string(key)
+            || matches!(resolve(key.to_string()), Ok(Value::String(s)) if s == key))
+}
+
+/// What a value on one line is, to [`plain_resource`].
+enum Scalar {
+    /// A scalar that reads without error; `string` when it reads as an untagged string.
+    Good { string: bool },
+    /// A known short-form tag alone: its value is a block below.
+    Tag,
+    /// Anything else.
+    Bad,
+}
+
+fn scalar(v: &str) -> Scalar {
+    let (tagged, rest) = match v.strip_prefix('!') {
+        Some(t) => {
+            let (name, rest) = t.split_once(' ').unwrap_or((t, ""));
+            let tag = Tag {
+                handle: "!".into(),
+                suffix: name.into(),
+            };
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric())
+                || !matches!(short_form(&tag), Ok(Some(_)))
+            {
+                return Scalar::Bad;
+            }
+            (true, rest.trim_start_matches(' '))
+        }
+        None => (false, v),
+    };
+    if rest.is_empty() {
+        return if tagged { Scalar::Tag } else { Scalar::Bad };
+    }
+    let quoted = |q: char| {
+        rest.len() >= 2 && rest.starts_with(q) && rest.ends_with(q) && {
+            let inner = &rest[1..rest.len() - 1];
+            if q == '\'' {
+                !inner.replace("''", "").contains('\'')
+            } else {
+                !inner.contains(['"', '\\'])
+            }
+        }
+    };
+    if quoted('\'') || quoted('"') {
+        return Scalar::Good { string: !tagged };
+    }
+    let b = rest.as_bytes();
+    let starts = b[0].is_ascii_alphanumeric()
+        || matches!(b[0], b'/' | b'_' | b'$' | b'.' | b'(')
+        || (b[0] == b'-' && b.get(1).is_some_and(u8::is_ascii_digit));
+    if !starts || rest.contains(": ") || rest.ends_with(':') {
+        return Scalar::Bad;
+    }
+    if plain_string(rest) {
+        return Scalar::Good { string: !tagged };
+    }
+    match resolve(rest.to_string()) {
+        Ok(Value::String(_)) => Scalar::Good { string: !tagged },
+        Ok(_) => Scalar::Good { string: false },
+        Err(_) => Scalar::Bad,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// A resource's text in the shapes a template has and many it should not: each line a key,
+    /// a dash or a comment at one of a few indentations, with keys and scalars that are fine,
+    /// odd, or wrong.
+    fn resource() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "Type",
+            "Properties",
+            "Name",
+            "A",
+            "b.c",
+            "Fn::GetAtt",
+            "1",
+            "true",
+            "a b",
+            "x:",
+            "_k",
+            "Type",
+            "'q'",
+            "K",
+        ]);
+        let value = prop::sample::select(vec![
+            "x",
+            "'q'",
+            "'a''b'",
+            "\"d\"",
+            "\"a\\b\"",
+            "!Ref R",
+            "!GetAtt A.B",
+            "!Bogus x",
+            "!Sub",
+            "!If",
+            "5",
+            "1e400",
+            "123456789012345678901234567890",
+            "-1",
+            "- a",
+            "a: b",
+            "a #c",
+            "${AWS::Region}",
+            "{a}",
+            "[b]",
+            "a,b",
+            "*x",
+            "&y z",
+            "|",
+            ">",
+            "@x",
+            "`x",
+            "%x",
+            "\u{e9}",
+            "\t1",
+            "'open",
+            "\"open",
+            ".inf",
+            "~",
+            "null",
+            "a*b",
+            "?x",
+            "x?",
+            "a}",
+            "a:b",
+            "'a' b",
+            "!Sub 'x'",
+            "-",
+            "",
+        ]);
+        let line = (0..8u8, key, value, 0..6usize).prop_map(|(kind, k, v, indent)| {
+            let pad = " ".repeat([4, 4, 6, 6, 8, 5][indent]);
+            match kind {
+                0..=3 => format!("{pad}{k}: {v}"),
+                4 => format!("{pad}{k}:"),
+                5 => format!("{pad}- {v}"),
+                6 => format!("{pad}- {k}: {v}"),
+                _ => format!("{pad}# {v}"),
+            }
+        });
+        (prop::collection::vec(line, 0..8), any::<bool>()).prop_map(|(lines, typed)| {
+            let mut text = String::from("  R:\n");
+            if typed {
+                text.push_str("    Type: AWS::X\n");
+            }
+            for l in lines {
+                text.push_str(&l);
+                text.push('\n');
+            }
+            text
+        })
+    }
+
+    /// What `plain_resource` accepts, the parser reads without error, to the same value on its
+    /// own and inside a template, where the parser finds it exactly where the scan does.
+    #[test]
+    #[expect(
+        clippy::print_stderr,
+        reason = "the tally of cases goes to the test log"
+    )]
+    fn a_plain_resource_reads_as_its_lines_say() {
+        let cases = std::env::var("PLAIN_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(4096);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let accepted = std::cell::Cell::new(0);
+        runner
+            .run(&resource(), |text| {
+                if !plain_resource("R", &text) {
+                    return Ok(());
+                }
+                accepted.set(accepted.get() + 1);
+                let alone = read_resource(&text);
+                let Ok(Some(alone)) = alone else {
+                    panic!(
+                        "accepted, but alone: {:?}\n{text}",
+                        alone.err().map(|e| e.message)
+                    );
+                };
+                super::super::load::check_resource(&alone).unwrap();
+                for (before, after) in [
+                    ("", ""),
+                    (
+                        "  P:\n    Type: X\n",
+                        "  N:\n    Type: X\nOutputs:\n  O:\n    Value: 1\n",
+                    ),
+                ] {
+                    let whole = format!("Resources:\n{before}{text}{after}");
+                    let read = read(&whole).unwrap_or_else(|e| panic!("{}\n{whole}", e.message));
+                    assert_eq!(read.value["Resources"]["R"], alone, "{whole}");
+                    let scanned = scan_texts(&whole)["R"];
+                    let start = super::super::load::offset_in(&whole, scanned);
+                    assert_eq!(read.texts.get("R"), Some(&(start..start + scanned.len())));
+                }
+                Ok(())
+            })
+            .unwrap();
+        eprintln!("{cases} cases, {} accepted", accepted.get());
+        assert!(
+            accepted.get() * 20 > cases as usize,
+            "too few accepted: the test says little"
+        );
+    }
 }

@@ -1131,6 +1131,158 @@ mod tests {
         })
     }
 
+    /// A value written as a template's author writes it.
+    #[derive(Clone, Debug)]
+    enum Tree {
+        Scalar(&'static str),
+        Map(Vec<(&'static str, Tree)>),
+        Seq(Vec<Tree>),
+        /// A short-form tag on a collection.
+        Tagged(&'static str, Box<Tree>),
+    }
+
+    fn tree() -> impl Strategy<Value = Tree> {
+        let scalar = prop::sample::select(vec![
+            "x",
+            "a b",
+            "'q'",
+            "'a''b'",
+            "\"d\"",
+            "!Ref R",
+            "!GetAtt A.B",
+            "!Sub 'x-${R}'",
+            "5",
+            "-1",
+            "0.5",
+            "true",
+            "null",
+            "${AWS::Region}",
+            "a,b",
+            "a}",
+            "arn:aws:s3:::b/*",
+            "10.0.0.0/16",
+            "''",
+            "1e3",
+            "x.y",
+            "(a)",
+        ])
+        .prop_map(Tree::Scalar);
+        let key = prop::sample::select(vec![
+            "Name",
+            "Value",
+            "Key",
+            "Fn::If",
+            "a.b",
+            "x_y",
+            "Tags",
+            "Statement",
+            "Action",
+        ]);
+        scalar.prop_recursive(4, 24, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec((key.clone(), inner.clone()), 1..4).prop_map(Tree::Map),
+                prop::collection::vec(inner.clone(), 1..4).prop_map(Tree::Seq),
+                (
+                    prop::sample::select(vec!["!Join", "!If", "!Sub", "!Select"]),
+                    inner
+                )
+                    .prop_map(|(tag, t)| {
+                        // A tag on a collection: a scalar goes into a sequence.
+                        let t = match t {
+                            Tree::Scalar(_) => Tree::Seq(vec![t]),
+                            t => t,
+                        };
+                        Tree::Tagged(tag, Box::new(t))
+                    }),
+            ]
+        })
+    }
+
+    /// Writes `t` in block style at `indent`, nested blocks `width` deeper, a mapping's
+    /// sequences at its keys' column when `compact`.
+    fn write(t: &Tree, indent: usize, width: usize, compact: bool, out: &mut String) {
+        let pad = " ".repeat(indent);
+        // A collection's opening: the tag left on the line before, if any.
+        fn open(t: &Tree) -> (String, &Tree) {
+            match t {
+                Tree::Tagged(tag, inner) => (format!(" {tag}"), &**inner),
+                other => (String::new(), other),
+            }
+        }
+        match t {
+            Tree::Scalar(s) => out.push_str(&format!("{pad}{s}\n")),
+            Tree::Tagged(_, inner) => write(inner, indent, width, compact, out),
+            Tree::Map(entries) => {
+                for (k, v) in entries {
+                    match v {
+                        Tree::Scalar(s) => out.push_str(&format!("{pad}{k}: {s}\n")),
+                        v => {
+                            let (tag, inner) = open(v);
+                            out.push_str(&format!("{pad}{k}:{tag}\n"));
+                            let same = compact && tag.is_empty() && matches!(inner, Tree::Seq(_));
+                            let at = if same { indent } else { indent + width };
+                            write(inner, at, width, compact, out);
+                        }
+                    }
+                }
+            }
+            Tree::Seq(items) => {
+                for item in items {
+                    match item {
+                        Tree::Scalar(s) => out.push_str(&format!("{pad}- {s}\n")),
+                        Tree::Map(_) => {
+                            let mut inner = String::new();
+                            write(item, indent + 2, width, compact, &mut inner);
+                            out.push_str(&pad);
+                            out.push_str("- ");
+                            out.push_str(&inner[indent + 2..]);
+                        }
+                        v => {
+                            let (tag, inner) = open(v);
+                            out.push_str(&format!("{pad}-{tag}\n"));
+                            write(inner, indent + width, width, compact, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resources as authors write them, most plain, some with one line broken: shifted, a
+    /// comment after it, its `: ` lost, written twice, or a tab.
+    fn written() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(
+                (prop::sample::select(vec!["Name", "Tags", "Policy"]), tree()),
+                0..4,
+            ),
+            2..5usize,
+            any::<bool>(),
+            (0..12u8, any::<prop::sample::Index>()),
+        )
+            .prop_map(|(props, width, compact, (how, at))| {
+                let mut text = String::from("  R:\n    Type: AWS::X\n");
+                if !props.is_empty() {
+                    text.push_str("    Properties:\n");
+                    write(&Tree::Map(props), 4 + width, width, compact, &mut text);
+                }
+                let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+                let i = at.index(lines.len());
+                match how {
+                    0 => lines[i].insert(0, ' '),
+                    1 if lines[i].starts_with("  ") => {
+                        lines[i].remove(0);
+                    }
+                    2 => lines[i].push_str(" # c"),
+                    3 => lines[i] = lines[i].replacen(": ", ":", 1),
+                    4 => lines.insert(i, lines[i].clone()),
+                    5 => lines[i] = lines[i].replacen(' ', "\t", 1),
+                    _ => {}
+                }
+                lines.iter().map(|l| format!("{l}\n")).collect()
+            })
+    }
+
     /// What `plain_resource` accepts, the parser reads without error, to the same value on its
     /// own and inside a template, where the parser finds it exactly where the scan does.
     #[test]
@@ -1148,9 +1300,9 @@ mod tests {
             failure_persistence: None,
             ..Config::default()
         });
-        let accepted = std::cell::Cell::new(0);
+        let (accepted, in_context) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
         runner
-            .run(&resource(), |text| {
+            .run(&prop_oneof![resource(), written()], |text| {
                 if !plain_resource("R", &text) {
                     return Ok(());
                 }
@@ -1171,19 +1323,28 @@ mod tests {
                     ),
                 ] {
                     let whole = format!("Resources:\n{before}{text}{after}");
+                    // Only what the scan finds as a resource's text is ever given to it.
+                    let scan = scan_texts(&whole);
+                    let Some(&scanned) = scan.get("R").filter(|t| **t == text) else {
+                        continue;
+                    };
+                    in_context.set(in_context.get() + 1);
                     let read = read(&whole).unwrap_or_else(|e| panic!("{}\n{whole}", e.message));
                     assert_eq!(read.value["Resources"]["R"], alone, "{whole}");
-                    let scanned = scan_texts(&whole)["R"];
                     let start = super::super::load::offset_in(&whole, scanned);
                     assert_eq!(read.texts.get("R"), Some(&(start..start + scanned.len())));
                 }
                 Ok(())
             })
             .unwrap();
-        eprintln!("{cases} cases, {} accepted", accepted.get());
+        eprintln!(
+            "{cases} cases, {} accepted, {} readings in a template",
+            accepted.get(),
+            in_context.get()
+        );
         assert!(
-            accepted.get() * 20 > cases as usize,
-            "too few accepted: the test says little"
+            accepted.get() * 20 > cases as usize && in_context.get() > accepted.get(),
+            "too few accepted or read in a template: the test says little"
         );
     }
 }

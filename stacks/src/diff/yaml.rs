@@ -175,10 +175,7 @@ fn resolve(s: String) -> Result<Value, String> {
         "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
         _ => {}
     }
-    let first = v.as_bytes()[0];
-    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
-        return Ok(Value::String(s));
-    }
+    // From here `v` starts as a number does.
     if let Some(n) = unsigned(v) {
         return Ok(Value::from(n));
     }
@@ -772,6 +769,17 @@ struct Block<'t> {
     keys: super::load::Seen<&'t str>,
 }
 
+impl Block<'_> {
+    fn new(seq: bool, indent: usize, depth: usize) -> Self {
+        Block {
+            seq,
+            indent,
+            depth,
+            keys: Default::default(),
+        }
+    }
+}
+
 /// Whether one resource's text, as [`scan_texts`] finds it (its line `<id>:` first), is in a
 /// form whose lines alone say what it means, and reads without error: then the parser need not
 /// read it to show either.
@@ -831,12 +839,7 @@ pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
             if depth > PLAIN_DEPTH {
                 return false;
             }
-            blocks.push(Block {
-                seq: dash,
-                indent,
-                depth,
-                keys: Default::default(),
-            });
+            blocks.push(Block::new(dash, indent, depth));
         } else {
             while blocks.last().is_some_and(|b| b.indent > indent) {
                 blocks.pop();
@@ -851,59 +854,43 @@ pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
             }
         }
         let resource_level = blocks.len() == 1;
-        let Some(top) = blocks.last_mut() else {
+        let Some(top) = blocks.last() else {
             return false;
         };
         let depth = top.depth;
-        let entry = if dash {
+        let (column, content) = if dash {
             let rest = &trimmed[1..];
             let content = rest.trim_start_matches(' ');
-            if content.is_empty() {
-                open = Some(Open {
-                    column: indent,
-                    tagged: false,
-                    role: Role::Other,
-                    depth,
-                });
-                continue;
-            }
             if content == "-" || content.starts_with("- ") {
                 return false;
             }
-            match split_key(content) {
-                // `- key: ...`: a mapping whose keys are at the column after the dash.
-                Some(_) => {
-                    let column = indent + 1 + (rest.len() - content.len());
-                    if depth + 1 > PLAIN_DEPTH {
-                        return false;
-                    }
-                    blocks.push(Block {
-                        seq: false,
-                        indent: column,
-                        depth: depth + 1,
-                        keys: Default::default(),
-                    });
-                    (column, content)
-                }
-                None => match scalar(content) {
-                    Scalar::Bad => return false,
-                    Scalar::Tag => {
+            if split_key(content).is_none() {
+                // `-` or `- scalar`: an item of the sequence on top.
+                match line_value(content) {
+                    LineValue::Bad => return false,
+                    LineValue::Open { tagged } => {
                         open = Some(Open {
                             column: indent,
-                            tagged: true,
+                            tagged,
                             role: Role::Other,
                             depth,
-                        });
-                        continue;
+                        })
                     }
-                    Scalar::Good { .. } => continue,
-                },
+                    LineValue::Scalar { .. } => {}
+                }
+                continue;
             }
+            // `- key: ...`: a mapping whose keys are at the column after the dash.
+            let column = indent + 1 + (rest.len() - content.len());
+            if depth + 1 > PLAIN_DEPTH {
+                return false;
+            }
+            blocks.push(Block::new(false, column, depth + 1));
+            (column, content)
         } else {
             (indent, trimmed)
         };
         // A `key: ...` line, in the mapping on top.
-        let (column, content) = entry;
         let Some((key, value)) = split_key(content) else {
             return false;
         };
@@ -915,31 +902,28 @@ pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
         }
         map.keys.insert(key);
         let depth = map.depth;
-        let role = match (resource_level && column == indent, key) {
-            (true, "Properties") => Role::Properties,
-            _ => Role::Other,
-        };
-        let scalar = if value.is_empty() {
-            Scalar::Tag
+        let at_resource = resource_level && column == indent;
+        let role = if at_resource && key == "Properties" {
+            Role::Properties
         } else {
-            scalar(value)
+            Role::Other
         };
-        match scalar {
-            Scalar::Bad => return false,
-            Scalar::Tag if role == Role::Properties && !value.is_empty() => return false,
-            Scalar::Tag => {
+        match line_value(value) {
+            LineValue::Bad => return false,
+            LineValue::Open { tagged: true } if role == Role::Properties => return false,
+            LineValue::Open { tagged } => {
                 open = Some(Open {
                     column,
-                    tagged: !value.is_empty(),
+                    tagged,
                     role,
                     depth,
                 })
             }
-            Scalar::Good { string } => {
+            LineValue::Scalar { string } => {
                 if role == Role::Properties {
                     return false;
                 }
-                if resource_level && column == indent && key == "Type" {
+                if at_resource && key == "Type" {
                     if !string {
                         return false;
                     }
@@ -975,17 +959,20 @@ fn plain_key(key: &str) -> bool {
             || matches!(resolve(key.to_string()), Ok(Value::String(s)) if s == key))
 }
 
-/// What a value on one line is, to [`plain_resource`].
-enum Scalar {
+/// What the rest of a line after `key:` or `-` is, to [`plain_resource`].
+enum LineValue {
     /// A scalar that reads without error; `string` when it reads as an untagged string.
-    Good { string: bool },
-    /// A known short-form tag alone: its value is a block below.
-    Tag,
+    Scalar { string: bool },
+    /// Nothing, or a known short-form tag alone: the value is a block below.
+    Open { tagged: bool },
     /// Anything else.
     Bad,
 }
 
-fn scalar(v: &str) -> Scalar {
+fn line_value(v: &str) -> LineValue {
+    if v.is_empty() {
+        return LineValue::Open { tagged: false };
+    }
     let (tagged, rest) = match v.strip_prefix('!') {
         Some(t) => {
             let (name, rest) = t.split_once(' ').unwrap_or((t, ""));
@@ -997,14 +984,14 @@ fn scalar(v: &str) -> Scalar {
                 || !name.bytes().all(|b| b.is_ascii_alphanumeric())
                 || !matches!(short_form(&tag), Ok(Some(_)))
             {
-                return Scalar::Bad;
+                return LineValue::Bad;
             }
             (true, rest.trim_start_matches(' '))
         }
         None => (false, v),
     };
     if rest.is_empty() {
-        return if tagged { Scalar::Tag } else { Scalar::Bad };
+        return LineValue::Open { tagged: true };
     }
     let quoted = |q: char| {
         rest.len() >= 2 && rest.starts_with(q) && rest.ends_with(q) && {
@@ -1017,22 +1004,23 @@ fn scalar(v: &str) -> Scalar {
         }
     };
     if quoted('\'') || quoted('"') {
-        return Scalar::Good { string: !tagged };
+        return LineValue::Scalar { string: !tagged };
     }
     let b = rest.as_bytes();
     let starts = b[0].is_ascii_alphanumeric()
         || matches!(b[0], b'/' | b'_' | b'$' | b'.' | b'(')
         || (b[0] == b'-' && b.get(1).is_some_and(u8::is_ascii_digit));
     if !starts || rest.contains(": ") || rest.ends_with(':') {
-        return Scalar::Bad;
+        return LineValue::Bad;
     }
+    // A string by its first look needs no copy to resolve.
     if plain_string(rest) {
-        return Scalar::Good { string: !tagged };
+        return LineValue::Scalar { string: !tagged };
     }
     match resolve(rest.to_string()) {
-        Ok(Value::String(_)) => Scalar::Good { string: !tagged },
-        Ok(_) => Scalar::Good { string: false },
-        Err(_) => Scalar::Bad,
+        Ok(Value::String(_)) => LineValue::Scalar { string: !tagged },
+        Ok(_) => LineValue::Scalar { string: false },
+        Err(_) => LineValue::Bad,
     }
 }
 

@@ -29,7 +29,7 @@ pub const MAX_DEPTH: usize = 100;
 /// `Conditions`, `Outputs`) that is not a mapping, a resource that is not a mapping or has no
 /// string `Type`, are errors naming the resource where there is one.
 pub fn parse_template(text: &str, origin: &str) -> Result<Value, LoadError> {
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let trimmed = body(text);
     let error = |line, message| LoadError {
         origin: origin.to_string(),
         line,
@@ -406,6 +406,12 @@ pub(crate) fn read_yaml(text: &str, origin: &str) -> Result<super::yaml::YamlTem
     })
 }
 
+/// A template's text from where its reading starts: past a byte-order mark and leading space.
+/// JSON when it starts with `{`, YAML otherwise.
+pub(crate) fn body(text: &str) -> &str {
+    text.trim_start_matches('\u{feff}').trim_start()
+}
+
 /// Where `part`, a slice of `text`, starts in it.
 pub(crate) fn offset_in(text: &str, part: &str) -> usize {
     (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
@@ -527,7 +533,7 @@ impl<'a> RawTemplate<'a> {
     /// as [`parse_template`] reports them; a `Resources` that is not a mapping and a key twice
     /// are errors.
     pub(crate) fn read(text: &'a str, origin: &'a str) -> Result<Option<Self>, LoadError> {
-        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+        let trimmed = body(text);
         if !trimmed.starts_with('{') {
             return Ok(None);
         }

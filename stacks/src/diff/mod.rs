@@ -400,11 +400,7 @@ fn read_texts(
     let old_raw = load::RawTemplate::read(old_text, old_origin)?;
     let new_raw = load::RawTemplate::read(new_text, new_origin)?;
     let (Some(old_raw), Some(new_raw)) = (old_raw, new_raw) else {
-        let yaml = |t: &str| {
-            !t.trim_start_matches('\u{feff}')
-                .trim_start()
-                .starts_with('{')
-        };
+        let yaml = |t: &str| !load::body(t).starts_with('{');
         if yaml(old_text) && yaml(new_text) {
             return compare_yaml((old_text, old_origin), (new_text, new_origin), options);
         }
@@ -493,10 +489,7 @@ fn compare_yaml(
     (new_text, new_origin): (&str, &str),
     options: &DiffOptions,
 ) -> Result<Read, LoadError> {
-    fn trim(t: &str) -> &str {
-        t.trim_start_matches('\u{feff}').trim_start()
-    }
-    let (old_trimmed, new_trimmed) = (trim(old_text), trim(new_text));
+    let (old_trimmed, new_trimmed) = (load::body(old_text), load::body(new_text));
     if let Some(read) = skim_yaml(
         (old_trimmed, old_origin),
         (new_trimmed, new_origin),

@@ -547,13 +547,11 @@ fn skim_yaml(
     if skipped.is_empty() {
         return None;
     }
-    let (new_cut, new_at) = cut(new_text, &new_scan, &skipped, |_| true);
+    let (new_cut, new_at) = cut(new_text, &new_scan, &skipped, |_, _| true);
     // The two sides are read at once, on two threads.
     let ((old, old_cut, old_at), new) = std::thread::scope(|scope| {
         let new = scope.spawn(|| yaml::read_skipping(&new_cut, &skipped));
-        let (old_cut, old_at) = cut(old_text, &old_scan, &skipped, |id| {
-            yaml::plain_resource(id, old_scan[id])
-        });
+        let (old_cut, old_at) = cut(old_text, &old_scan, &skipped, yaml::plain_resource);
         let old = yaml::read_skipping(&old_cut, &skipped);
         // A panic of the parser is a bug: it is not hidden by reading the text again.
         let new = new.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -580,13 +578,14 @@ fn skim_yaml(
     sides.prepare(old_value, new_value, options)
 }
 
-/// `text` with each skipped resource that `stub` names cut to one line, `<id>: {Type: ''}`,
-/// and where each skipped resource is in what it gives: its stub, or its own lines.
+/// `text` with each skipped resource that `stub` takes (given its id and text) cut to one line,
+/// `<id>: {Type: ''}`, and where each skipped resource is in what it gives: its stub, or its
+/// own lines.
 fn cut<'a>(
     text: &str,
     scan: &yaml::Scan<'a>,
     skipped: &yaml::Skipped<'a>,
-    stub: impl Fn(&str) -> bool,
+    stub: impl Fn(&str, &str) -> bool,
 ) -> (String, Vec<(&'a str, std::ops::Range<usize>)>) {
     let mut cuts: Vec<(usize, &str, &str)> = skipped
         .iter()
@@ -599,7 +598,7 @@ fn cut<'a>(
     for (start, id, part) in cuts {
         out.push_str(&text[at..start]);
         let from = out.len();
-        if stub(id) {
+        if stub(id, part) {
             let indent = part.len() - part.trim_start_matches(' ').len();
             out.push_str(&part[..indent]);
             out.push_str(id);

@@ -507,6 +507,48 @@ fn block_yaml_with_the_same_resource_text_gives_the_whole_parse_report() {
 }
 
 #[test]
+fn yaml_resources_left_out_for_the_same_text_that_are_not_resources_are_errors() {
+    // `Same` has the same lines on both sides and is left out of what is built; the stub it
+    // is cut to on the new side is `Same:` alone, a null. The same text on the old side must
+    // still be refused for what it is, even where it looks just like a stub.
+    let side = |name: &str, same: &str| {
+        format!(
+            "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: {name}\n{same}  Last:\n    Type: AWS::SNS::Topic\n"
+        )
+    };
+    for (same, words) in [
+        (
+            "  Same:\n",
+            &["old", "resource Same", "null, not a mapping"][..],
+        ),
+        (
+            "  Same: ~\n",
+            &["old", "resource Same", "null, not a mapping"][..],
+        ),
+        ("  Same: 5\n", &["old", "resource Same", "a number"][..]),
+        ("  Same: []\n", &["old", "resource Same", "a list"][..]),
+        (
+            "  Same:\n    Properties: {}\n",
+            &["old", "resource Same", "no `Type`"][..],
+        ),
+        (
+            "  Same:\n    Type: AWS::SNS::Topic\n  Same:\n    Type: AWS::SNS::Topic\n",
+            &["old", "duplicate key `Same`"][..],
+        ),
+    ] {
+        let (old, new) = (side("a", same), side("b", same));
+        let e = diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default())
+            .unwrap_err()
+            .to_string();
+        for w in words {
+            assert!(e.contains(w), "{w:?} in {e}\n{old}");
+        }
+        let whole = diff::parse_template(&old, "old").unwrap_err().to_string();
+        assert_eq!(e, whole, "{old}");
+    }
+}
+
+#[test]
 fn yaml_resources_skipped_for_the_same_text_are_still_read() {
     // `Same` has the same lines on both sides, so the YAML reader does not build it; what it
     // holds must still be readable, and it is still reached through a `${...}`.

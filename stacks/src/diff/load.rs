@@ -54,16 +54,6 @@ pub fn parse_template(text: &str, origin: &str) -> Result<Value, LoadError> {
 
 /// A template's value checked as [`parse_template`] checks it, and normalized.
 pub(crate) fn checked(value: Value, origin: &str) -> Result<Value, LoadError> {
-    checked_except(value, origin, &Default::default())
-}
-
-/// [`checked`], but for the resources `done` names, which their reader checked already
-/// (see `yaml::read_skipping`).
-pub(crate) fn checked_except(
-    value: Value,
-    origin: &str,
-    done: &super::yaml::Checked,
-) -> Result<Value, LoadError> {
     let error = |line, message| LoadError {
         origin: origin.to_string(),
         line,
@@ -83,7 +73,7 @@ pub(crate) fn checked_except(
     }
     check_sections(map).map_err(|message| error(None, message))?;
     if let Some(Value::Object(resources)) = map.get("Resources") {
-        for (id, r) in resources.iter().filter(|(id, _)| !done.contains(*id)) {
+        for (id, r) in resources {
             check_resource(r).map_err(|m| error(None, format!("resource {id}: {m}")))?;
         }
     }
@@ -392,7 +382,10 @@ fn yaml_resource_at(text: &str, line: usize) -> Option<String> {
 
 /// YAML template text (after a byte-order mark and leading space) read, its resources' text
 /// noted; errors name the resource and line where there is one.
-pub(crate) fn read_yaml(text: &str, origin: &str) -> Result<super::yaml::YamlTemplate, LoadError> {
+pub(crate) fn read_yaml(
+    text: &str,
+    origin: &str,
+) -> Result<super::yaml::YamlTemplate<'static>, LoadError> {
     super::yaml::read(text).map_err(|e| {
         let message = match e.line.and_then(|l| yaml_resource_at(text, l)) {
             Some(id) if e.syntax => format!("resource {id}: {}", e.message),

@@ -517,14 +517,16 @@ fn compare_yaml(
 /// The fast path of [`compare_yaml`], for the resources whose lines a scan finds the same on
 /// both sides (`skipped`):
 ///
-/// - the new side is read with each of their texts cut down to one line, `<id>: {Type: ''}`,
-///   which the parser must find where it was put, an entry of `Resources` ending on its line;
+/// - the new side is read with each of their texts cut down to one line, `<id>:` (a stub),
+///   which the parser must find where it was put, an entry of `Resources` ending on its line,
+///   with a null value;
 /// - the old side is read the same way where a resource's lines alone show what it is and that
 ///   it reads without error ([`yaml::plain_resource`]); the others the parser only checks as it
-///   passes them (they are not built), and must find each exactly where the scan did, its own
-///   entry of `Resources`.
+///   passes them, and must find each exactly where the scan did, its own entry of `Resources`.
 ///
-/// Each side is read on a thread of its own.
+/// None of them is in the values read: the parser notes where each was, and a skipped
+/// resource that replacement reaches is read again from its text. Each side is read on a
+/// thread of its own.
 ///
 /// The text of such a resource then means on the new side what it means on the old: it
 /// starts where an entry of `Resources` starts, and ends where one ends, with no alias or tag
@@ -547,28 +549,34 @@ fn skim_yaml(
     if skipped.is_empty() {
         return None;
     }
-    let (new_cut, new_at) = cut(new_text, &new_scan, &skipped, |_, _| true);
+    let (new_cut, new_at, _) = cut(new_text, &new_scan, &skipped, |_, _| true);
     // The two sides are read at once, on two threads.
     let ((old, old_cut, old_at), new) = std::thread::scope(|scope| {
-        let new = scope.spawn(|| yaml::read_skipping(&new_cut, &skipped));
-        let (old_cut, old_at) = cut(old_text, &old_scan, &skipped, yaml::plain_resource);
-        let old = yaml::read_skipping(&old_cut, &skipped);
+        let new = scope.spawn(|| {
+            let skip = yaml::Skip {
+                skipped: &skipped,
+                stubs: &skipped,
+            };
+            yaml::read_skipping(&new_cut, skip)
+        });
+        let (old_cut, old_at, stubs) = cut(old_text, &old_scan, &skipped, yaml::plain_resource);
+        let skip = yaml::Skip {
+            skipped: &skipped,
+            stubs: &stubs,
+        };
+        let old = yaml::read_skipping(&old_cut, skip);
         // A panic of the parser is a bug: it is not hidden by reading the text again.
         let new = new.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ((old, old_cut, old_at), new)
     });
     let old = old.ok()??;
     let new = new.ok()??;
-    for (read, at) in [(&old, &old_at), (&new, &new_at)] {
-        if at
-            .iter()
-            .any(|(id, range)| read.texts.get(*id) != Some(range))
-        {
-            return None;
-        }
+    // Each skipped resource is where it was put, an entry of `Resources` of its own.
+    if old.skipped != old_at || new.skipped != new_at {
+        return None;
     }
-    let old_value = load::checked_except(old.value, old_origin, &old.checked).ok()?;
-    let new_value = load::checked_except(new.value, new_origin, &new.checked).ok()?;
+    let old_value = load::checked(old.value, old_origin).ok()?;
+    let new_value = load::checked(new.value, new_origin).ok()?;
     let sides = YamlSides {
         texts: (&old_cut, &new_cut),
         ranges: (&old.texts, &new.texts),
@@ -579,14 +587,19 @@ fn skim_yaml(
 }
 
 /// `text` with each skipped resource that `stub` takes (given its id and text) cut to one line,
-/// `<id>: {Type: ''}`, and where each skipped resource is in what it gives: its stub, or its
-/// own lines.
+/// `<id>:`; where each skipped resource is in what it gives (its stub, or its own lines), in
+/// order; and the ids cut.
+#[allow(clippy::type_complexity)]
 fn cut<'a>(
     text: &str,
     scan: &yaml::Scan<'a>,
     skipped: &yaml::Skipped<'a>,
     stub: impl Fn(&str, &str) -> bool,
-) -> (String, Vec<(&'a str, std::ops::Range<usize>)>) {
+) -> (
+    String,
+    Vec<(&'a str, std::ops::Range<usize>)>,
+    yaml::Skipped<'a>,
+) {
     let mut cuts: Vec<(usize, &str, &str)> = skipped
         .iter()
         .map(|id| (load::offset_in(text, scan[id]), *id, scan[id]))
@@ -594,6 +607,7 @@ fn cut<'a>(
     cuts.sort_unstable();
     let mut out = String::with_capacity(text.len() / 4);
     let mut found = Vec::with_capacity(cuts.len());
+    let mut stubs = yaml::Skipped::with_capacity_and_hasher(cuts.len(), Default::default());
     let mut at = 0;
     for (start, id, part) in cuts {
         out.push_str(&text[at..start]);
@@ -602,7 +616,8 @@ fn cut<'a>(
             let indent = part.len() - part.trim_start_matches(' ').len();
             out.push_str(&part[..indent]);
             out.push_str(id);
-            out.push_str(": {Type: ''}\n");
+            out.push_str(":\n");
+            stubs.insert(id);
         } else {
             out.push_str(part);
         }
@@ -610,12 +625,12 @@ fn cut<'a>(
         at = start + part.len();
     }
     out.push_str(&text[at..]);
-    (out, found)
+    (out, found, stubs)
 }
 
 /// Two YAML templates' texts as read, where each resource's text is in them, and the
-/// resources whose values were not built (their text is the same on both sides), with that
-/// text as the scan found it.
+/// resources left out of both (their text is the same on both sides), with that text as the
+/// scan found it.
 struct YamlSides<'a> {
     texts: (&'a str, &'a str),
     ranges: (&'a yaml::Texts, &'a yaml::Texts),
@@ -645,11 +660,10 @@ impl YamlSides<'_> {
             let mut replaceable = Vec::new();
             for (id, n) in new_res {
                 let Some(o) = old_res.get(id) else { continue };
-                let text_same = self.skipped.contains(id.as_str())
-                    || match (old_ranges.get(id), new_ranges.get(id)) {
-                        (Some(a), Some(b)) => old_text[a.clone()] == new_text[b.clone()],
-                        _ => false,
-                    };
+                let text_same = match (old_ranges.get(id), new_ranges.get(id)) {
+                    (Some(a), Some(b)) => old_text[a.clone()] == new_text[b.clone()],
+                    _ => false,
+                };
                 if !text_same {
                     let r = modified(id, o, n, options);
                     if r.replacement != Replacement::Never {
@@ -661,27 +675,34 @@ impl YamlSides<'_> {
                 same.push(text_same);
             }
             let values: Vec<&Value> = ids.iter().map(|id| &new_res[*id]).collect();
+            // The skipped resources, on both sides, come after the others.
+            ids.extend(self.skipped.iter().copied());
+            same.resize(ids.len(), true);
             // A skipped resource's names come from its text, where every id is plain.
             let plain = ids
                 .iter()
                 .all(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()));
             let reached = spread(
                 &ids,
-                |i, name| match self.scanned.get(ids[i]) {
-                    Some(text) if self.skipped.contains(ids[i]) => plain && words(text, name),
-                    _ => value_strings(values[i], name),
+                |i, name| match values.get(i) {
+                    Some(value) => value_strings(value, name),
+                    None => plain && words(self.scanned[ids[i]], name),
                 },
                 replaceable,
             );
-            // Looked up once per resource of each side: hashed, not ordered.
+            // Read resources with the same text that replacement does not reach are left out
+            // as the skipped ones are; skipped ones it reaches are read again.
             let mut skip =
                 std::collections::HashSet::<String, foldhash::fast::RandomState>::default();
             let mut reread = Vec::new();
-            for (id, (same, reached)) in ids.iter().zip(same.iter().zip(&reached)) {
-                if *same && !*reached {
-                    skip.insert(id.to_string());
-                } else if self.skipped.contains(id) {
-                    reread.push(id.to_string());
+            for (i, (id, (same, reached))) in ids.iter().zip(same.iter().zip(&reached)).enumerate()
+            {
+                match (i < values.len(), *same, *reached) {
+                    (true, true, false) => {
+                        skip.insert(id.to_string());
+                    }
+                    (false, _, true) => reread.push(id.to_string()),
+                    _ => {}
                 }
             }
             (skip, made, reread)
@@ -696,17 +717,15 @@ impl YamlSides<'_> {
         }
         // Into the old side a copy, into the new side the value itself.
         for (t, last) in [(&mut old, false), (&mut new, true)] {
-            if let Some(Value::Object(r)) = t.get_mut("Resources") {
-                r.retain(|id, _| !skip.contains(id));
-                for (id, v) in r.iter_mut() {
-                    if last {
-                        if let Some(value) = values.remove(id) {
-                            *v = value;
-                        }
-                    } else if let Some(value) = values.get(id) {
-                        *v = value.clone();
-                    }
-                }
+            let Some(Value::Object(r)) = t.get_mut("Resources") else {
+                // Each skipped resource was found in both sides' `Resources`.
+                return None;
+            };
+            r.retain(|id, _| !skip.contains(id));
+            if last {
+                r.extend(std::mem::take(&mut values));
+            } else {
+                r.extend(values.iter().map(|(id, v)| (id.clone(), v.clone())));
             }
         }
         Some(Read {

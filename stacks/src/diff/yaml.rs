@@ -17,23 +17,20 @@ use super::load::MAX_DEPTH;
 const MAX_ALIASED: usize = 1_000_000;
 
 /// A YAML template read: its value, and where each resource's text is, when it can be told.
-pub(crate) struct YamlTemplate {
+pub(crate) struct YamlTemplate<'s> {
     pub(crate) value: Value,
     /// Each resource's text (from its key's line to the next key's line), by id, when the
     /// `Resources` mapping is in block style and no alias or tag directive can make the same
     /// text mean something else; empty otherwise.
     pub(crate) texts: Texts,
-    /// The resources skipped (see [`read_skipping`]) and checked as they were read: their
-    /// value is null.
-    pub(crate) checked: Checked,
+    /// The same for the resources skipped (see [`read_skipping`]), which are not in `value`,
+    /// in the order of the text.
+    pub(crate) skipped: Vec<(&'s str, std::ops::Range<usize>)>,
 }
 
 /// Each resource's text in its template, by id.
 pub(crate) type Texts =
     std::collections::HashMap<String, std::ops::Range<usize>, foldhash::fast::RandomState>;
-
-/// The ids of the resources a reading checked itself.
-pub(crate) type Checked = std::collections::HashSet<String, foldhash::fast::RandomState>;
 
 /// Each resource's text as [`scan_texts`] finds it, by id.
 pub(crate) type Scan<'a> = std::collections::HashMap<&'a str, &'a str, foldhash::fast::RandomState>;
@@ -72,14 +69,33 @@ struct Frame {
     seen: super::load::Seen<String>,
 }
 
-struct Builder<'s> {
-    /// Resources whose values are only checked, as far as a resource is checked, not kept
-    /// (see [`read_skipping`]).
-    skip: Option<&'s Skipped<'s>>,
-    /// An anchor was seen while values are skipped: what it names may not be kept.
-    skipped_anchor: bool,
-    /// The skipped resources checked as resources (their value is then null).
-    checked: Checked,
+/// The resources a reading leaves out of the value it builds (see [`read_skipping`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Skip<'r, 's> {
+    /// Left out: only checked as far as a resource is checked.
+    pub(crate) skipped: &'r Skipped<'s>,
+    /// Among them, those whose text was cut to a stub, `<id>:` alone: their value must be
+    /// null, and is not checked.
+    pub(crate) stubs: &'r Skipped<'s>,
+}
+
+/// A resource key in `Resources`: kept in the value built, or skipped.
+enum Key<'s> {
+    Kept(String),
+    Skipped(&'s str),
+}
+
+struct Builder<'r, 's> {
+    skip: Option<Skip<'r, 's>>,
+    /// An anchor was seen while values are skipped, or a stub did not read as one: the
+    /// reading cannot be used.
+    unusable: bool,
+    /// The skipped resources seen so far in `Resources`, to find one written twice.
+    skipped_seen: std::collections::HashSet<&'s str, foldhash::fast::RandomState>,
+    /// The next value is a stub's.
+    stub_next: bool,
+    /// The value just ended was a skipped resource's, checked as it ended.
+    checked_value: bool,
     stack: Vec<Frame>,
     depth: usize,
     anchors: std::collections::HashMap<usize, (Value, usize)>,
@@ -93,7 +109,7 @@ struct Builder<'s> {
     /// Where the `Resources` mapping starts (line, column), its resource keys (id, line,
     /// column) and the line and column its end was seen at.
     resources_start: Option<(usize, usize)>,
-    resource_keys: Vec<(String, usize, usize)>,
+    resource_keys: Vec<(Key<'s>, usize, usize)>,
     resources_end: Option<(usize, usize)>,
 }
 
@@ -271,7 +287,7 @@ fn float(v: &str) -> Option<f64> {
     unsigned.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     fn fail(&mut self, mark: Marker, message: String) {
         if self.error.is_none() {
             let message = match &self.resource {
@@ -356,10 +372,14 @@ impl Builder<'_> {
                             return self.fail(mark, message);
                         }
                     };
-                    let twice = if keep {
-                        map.contains_key(&key)
-                    } else {
-                        seen.contains(&key)
+                    let skipped = match self.skip {
+                        Some(skip) if in_resources => skip.skipped.get(key.as_str()).copied(),
+                        _ => None,
+                    };
+                    let twice = match skipped {
+                        Some(id) => !self.skipped_seen.insert(id),
+                        None if keep => map.contains_key(&key),
+                        None => seen.contains(&key),
                     };
                     if twice {
                         let message = if in_resources {
@@ -379,14 +399,38 @@ impl Builder<'_> {
                         return self.fail(mark, message);
                     }
                     if in_resources {
-                        self.resource_keys
-                            .push((key.clone(), mark.line(), mark.col()));
-                        self.resource = Some(key.clone());
+                        let (line, col) = (mark.line(), mark.col());
+                        match skipped {
+                            Some(id) if self.skip.is_some_and(|s| s.stubs.contains(id)) => {
+                                self.stub_next = true;
+                                self.resource_keys.push((Key::Skipped(id), line, col));
+                            }
+                            Some(id) => {
+                                self.resource_keys.push((Key::Skipped(id), line, col));
+                                self.resource = Some(key.clone());
+                            }
+                            None => {
+                                self.resource_keys.push((Key::Kept(key.clone()), line, col));
+                                self.resource = Some(key.clone());
+                            }
+                        }
                     }
                     *pending = Some(key);
                 }
                 Some(key) => {
-                    if keep {
+                    let skipped =
+                        in_resources && self.skip.is_some_and(|s| s.skipped.contains(key.as_str()));
+                    if skipped {
+                        // Left out of the value. A stub's value was read as one (see
+                        // `on_event`); any other was checked as a resource where it ended,
+                        // or is checked here.
+                        let stub = self.skip.is_some_and(|s| s.stubs.contains(key.as_str()));
+                        if !stub && !std::mem::take(&mut self.checked_value) {
+                            if let Err(m) = super::load::check_resource(&v) {
+                                return self.fail(mark, m);
+                            }
+                        }
+                    } else if keep {
                         map.insert(key, v);
                     } else {
                         seen.insert(key);
@@ -402,7 +446,7 @@ impl Builder<'_> {
     fn remember(&mut self, anchor: usize, v: &Value) {
         // What an anchor names may be a value not kept, or hold one.
         if anchor > 0 && self.skip.is_some() {
-            self.skipped_anchor = true;
+            self.unusable = true;
         }
         if anchor > 0 {
             self.anchors.insert(anchor, (v.clone(), count(v)));
@@ -418,7 +462,7 @@ impl Builder<'_> {
             && self.stack[1].resources
             && matches!(
                 &self.stack[1].container,
-                Container::Map(_, Some(id)) if skip.contains(id.as_str())
+                Container::Map(_, Some(id)) if skip.skipped.contains(id.as_str())
             )
     }
 
@@ -438,10 +482,20 @@ fn single(key: &str, value: Value) -> Value {
     Value::Object(m)
 }
 
-impl MarkedEventReceiver for Builder<'_> {
+impl MarkedEventReceiver for Builder<'_, '_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.error.is_some() {
             return;
+        }
+        if std::mem::take(&mut self.stub_next) {
+            // A stub is `<id>:` alone, a null; anything else is not the stub that was put.
+            let null = matches!(
+                &ev,
+                Event::Scalar(text, TScalarStyle::Plain, 0, None) if text.is_empty() || text == "~"
+            );
+            if !null {
+                self.unusable = true;
+            }
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
@@ -518,9 +572,7 @@ impl MarkedEventReceiver for Builder<'_> {
                     if let Err(m) = super::load::check_resource(&value) {
                         return self.fail(mark, m);
                     }
-                    if let Some(id) = &self.resource {
-                        self.checked.insert(id.clone());
-                    }
+                    self.checked_value = true;
                     value = Value::Null;
                 }
                 self.remember(frame.anchor, &value);
@@ -553,21 +605,22 @@ impl MarkedEventReceiver for Builder<'_> {
 }
 
 /// Reads YAML template text (without a byte-order mark) into CloudFormation's JSON form.
-pub(crate) fn read(text: &str) -> Result<YamlTemplate, YamlError> {
+pub(crate) fn read(text: &str) -> Result<YamlTemplate<'static>, YamlError> {
     read_with(text, None, 1).map(|(t, _)| t)
 }
 
-/// [`read`], with the resources `skip` names only checked: as the parser passes them (depth,
-/// tags, keys twice, scalars), and as resources ([`super::load::check_resource`], on their
-/// own scalars and empty collections of the same kinds as theirs). Their value is then null,
-/// and [`YamlTemplate::checked`] names them. `Ok(None)` when the text has an anchor: what it
-/// names may not be kept, so the caller reads the text whole.
-pub(crate) fn read_skipping(
+/// [`read`], with the resources `skip` names left out of the value: a stub's value must be
+/// null; any other is only checked, as the parser passes it (depth, tags, keys twice,
+/// scalars), and as a resource ([`super::load::check_resource`], on its own scalars and empty
+/// collections of the same kinds as its). [`YamlTemplate::skipped`] says where each was.
+/// `Ok(None)` when the text has an anchor (what it names may not be kept) or a stub does not
+/// read as one: the caller reads the text whole.
+pub(crate) fn read_skipping<'s>(
     text: &str,
-    skip: &Skipped<'_>,
-) -> Result<Option<YamlTemplate>, YamlError> {
-    let (read, skipped_anchor) = read_with(text, Some(skip), 1)?;
-    Ok((!skipped_anchor).then_some(read))
+    skip: Skip<'_, 's>,
+) -> Result<Option<YamlTemplate<'s>>, YamlError> {
+    let (read, unusable) = read_with(text, Some(skip), 1)?;
+    Ok((!unusable).then_some(read))
 }
 
 /// The value of one resource from its text alone (its key's line to the next key's), as
@@ -583,15 +636,17 @@ pub(crate) fn read_resource(text: &str) -> Result<Option<Value>, YamlError> {
     })
 }
 
-fn read_with(
+fn read_with<'s>(
     text: &str,
-    skip: Option<&Skipped<'_>>,
+    skip: Option<Skip<'_, 's>>,
     depth: usize,
-) -> Result<(YamlTemplate, bool), YamlError> {
+) -> Result<(YamlTemplate<'s>, bool), YamlError> {
     let mut b = Builder {
         skip,
-        skipped_anchor: false,
-        checked: Checked::default(),
+        unusable: false,
+        skipped_seen: Default::default(),
+        stub_next: false,
+        checked_value: false,
         stack: Vec::new(),
         depth,
         anchors: Default::default(),
@@ -622,7 +677,7 @@ fn read_with(
             syntax: false,
         });
     }
-    let texts = if b.has_alias || text.contains("%TAG") {
+    let (texts, skipped) = if b.has_alias || text.contains("%TAG") {
         Default::default()
     } else {
         resource_texts(text, &b)
@@ -631,16 +686,20 @@ fn read_with(
         YamlTemplate {
             value: b.root.unwrap_or(Value::Null),
             texts,
-            checked: b.checked,
+            skipped,
         },
-        b.skipped_anchor,
+        b.unusable,
     ))
 }
 
 /// Each resource's text: from the start of its key's line to the start of the next key's line
 /// (the last: to where the mapping ends), when every key begins its line and the mapping is
-/// in block style; empty otherwise.
-fn resource_texts(text: &str, b: &Builder<'_>) -> Texts {
+/// in block style; empty otherwise. Those of kept resources, and of skipped ones in order.
+#[allow(clippy::type_complexity)]
+fn resource_texts<'s>(
+    text: &str,
+    b: &Builder<'_, 's>,
+) -> (Texts, Vec<(&'s str, std::ops::Range<usize>)>) {
     let none = Default::default;
     let (Some(start), Some(end)) = (b.resources_start, b.resources_end) else {
         return none();
@@ -671,7 +730,12 @@ fn resource_texts(text: &str, b: &Builder<'_>) -> Texts {
         return none();
     }
     let close = at(end);
-    let mut out = Texts::with_capacity_and_hasher(b.resource_keys.len(), Default::default());
+    let kept = b
+        .resource_keys
+        .iter()
+        .filter(|(k, ..)| matches!(k, Key::Kept(_)));
+    let mut out = Texts::with_capacity_and_hasher(kept.count(), Default::default());
+    let mut skipped = Vec::with_capacity(b.resource_keys.len());
     for (i, (id, line, col)) in b.resource_keys.iter().enumerate() {
         // A resource whose key or end shares a line with other text is compared.
         if at((*line, *col)).is_none() {
@@ -683,12 +747,18 @@ fn resource_texts(text: &str, b: &Builder<'_>) -> Texts {
         };
         match next {
             Some(next) if next > line_starts[*line] => {
-                out.insert(id.clone(), line_starts[*line]..next);
+                let range = line_starts[*line]..next;
+                match id {
+                    Key::Kept(id) => {
+                        out.insert(id.clone(), range);
+                    }
+                    Key::Skipped(id) => skipped.push((*id, range)),
+                }
             }
             _ => {}
         }
     }
-    out
+    (out, skipped)
 }
 
 /// Each resource's text as a scan of the lines finds it, by id: under a line `Resources:` at

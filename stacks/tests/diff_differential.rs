@@ -454,9 +454,42 @@ fn text(template: &[(String, Node)], style: Style) -> String {
     out
 }
 
+/// Two files for a test case: this process's own, written over for each case.
+fn files() -> &'static (std::path::PathBuf, std::path::PathBuf) {
+    static FILES: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("diff-differential-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        (dir.join("old"), dir.join("new"))
+    })
+}
+
 fn check(old: &str, new: &str) -> Result<(), TestCaseError> {
     let options = DiffOptions::default();
     let fast = diff::diff_texts((old, "old"), (new, "new"), &options);
+    // From files, the new text is given away to the reading, which drops it once it has what
+    // it needs, and puts it together again to read it whole: the same report, or error.
+    let (old_file, new_file) = files();
+    std::fs::write(old_file, old).unwrap();
+    std::fs::write(new_file, new).unwrap();
+    let from_files = diff::diff_files(old_file, new_file, &options).map(|c| c.diff);
+    match (&fast, &from_files) {
+        (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+        (Err(a), Err(b)) => {
+            let b = b.to_string();
+            let b = b
+                .replace(&old_file.display().to_string(), "old")
+                .replace(&new_file.display().to_string(), "new");
+            prop_assert_eq!(a.to_string(), b);
+        }
+        _ => prop_assert!(
+            false,
+            "text {:?}\nfiles {:?}",
+            fast,
+            from_files.map(|d| d.has_changes)
+        ),
+    }
     let whole = diff::parse_template(old, "old").and_then(|o| {
         diff::parse_template(new, "new").map(|n| diff::diff_templates(&o, &n, &options))
     });

@@ -72,6 +72,7 @@ pub mod replacement;
 mod security;
 mod yaml;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -330,9 +331,14 @@ pub fn diff_files(
 ) -> Result<Compared, LoadError> {
     let (old_text, old_origin) = load::read_text(old)?;
     let (new_text, new_origin) = load::read_text(new)?;
-    let read = read_texts((&old_text, &old_origin), (&new_text, &new_origin), options)?;
+    // The new text is given away: a reading may drop it as soon as it has what it needs.
+    let read = read_texts(
+        (&old_text, &old_origin),
+        (Cow::Owned(new_text), &new_origin),
+        options,
+    )?;
     // The texts are not needed to compare what was read of them: they go first.
-    drop((old_text, new_text));
+    drop(old_text);
     Ok(read.compare(options))
 }
 
@@ -388,22 +394,24 @@ pub fn compare_texts(
     new: (&str, &str),
     options: &DiffOptions,
 ) -> Result<Compared, LoadError> {
+    let new = (Cow::Borrowed(new.0), new.1);
     Ok(read_texts(old, new, options)?.compare(options))
 }
 
 /// The reading of [`compare_texts`]: each side as far as comparing them needs.
 fn read_texts(
     (old_text, old_origin): (&str, &str),
-    (new_text, new_origin): (&str, &str),
+    (new_text, new_origin): (Cow<'_, str>, &str),
     options: &DiffOptions,
 ) -> Result<Read, LoadError> {
+    let yaml = |t: &str| !load::body(t).starts_with('{');
+    if yaml(old_text) && yaml(&new_text) {
+        return compare_yaml((old_text, old_origin), (new_text, new_origin), options);
+    }
+    let new_text: &str = &new_text;
     let old_raw = load::RawTemplate::read(old_text, old_origin)?;
     let new_raw = load::RawTemplate::read(new_text, new_origin)?;
     let (Some(old_raw), Some(new_raw)) = (old_raw, new_raw) else {
-        let yaml = |t: &str| !load::body(t).starts_with('{');
-        if yaml(old_text) && yaml(new_text) {
-            return compare_yaml((old_text, old_origin), (new_text, new_origin), options);
-        }
         let old = parse_template(old_text, old_origin)?;
         let new = parse_template(new_text, new_origin)?;
         return Ok(Read::whole(old, new));
@@ -486,17 +494,26 @@ fn read_texts(
 /// lines finds its text the same on both sides ([`skim_yaml`]); otherwise both are read whole.
 fn compare_yaml(
     (old_text, old_origin): (&str, &str),
-    (new_text, new_origin): (&str, &str),
+    (new_text, new_origin): (Cow<'_, str>, &str),
     options: &DiffOptions,
 ) -> Result<Read, LoadError> {
-    let (old_trimmed, new_trimmed) = (load::body(old_text), load::body(new_text));
-    if let Some(read) = skim_yaml(
+    let old_trimmed = load::body(old_text);
+    let new_trimmed = match new_text {
+        Cow::Borrowed(t) => Cow::Borrowed(load::body(t)),
+        Cow::Owned(mut t) => {
+            t.drain(..t.len() - load::body(&t).len());
+            Cow::Owned(t)
+        }
+    };
+    let new_trimmed = match skim_yaml(
         (old_trimmed, old_origin),
         (new_trimmed, new_origin),
         options,
     ) {
-        return Ok(read);
-    }
+        Ok(read) => return Ok(read),
+        Err(text) => text,
+    };
+    let new_trimmed: &str = &new_trimmed;
     fn read(text: &str, origin: &str) -> Result<(Value, yaml::Texts), LoadError> {
         let read = load::read_yaml(text, origin)?;
         Ok((load::checked(read.value, origin)?, read.texts))
@@ -532,24 +549,40 @@ fn compare_yaml(
 /// starts where an entry of `Resources` starts, and ends where one ends, with no alias or tag
 /// directive to read it otherwise. YAML is read once for it, not twice, and for most not at all.
 ///
-/// `None` (read both whole) when that cannot be shown, or either side is in error: the whole
-/// reading reports it.
-fn skim_yaml(
+/// The new text, given away, is dropped once it is cut: what was cut from it is the same text
+/// on the old side.
+///
+/// The new text (put together again when it was given away) when that cannot be shown, or
+/// either side is in error: the whole reading reports it.
+fn skim_yaml<'t>(
     (old_text, old_origin): (&str, &str),
-    (new_text, new_origin): (&str, &str),
+    (new_text, new_origin): (Cow<'t, str>, &str),
     options: &DiffOptions,
-) -> Option<Read> {
+) -> Result<Read, Cow<'t, str>> {
     let old_scan = yaml::scan_texts(old_text);
-    let new_scan = yaml::scan_texts(new_text);
-    let skipped: yaml::Skipped = new_scan
+    let new_scan = yaml::scan_texts(&new_text);
+    let skipped: yaml::Skipped = old_scan
         .iter()
-        .filter(|(id, text)| old_scan.get(*id) == Some(text))
+        .filter(|(id, text)| new_scan.get(*id) == Some(text))
         .map(|(id, _)| *id)
         .collect();
     if skipped.is_empty() {
-        return None;
+        drop(new_scan);
+        return Err(new_text);
     }
-    let (new_cut, new_at, _) = cut(new_text, &new_scan, &skipped, |_, _| true);
+    let (new_cut, new_at, _) = cut(&new_text, &new_scan, &skipped, |_, _| true);
+    drop(new_scan);
+    let new_text = match new_text {
+        Cow::Borrowed(t) => Some(t),
+        Cow::Owned(t) => {
+            drop(t);
+            None
+        }
+    };
+    let whole = || match new_text {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(uncut(&new_cut, &new_at, &old_scan)),
+    };
     // The two sides are read at once, on two threads.
     let ((old, old_cut, old_at), new) = std::thread::scope(|scope| {
         let new = scope.spawn(|| {
@@ -569,36 +602,58 @@ fn skim_yaml(
         let new = new.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ((old, old_cut, old_at), new)
     });
-    let old = old.ok()??;
-    let new = new.ok()??;
+    let (Ok(Some(old)), Ok(Some(new))) = (old, new) else {
+        return Err(whole());
+    };
     // Each skipped resource is where it was put, an entry of `Resources` of its own.
     if old.skipped != old_at || new.skipped != new_at {
-        return None;
+        return Err(whole());
     }
-    let old_value = load::checked(old.value, old_origin).ok()?;
-    let new_value = load::checked(new.value, new_origin).ok()?;
+    let (Ok(old_value), Ok(new_value)) = (
+        load::checked(old.value, old_origin),
+        load::checked(new.value, new_origin),
+    ) else {
+        return Err(whole());
+    };
     let sides = YamlSides {
         texts: (&old_cut, &new_cut),
         ranges: (&old.texts, &new.texts),
         skipped: &skipped,
         scanned: &old_scan,
     };
-    sides.prepare(old_value, new_value, options)
+    sides
+        .prepare(old_value, new_value, options)
+        .ok_or_else(whole)
+}
+
+/// The text [`cut`] was given, from what it gave (`at`: every skipped resource it cut to a
+/// stub) and the resources' texts.
+fn uncut(cut: &str, at: &[(&str, std::ops::Range<usize>)], scan: &yaml::Scan<'_>) -> String {
+    let mut out =
+        String::with_capacity(cut.len() + at.iter().map(|(id, _)| scan[id].len()).sum::<usize>());
+    let mut from = 0;
+    for (id, range) in at {
+        out.push_str(&cut[from..range.start]);
+        out.push_str(scan[id]);
+        from = range.end;
+    }
+    out.push_str(&cut[from..]);
+    out
 }
 
 /// `text` with each skipped resource that `stub` takes (given its id and text) cut to one line,
 /// `<id>:`; where each skipped resource is in what it gives (its stub, or its own lines), in
 /// order; and the ids cut.
 #[allow(clippy::type_complexity)]
-fn cut<'a>(
+fn cut<'k>(
     text: &str,
-    scan: &yaml::Scan<'a>,
-    skipped: &yaml::Skipped<'a>,
+    scan: &yaml::Scan<'_>,
+    skipped: &yaml::Skipped<'k>,
     stub: impl Fn(&str, &str) -> bool,
 ) -> (
     String,
-    Vec<(&'a str, std::ops::Range<usize>)>,
-    yaml::Skipped<'a>,
+    Vec<(&'k str, std::ops::Range<usize>)>,
+    yaml::Skipped<'k>,
 ) {
     let mut cuts: Vec<(usize, &str, &str)> = skipped
         .iter()

@@ -549,6 +549,65 @@ fn yaml_resources_left_out_for_the_same_text_that_are_not_resources_are_errors()
 }
 
 #[test]
+fn yaml_outputs_left_out_for_the_same_text_are_still_read_and_still_export() {
+    // `Same` has the same lines on both sides: it is left out of what is built, but what it
+    // holds must still be readable, and its export name still counts as exported.
+    let side = |name: &str, outputs: &str| {
+        format!(
+            "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: {name}\nOutputs:\n{outputs}  Last:\n    Value: 1\n"
+        )
+    };
+    for (same, words) in [
+        (
+            format!("  Same:\n    Value: {}\n", nested(130)),
+            &["old", "nested deeper"][..],
+        ),
+        (
+            "  Same:\n    Value: a\n    Value: b\n".to_string(),
+            &["old", "`Outputs`", "duplicate key `Value`"][..],
+        ),
+        (
+            "  Same:\n    Value: !Bogus a\n".to_string(),
+            &["old", "!Bogus"][..],
+        ),
+        (
+            "  Same:\n    Value: a\n  Same:\n    Value: a\n".to_string(),
+            &["old", "duplicate key `Same`"][..],
+        ),
+    ] {
+        let (old, new) = (side("a", &same), side("b", &same));
+        let e = diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default())
+            .unwrap_err()
+            .to_string();
+        for w in words {
+            assert!(e.contains(w), "{w:?} in {e}\n{old}");
+        }
+        let whole = diff::parse_template(&old, "old").unwrap_err().to_string();
+        assert_eq!(e, whole, "{old}");
+    }
+    // An export name that a removed output had is still exported by one left out: no flag.
+    // Removing the one left out instead is flagged.
+    let export = |name: &str, key: &str| {
+        format!("  {key}:\n    Value: !GetAtt Topic.TopicName\n    Export:\n      Name: !Sub '${{AWS::StackName}}-{name}'\n")
+    };
+    let kept = export("topic", "Kept");
+    let old = side("a", &format!("{}{kept}", export("topic", "Gone")));
+    let new = side("b", &kept);
+    let report = fast(&old, &new);
+    assert_eq!(report, whole(&old, &new));
+    assert!(report.flags.is_empty(), "{:?}", report.flags);
+    let old = side("a", &format!("{kept}{}", export("other", "Also")));
+    let new = side("b", &export("other", "Also"));
+    let report = fast(&old, &new);
+    assert_eq!(report, whole(&old, &new));
+    assert!(
+        report.flags.iter().any(|f| f.message.contains("-topic")),
+        "{:?}",
+        report.flags
+    );
+}
+
+#[test]
 fn yaml_resources_skipped_for_the_same_text_are_still_read() {
     // `Same` has the same lines on both sides, so the YAML reader does not build it; what it
     // holds must still be readable, and it is still reached through a `${...}`.

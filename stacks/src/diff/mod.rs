@@ -525,6 +525,8 @@ fn compare_yaml(
         ranges: (&old_texts, &new_texts),
         skipped: &yaml::Skipped::default(),
         scanned: &yaml::Scan::default(),
+        skipped_outputs: &yaml::Skipped::default(),
+        scanned_outputs: &yaml::Scan::default(),
     };
     Ok(sides
         .prepare(old, new, options)
@@ -559,18 +561,21 @@ fn skim_yaml<'t>(
     (new_text, new_origin): (Cow<'t, str>, &str),
     options: &DiffOptions,
 ) -> Result<Read, Cow<'t, str>> {
+    use yaml::Section;
     let old_scan = yaml::scan_texts(old_text);
     let new_scan = yaml::scan_texts(&new_text);
-    let skipped: yaml::Skipped = old_scan
-        .iter()
-        .filter(|(id, text)| new_scan.get(*id) == Some(text))
-        .map(|(id, _)| *id)
-        .collect();
-    if skipped.is_empty() {
+    let skipped: [yaml::Skipped; 2] = Section::BOTH.map(|s| {
+        let (old, new) = (&old_scan[s as usize], &new_scan[s as usize]);
+        old.iter()
+            .filter(|(id, text)| new.get(*id) == Some(text))
+            .map(|(id, _)| *id)
+            .collect()
+    });
+    if skipped.iter().all(|s| s.is_empty()) {
         drop(new_scan);
         return Err(new_text);
     }
-    let (new_cut, new_at, _) = cut(&new_text, &new_scan, &skipped, |_, _| true);
+    let (new_cut, new_at, _) = cut(&new_text, &new_scan, &skipped, |_, _, _| true);
     drop(new_scan);
     let new_text = match new_text {
         Cow::Borrowed(t) => Some(t),
@@ -586,17 +591,21 @@ fn skim_yaml<'t>(
     // The two sides are read at once, on two threads.
     let ((old, old_cut, old_at), new) = std::thread::scope(|scope| {
         let new = scope.spawn(|| {
-            let skip = yaml::Skip {
-                skipped: &skipped,
-                stubs: &skipped,
-            };
+            let skip = [0, 1].map(|s| yaml::Left {
+                skipped: &skipped[s],
+                stubs: &skipped[s],
+            });
             yaml::read_skipping(&new_cut, skip)
         });
-        let (old_cut, old_at, stubs) = cut(old_text, &old_scan, &skipped, yaml::plain_resource);
-        let skip = yaml::Skip {
-            skipped: &skipped,
-            stubs: &stubs,
+        let plain = |section, id: &str, text: &str| match section {
+            Section::Resources => yaml::plain_resource(id, text),
+            Section::Outputs => yaml::plain_output(id, text),
         };
+        let (old_cut, old_at, stubs) = cut(old_text, &old_scan, &skipped, plain);
+        let skip = [0, 1].map(|s| yaml::Left {
+            skipped: &skipped[s],
+            stubs: &stubs[s],
+        });
         let old = yaml::read_skipping(&old_cut, skip);
         // A panic of the parser is a bug: it is not hidden by reading the text again.
         let new = new.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -605,7 +614,7 @@ fn skim_yaml<'t>(
     let (Ok(Some(old)), Ok(Some(new))) = (old, new) else {
         return Err(whole());
     };
-    // Each skipped resource is where it was put, an entry of `Resources` of its own.
+    // Each skipped entry is where it was put, an entry of its section of its own.
     if old.skipped != old_at || new.skipped != new_at {
         return Err(whole());
     }
@@ -615,68 +624,74 @@ fn skim_yaml<'t>(
     ) else {
         return Err(whole());
     };
+    let [resources, outputs] = &skipped;
+    let [scanned, scanned_outputs] = &old_scan;
     let sides = YamlSides {
         texts: (&old_cut, &new_cut),
         ranges: (&old.texts, &new.texts),
-        skipped: &skipped,
-        scanned: &old_scan,
+        skipped: resources,
+        scanned,
+        skipped_outputs: outputs,
+        scanned_outputs,
     };
     sides
         .prepare(old_value, new_value, options)
         .ok_or_else(whole)
 }
 
-/// The text [`cut`] was given, from what it gave (`at`: every skipped resource it cut to a
-/// stub) and the resources' texts.
-fn uncut(cut: &str, at: &[(&str, std::ops::Range<usize>)], scan: &yaml::Scan<'_>) -> String {
+/// The text [`cut`] was given, from what it gave (`at`: every skipped entry it cut to a stub)
+/// and the entries' texts.
+fn uncut(cut: &str, at: &[yaml::Found<'_>], scans: &[yaml::Scan<'_>; 2]) -> String {
+    let part = |(s, id, _): &yaml::Found<'_>| scans[*s as usize][id];
     let mut out =
-        String::with_capacity(cut.len() + at.iter().map(|(id, _)| scan[id].len()).sum::<usize>());
+        String::with_capacity(cut.len() + at.iter().map(|f| part(f).len()).sum::<usize>());
     let mut from = 0;
-    for (id, range) in at {
-        out.push_str(&cut[from..range.start]);
-        out.push_str(scan[id]);
-        from = range.end;
+    for found in at {
+        out.push_str(&cut[from..found.2.start]);
+        out.push_str(part(found));
+        from = found.2.end;
     }
     out.push_str(&cut[from..]);
     out
 }
 
-/// `text` with each skipped resource that `stub` takes (given its id and text) cut to one line,
-/// `<id>:`; where each skipped resource is in what it gives (its stub, or its own lines), in
-/// order; and the ids cut.
+/// `text` with each skipped entry that `stub` takes (given its section, id and text) cut to
+/// one line, `<id>:`; where each skipped entry is in what it gives (its stub, or its own
+/// lines), in order; and the ids cut, by section.
 #[allow(clippy::type_complexity)]
 fn cut<'k>(
     text: &str,
-    scan: &yaml::Scan<'_>,
-    skipped: &yaml::Skipped<'k>,
-    stub: impl Fn(&str, &str) -> bool,
-) -> (
-    String,
-    Vec<(&'k str, std::ops::Range<usize>)>,
-    yaml::Skipped<'k>,
-) {
-    let mut cuts: Vec<(usize, &str, &str)> = skipped
+    scans: &[yaml::Scan<'_>; 2],
+    skipped: &[yaml::Skipped<'k>; 2],
+    stub: impl Fn(yaml::Section, &str, &str) -> bool,
+) -> (String, Vec<yaml::Found<'k>>, [yaml::Skipped<'k>; 2]) {
+    let mut cuts: Vec<(usize, yaml::Section, &str, &str)> = yaml::Section::BOTH
         .iter()
-        .map(|id| (load::offset_in(text, scan[id]), *id, scan[id]))
+        .flat_map(|&s| {
+            let scan = &scans[s as usize];
+            skipped[s as usize]
+                .iter()
+                .map(move |id| (load::offset_in(text, scan[id]), s, *id, scan[id]))
+        })
         .collect();
     cuts.sort_unstable();
     let mut out = String::with_capacity(text.len() / 4);
     let mut found = Vec::with_capacity(cuts.len());
-    let mut stubs = yaml::Skipped::with_capacity_and_hasher(cuts.len(), Default::default());
+    let mut stubs: [yaml::Skipped; 2] = Default::default();
     let mut at = 0;
-    for (start, id, part) in cuts {
+    for (start, section, id, part) in cuts {
         out.push_str(&text[at..start]);
         let from = out.len();
-        if stub(id, part) {
+        if stub(section, id, part) {
             let indent = part.len() - part.trim_start_matches(' ').len();
             out.push_str(&part[..indent]);
             out.push_str(id);
             out.push_str(":\n");
-            stubs.insert(id);
+            stubs[section as usize].insert(id);
         } else {
             out.push_str(part);
         }
-        found.push((id, from..out.len()));
+        found.push((section, id, from..out.len()));
         at = start + part.len();
     }
     out.push_str(&text[at..]);
@@ -684,13 +699,15 @@ fn cut<'k>(
 }
 
 /// Two YAML templates' texts as read, where each resource's text is in them, and the
-/// resources left out of both (their text is the same on both sides), with that text as the
-/// scan found it.
+/// resources and outputs left out of both (their text is the same on both sides), with that
+/// text as the scan found it.
 struct YamlSides<'a> {
     texts: (&'a str, &'a str),
     ranges: (&'a yaml::Texts, &'a yaml::Texts),
     skipped: &'a yaml::Skipped<'a>,
     scanned: &'a yaml::Scan<'a>,
+    skipped_outputs: &'a yaml::Skipped<'a>,
+    scanned_outputs: &'a yaml::Scan<'a>,
 }
 
 impl YamlSides<'_> {
@@ -783,8 +800,31 @@ impl YamlSides<'_> {
                 r.extend(values.iter().map(|(id, v)| (id.clone(), v.clone())));
             }
         }
+        // The export names of the outputs left out of both sides are still exported. They are
+        // read only when an export of the outputs read is gone.
+        let exports = |t: &Value| -> BTreeSet<String> {
+            let outputs = t.get("Outputs").and_then(Value::as_object);
+            outputs
+                .into_iter()
+                .flat_map(|o| o.values())
+                .filter_map(|o| o.get("Export")?.get("Name"))
+                .map(display)
+                .collect()
+        };
+        let new_exports = exports(&new);
+        let mut exports_both = BTreeSet::new();
+        if exports(&old).iter().any(|e| !new_exports.contains(e)) {
+            for id in self.skipped_outputs {
+                let text = self.scanned_outputs.get(id)?;
+                let output = load::normalize(yaml::read_resource(text).ok()??);
+                if let Some(name) = output.get("Export").and_then(|e| e.get("Name")) {
+                    exports_both.insert(display(name));
+                }
+            }
+        }
         Some(Read {
             made,
+            exports_both,
             ..Read::whole(old, new)
         })
     }

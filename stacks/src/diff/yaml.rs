@@ -23,9 +23,9 @@ pub(crate) struct YamlTemplate<'s> {
     /// `Resources` mapping is in block style and no alias or tag directive can make the same
     /// text mean something else; empty otherwise.
     pub(crate) texts: Texts,
-    /// The same for the resources skipped (see [`read_skipping`]), which are not in `value`,
+    /// The same for the entries skipped (see [`read_skipping`]), which are not in `value`,
     /// in the order of the text.
-    pub(crate) skipped: Vec<(&'s str, std::ops::Range<usize>)>,
+    pub(crate) skipped: Vec<Found<'s>>,
 }
 
 /// Each resource's text in its template, by id.
@@ -58,8 +58,8 @@ struct Frame {
     /// Levels this frame adds: 1, or 2 with a tag.
     levels: usize,
     anchor: usize,
-    /// Whether this is the `Resources` mapping.
-    resources: bool,
+    /// Whether this is the `Resources` or the `Outputs` mapping.
+    section: Option<Section>,
     /// Whether the values in it are kept; when not, only checked (a mapping's keys are kept
     /// in `seen`, to find one written twice) and the container ends empty.
     keep: bool,
@@ -69,20 +69,58 @@ struct Frame {
     seen: super::load::Seen<String>,
 }
 
-/// The resources a reading leaves out of the value it builds (see [`read_skipping`]).
+/// The two sections whose entries a reading may leave out, each entry's text telling where it
+/// is: `Resources` and `Outputs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Section {
+    Resources = 0,
+    Outputs = 1,
+}
+
+impl Section {
+    pub(crate) const BOTH: [Section; 2] = [Section::Resources, Section::Outputs];
+
+    fn of(key: &str) -> Option<Section> {
+        match key {
+            "Resources" => Some(Section::Resources),
+            "Outputs" => Some(Section::Outputs),
+            _ => None,
+        }
+    }
+}
+
+/// The entries of a section a reading leaves out of the value it builds (see
+/// [`read_skipping`]).
 #[derive(Clone, Copy)]
-pub(crate) struct Skip<'r, 's> {
-    /// Left out: only checked as far as a resource is checked.
+pub(crate) struct Left<'r, 's> {
+    /// Left out: only checked as the parser passes them, and resources as resources.
     pub(crate) skipped: &'r Skipped<'s>,
     /// Among them, those whose text was cut to a stub, `<id>:` alone: their value must be
     /// null, and is not checked.
     pub(crate) stubs: &'r Skipped<'s>,
 }
 
-/// A resource key in `Resources`: kept in the value built, or skipped.
+/// What a reading leaves out: of `Resources`, and of `Outputs`.
+pub(crate) type Skip<'r, 's> = [Left<'r, 's>; 2];
+
+/// Where a skipped entry was in the text read: its section, its id, its lines.
+pub(crate) type Found<'s> = (Section, &'s str, std::ops::Range<usize>);
+
+/// An entry's key in a section: a resource kept in the value built (its id), an output
+/// kept, or an entry skipped.
 enum Key<'s> {
     Kept(String),
+    KeptOutput,
     Skipped(&'s str),
+}
+
+/// Where a section's mapping starts (line, column), its keys (key, line, column) and the line
+/// and column its end was seen at.
+#[derive(Default)]
+struct Marks<'s> {
+    start: Option<(usize, usize)>,
+    keys: Vec<(Key<'s>, usize, usize)>,
+    end: Option<(usize, usize)>,
 }
 
 struct Builder<'r, 's> {
@@ -90,8 +128,8 @@ struct Builder<'r, 's> {
     /// An anchor was seen while values are skipped, or a stub did not read as one: the
     /// reading cannot be used.
     unusable: bool,
-    /// The skipped resources seen so far in `Resources`, to find one written twice.
-    skipped_seen: std::collections::HashSet<&'s str, foldhash::fast::RandomState>,
+    /// The skipped entries seen so far in each section, to find one written twice.
+    skipped_seen: [std::collections::HashSet<&'s str, foldhash::fast::RandomState>; 2],
     /// The next value is a stub's.
     stub_next: bool,
     /// The value just ended was a skipped resource's, checked as it ended.
@@ -106,11 +144,8 @@ struct Builder<'r, 's> {
     error: Option<YamlError>,
     /// The resource being read (its id), for errors.
     resource: Option<String>,
-    /// Where the `Resources` mapping starts (line, column), its resource keys (id, line,
-    /// column) and the line and column its end was seen at.
-    resources_start: Option<(usize, usize)>,
-    resource_keys: Vec<(Key<'s>, usize, usize)>,
-    resources_end: Option<(usize, usize)>,
+    /// Where the `Resources` and the `Outputs` mapping and their keys are.
+    marks: [Marks<'s>; 2],
 }
 
 /// Values an expanded alias adds.
@@ -339,7 +374,12 @@ impl Builder<'_, '_> {
 
     /// A finished value: into the enclosing collection, or the document's root.
     fn add(&mut self, v: Value, mark: Marker) {
-        let in_resources = self.stack.len() == 2 && self.stack[1].resources;
+        let in_section = if self.stack.len() == 2 {
+            self.stack[1].section
+        } else {
+            None
+        };
+        let in_resources = in_section == Some(Section::Resources);
         let top = self.stack.len() == 1;
         let Some(frame) = self.stack.last_mut() else {
             self.documents += 1;
@@ -372,12 +412,15 @@ impl Builder<'_, '_> {
                             return self.fail(mark, message);
                         }
                     };
-                    let skipped = match self.skip {
-                        Some(skip) if in_resources => skip.skipped.get(key.as_str()).copied(),
+                    let skipped = match (self.skip, in_section) {
+                        (Some(skip), Some(s)) => skip[s as usize]
+                            .skipped
+                            .get(key.as_str())
+                            .map(|id| (s, *id)),
                         _ => None,
                     };
                     let twice = match skipped {
-                        Some(id) => !self.skipped_seen.insert(id),
+                        Some((s, id)) => !self.skipped_seen[s as usize].insert(id),
                         None if keep => map.contains_key(&key),
                         None => seen.contains(&key),
                     };
@@ -398,34 +441,42 @@ impl Builder<'_, '_> {
                         }
                         return self.fail(mark, message);
                     }
-                    if in_resources {
+                    if let Some(section) = in_section {
                         let (line, col) = (mark.line(), mark.col());
+                        let keys = &mut self.marks[section as usize].keys;
                         match skipped {
-                            Some(id) if self.skip.is_some_and(|s| s.stubs.contains(id)) => {
-                                self.stub_next = true;
-                                self.resource_keys.push((Key::Skipped(id), line, col));
+                            Some((s, id)) => {
+                                keys.push((Key::Skipped(id), line, col));
+                                let stub =
+                                    self.skip.is_some_and(|k| k[s as usize].stubs.contains(id));
+                                self.stub_next = stub;
+                                if in_resources && !stub {
+                                    self.resource = Some(key.clone());
+                                }
                             }
-                            Some(id) => {
-                                self.resource_keys.push((Key::Skipped(id), line, col));
+                            None if in_resources => {
+                                keys.push((Key::Kept(key.clone()), line, col));
                                 self.resource = Some(key.clone());
                             }
-                            None => {
-                                self.resource_keys.push((Key::Kept(key.clone()), line, col));
-                                self.resource = Some(key.clone());
-                            }
+                            // Outputs are told apart only to read some of them.
+                            None if self.skip.is_some() => keys.push((Key::KeptOutput, line, col)),
+                            None => {}
                         }
                     }
                     *pending = Some(key);
                 }
                 Some(key) => {
-                    let skipped =
-                        in_resources && self.skip.is_some_and(|s| s.skipped.contains(key.as_str()));
-                    if skipped {
+                    let left = match (self.skip, in_section) {
+                        (Some(skip), Some(s)) => Some(skip[s as usize]),
+                        _ => None,
+                    };
+                    if let Some(left) = left.filter(|l| l.skipped.contains(key.as_str())) {
                         // Left out of the value. A stub's value was read as one (see
-                        // `on_event`); any other was checked as a resource where it ended,
-                        // or is checked here.
-                        let stub = self.skip.is_some_and(|s| s.stubs.contains(key.as_str()));
-                        if !stub && !std::mem::take(&mut self.checked_value) {
+                        // `on_event`); any other resource was checked as a resource where it
+                        // ended, or is checked here.
+                        let checked = std::mem::take(&mut self.checked_value);
+                        let stub = left.stubs.contains(key.as_str());
+                        if in_resources && !stub && !checked {
                             if let Err(m) = super::load::check_resource(&v) {
                                 return self.fail(mark, m);
                             }
@@ -453,26 +504,29 @@ impl Builder<'_, '_> {
         }
     }
 
-    /// Whether the next value is that of a resource whose value is only checked.
+    /// Whether the next value is that of an entry skipped, only checked.
     fn skipped_next(&self) -> bool {
         let Some(skip) = self.skip else {
             return false;
         };
         self.stack.len() == 2
-            && self.stack[1].resources
-            && matches!(
-                &self.stack[1].container,
-                Container::Map(_, Some(id)) if skip.skipped.contains(id.as_str())
-            )
+            && match (&self.stack[1].section, &self.stack[1].container) {
+                (Some(s), Container::Map(_, Some(id))) => {
+                    skip[*s as usize].skipped.contains(id.as_str())
+                }
+                _ => false,
+            }
     }
 
-    /// Whether the next value is the `Resources` section's.
-    fn resources_next(&self) -> bool {
-        self.stack.len() == 1
-            && matches!(
-                &self.stack[0].container,
-                Container::Map(_, Some(key)) if key == "Resources"
-            )
+    /// The section the next value is, if it is `Resources` or `Outputs`.
+    fn section_next(&self) -> Option<Section> {
+        match &self.stack[..] {
+            [Frame {
+                container: Container::Map(_, Some(key)),
+                ..
+            }] => Section::of(key),
+            _ => None,
+        }
     }
 }
 
@@ -531,9 +585,11 @@ impl MarkedEventReceiver for Builder<'_, '_> {
                     return;
                 }
                 let map = matches!(ev, Event::MappingStart(..));
-                let resources = map && self.resources_next() && self.resources_start.is_none();
-                if resources {
-                    self.resources_start = Some((mark.line(), mark.col()));
+                let section = self
+                    .section_next()
+                    .filter(|s| map && self.marks[*s as usize].start.is_none());
+                if let Some(s) = section {
+                    self.marks[s as usize].start = Some((mark.line(), mark.col()));
                 }
                 let shallow = self.skipped_next();
                 let keep = self.stack.last().is_none_or(|f| f.keep && !f.shallow);
@@ -547,15 +603,15 @@ impl MarkedEventReceiver for Builder<'_, '_> {
                     wrap,
                     levels,
                     anchor,
-                    resources,
+                    section,
                     keep,
                     shallow,
                     seen: Default::default(),
                 });
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if self.stack.last().is_some_and(|f| f.resources) {
-                    self.resources_end = Some((mark.line(), mark.col()));
+                if let Some(s) = self.stack.last().and_then(|f| f.section) {
+                    self.marks[s as usize].end = Some((mark.line(), mark.col()));
                 }
                 let Some(frame) = self.stack.pop() else {
                     return;
@@ -568,11 +624,13 @@ impl MarkedEventReceiver for Builder<'_, '_> {
                 };
                 let mut value = Builder::wrap(frame.wrap, value);
                 if frame.shallow {
-                    // A skipped resource is checked here, and then holds nothing.
-                    if let Err(m) = super::load::check_resource(&value) {
-                        return self.fail(mark, m);
+                    // A skipped resource is checked here; a skipped entry then holds nothing.
+                    if self.stack.get(1).and_then(|f| f.section) == Some(Section::Resources) {
+                        if let Err(m) = super::load::check_resource(&value) {
+                            return self.fail(mark, m);
+                        }
+                        self.checked_value = true;
                     }
-                    self.checked_value = true;
                     value = Value::Null;
                 }
                 self.remember(frame.anchor, &value);
@@ -656,9 +714,7 @@ fn read_with<'s>(
         documents: 0,
         error: None,
         resource: None,
-        resources_start: None,
-        resource_keys: Vec::new(),
-        resources_end: None,
+        marks: Default::default(),
     };
     if let Err(e) = Parser::new_from_str(text).load(&mut b, true) {
         return Err(YamlError {
@@ -677,10 +733,24 @@ fn read_with<'s>(
             syntax: false,
         });
     }
-    let (texts, skipped) = if b.has_alias || text.contains("%TAG") {
+    let mut skipped = Vec::new();
+    let texts = if b.has_alias || text.contains("%TAG") {
         Default::default()
     } else {
-        resource_texts(text, &b)
+        let mut line_starts = vec![0, 0];
+        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        let [resources, outputs] = &b.marks;
+        let texts = entry_texts(
+            text,
+            &line_starts,
+            resources,
+            Section::Resources,
+            &mut skipped,
+        );
+        entry_texts(text, &line_starts, outputs, Section::Outputs, &mut skipped);
+        // In the order of the text.
+        skipped.sort_unstable_by_key(|(_, _, range)| range.start);
+        texts
     };
     Ok((
         YamlTemplate {
@@ -692,21 +762,22 @@ fn read_with<'s>(
     ))
 }
 
-/// Each resource's text: from the start of its key's line to the start of the next key's line
-/// (the last: to where the mapping ends), when every key begins its line and the mapping is
-/// in block style; empty otherwise. Those of kept resources, and of skipped ones in order.
-#[allow(clippy::type_complexity)]
-fn resource_texts<'s>(
+/// Each entry's text in a section: from the start of its key's line to the start of the next
+/// key's line (the last: to where the mapping ends), when every key begins its line and the
+/// mapping is in block style; none otherwise. Those of kept resources by id, and those of
+/// skipped entries into `skipped`.
+fn entry_texts<'s>(
     text: &str,
-    b: &Builder<'_, 's>,
-) -> (Texts, Vec<(&'s str, std::ops::Range<usize>)>) {
+    line_starts: &[usize],
+    marks: &Marks<'s>,
+    section: Section,
+    skipped: &mut Vec<Found<'s>>,
+) -> Texts {
     let none = Default::default;
-    let (Some(start), Some(end)) = (b.resources_start, b.resources_end) else {
+    let (Some(_), Some(end)) = (marks.start, marks.end) else {
         return none();
     };
     let bytes = text.as_bytes();
-    let mut line_starts = vec![0, 0];
-    line_starts.extend(memchr::memchr_iter(b'\n', bytes).map(|i| i + 1));
     // The offset of (line, column) when only spaces precede it on its line.
     let at = |(line, col): (usize, usize)| -> Option<usize> {
         let s = *line_starts.get(line)?;
@@ -714,9 +785,8 @@ fn resource_texts<'s>(
         prefix.iter().all(|&c| c == b' ').then_some(s + col)
     };
     // Block style only: the first key begins its line, and the last line with text before it
-    // (`Resources:`) opens no flow collection.
-    let _ = start;
-    let Some((_, first, col)) = b.resource_keys.first() else {
+    // (the section's own) opens no flow collection.
+    let Some((_, first, col)) = marks.keys.first() else {
         return none();
     };
     if at((*first, *col)).is_none() {
@@ -730,18 +800,17 @@ fn resource_texts<'s>(
         return none();
     }
     let close = at(end);
-    let kept = b
-        .resource_keys
+    let kept = marks
+        .keys
         .iter()
         .filter(|(k, ..)| matches!(k, Key::Kept(_)));
     let mut out = Texts::with_capacity_and_hasher(kept.count(), Default::default());
-    let mut skipped = Vec::with_capacity(b.resource_keys.len());
-    for (i, (id, line, col)) in b.resource_keys.iter().enumerate() {
-        // A resource whose key or end shares a line with other text is compared.
+    for (i, (id, line, col)) in marks.keys.iter().enumerate() {
+        // An entry whose key or end shares a line with other text is compared.
         if at((*line, *col)).is_none() {
             continue;
         }
-        let next = match b.resource_keys.get(i + 1) {
+        let next = match marks.keys.get(i + 1) {
             Some((_, l, c)) => at((*l, *c)).map(|_| line_starts[*l]),
             None => close,
         };
@@ -752,24 +821,26 @@ fn resource_texts<'s>(
                     Key::Kept(id) => {
                         out.insert(id.clone(), range);
                     }
-                    Key::Skipped(id) => skipped.push((*id, range)),
+                    Key::KeptOutput => {}
+                    Key::Skipped(id) => skipped.push((section, *id, range)),
                 }
             }
             _ => {}
         }
     }
-    (out, skipped)
+    out
 }
 
-/// Each resource's text as a scan of the lines finds it, by id: under a line `Resources:` at
-/// the left margin, each line at the first indentation below it starts a resource, which runs
-/// to the next such line or the next line at the margin. A guess, made before parsing to
-/// choose the resources [`read_skipping`] skips; the parse's own [`YamlTemplate::texts`] are
-/// what a comparison trusts.
-pub(crate) fn scan_texts(text: &str) -> Scan<'_> {
-    let mut out = std::collections::HashMap::default();
+/// Each entry's text in `Resources` and in `Outputs` as a scan of the lines finds it, by id:
+/// under a line `Resources:` (or `Outputs:`) at the left margin, each line at the first
+/// indentation below it starts an entry, which runs to the next such line or the next line
+/// at the margin. A guess, made before parsing to choose the entries [`read_skipping`] skips;
+/// where the parse finds them is what a comparison trusts.
+pub(crate) fn scan_texts(text: &str) -> [Scan<'_>; 2] {
+    let mut out: [Scan; 2] = Default::default();
+    let mut seen = [false; 2];
     let mut offset = 0;
-    let mut inside = false;
+    let mut inside: Option<Section> = None;
     let mut indent = None;
     let mut open: Option<(&str, usize)> = None;
     for line in text.split_inclusive('\n') {
@@ -782,27 +853,33 @@ pub(crate) fn scan_texts(text: &str) -> Scan<'_> {
         }
         let spaces = body.len() - trimmed.len();
         if spaces == 0 {
-            if let Some((id, from)) = open.take() {
-                out.insert(id, &text[from..start]);
+            if let (Some((id, from)), Some(s)) = (open.take(), inside) {
+                out[s as usize].insert(id, &text[from..start]);
             }
-            if inside {
-                break;
+            // A section named twice is scanned once: the parser refuses the template.
+            inside = body.split_once(':').and_then(|(name, rest)| {
+                let rest = rest.trim_start();
+                let s = Section::of(name).filter(|s| !seen[*s as usize])?;
+                (rest.is_empty() || rest.starts_with('#')).then_some(s)
+            });
+            if let Some(s) = inside {
+                seen[s as usize] = true;
             }
-            let rest = body.strip_prefix("Resources:").map(str::trim_start);
-            inside = rest.is_some_and(|r| r.is_empty() || r.starts_with('#'));
+            indent = None;
             continue;
         }
-        if inside && *indent.get_or_insert(spaces) == spaces {
+        let Some(section) = inside else { continue };
+        if *indent.get_or_insert(spaces) == spaces {
             if let Some((id, from)) = open.take() {
-                out.insert(id, &text[from..start]);
+                out[section as usize].insert(id, &text[from..start]);
             }
             if let Some((id, _)) = trimmed.split_once(':') {
                 open = Some((id.trim_end(), start));
             }
         }
     }
-    if let Some((id, from)) = open {
-        out.insert(id, &text[from..]);
+    if let (Some((id, from)), Some(s)) = (open, inside) {
+        out[s as usize].insert(id, &text[from..]);
     }
     out
 }
@@ -865,6 +942,16 @@ impl Block<'_> {
 ///
 /// `false` says only that this reading cannot tell.
 pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
+    plain_entry(id, text, true)
+}
+
+/// [`plain_resource`] for an output's text: the same lines, but its value is any block
+/// collection, with no `Type` or `Properties` asked of it.
+pub(crate) fn plain_output(id: &str, text: &str) -> bool {
+    plain_entry(id, text, false)
+}
+
+fn plain_entry(id: &str, text: &str, resource: bool) -> bool {
     let mut lines = text.split('\n');
     let Some(first) = lines.next() else {
         return false;
@@ -877,7 +964,11 @@ pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
     let mut open = Some(Open {
         column,
         tagged: false,
-        role: Role::Resource,
+        role: if resource {
+            Role::Resource
+        } else {
+            Role::Other
+        },
         depth: 3,
     });
     let mut blocks: Vec<Block> = Vec::new();
@@ -972,7 +1063,7 @@ pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
         }
         map.keys.insert(key);
         let depth = map.depth;
-        let at_resource = resource_level && column == indent;
+        let at_resource = resource && resource_level && column == indent;
         let role = if at_resource && key == "Properties" {
             Role::Properties
         } else {
@@ -1003,7 +1094,7 @@ pub(crate) fn plain_resource(id: &str, text: &str) -> bool {
         }
     }
     // A value left open at the end is empty: the parser says what it is.
-    open.is_none() && typed
+    open.is_none() && (typed || !resource)
 }
 
 /// A `key: value` or `key:` line's key and value (empty when none).
@@ -1341,8 +1432,9 @@ mod tests {
             })
     }
 
-    /// What `plain_resource` accepts, the parser reads without error, to the same value on its
-    /// own and inside a template, where the parser finds it exactly where the scan does.
+    /// What `plain_resource` (and `plain_output`) accepts, the parser reads without error, to
+    /// the same value on its own and inside a template, where the parser finds it exactly where
+    /// the scan does.
     #[test]
     #[expect(
         clippy::print_stderr,
@@ -1359,45 +1451,83 @@ mod tests {
             ..Config::default()
         });
         let (accepted, in_context) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        let outputs = std::cell::Cell::new(0);
         runner
             .run(&prop_oneof![resource(), written()], |text| {
-                if !plain_resource("R", &text) {
-                    return Ok(());
-                }
-                accepted.set(accepted.get() + 1);
-                let alone = read_resource(&text);
-                let Ok(Some(alone)) = alone else {
-                    panic!(
-                        "accepted, but alone: {:?}\n{text}",
-                        alone.err().map(|e| e.message)
-                    );
-                };
-                super::super::load::check_resource(&alone).unwrap();
-                for (before, after) in [
-                    ("", ""),
-                    (
-                        "  P:\n    Type: X\n",
-                        "  N:\n    Type: X\nOutputs:\n  O:\n    Value: 1\n",
-                    ),
-                ] {
-                    let whole = format!("Resources:\n{before}{text}{after}");
-                    // Only what the scan finds as a resource's text is ever given to it.
-                    let scan = scan_texts(&whole);
-                    let Some(&scanned) = scan.get("R").filter(|t| **t == text) else {
-                        continue;
+                for section in Section::BOTH {
+                    let resource = section == Section::Resources;
+                    let plain = if resource {
+                        plain_resource("R", &text)
+                    } else {
+                        plain_output("R", &text)
                     };
-                    in_context.set(in_context.get() + 1);
-                    let read = read(&whole).unwrap_or_else(|e| panic!("{}\n{whole}", e.message));
-                    assert_eq!(read.value["Resources"]["R"], alone, "{whole}");
-                    let start = super::super::load::offset_in(&whole, scanned);
-                    assert_eq!(read.texts.get("R"), Some(&(start..start + scanned.len())));
+                    if !plain {
+                        continue;
+                    }
+                    if resource {
+                        accepted.set(accepted.get() + 1);
+                    } else {
+                        outputs.set(outputs.get() + 1);
+                    }
+                    let alone = read_resource(&text);
+                    let Ok(Some(alone)) = alone else {
+                        panic!(
+                            "accepted, but alone: {:?}\n{text}",
+                            alone.err().map(|e| e.message)
+                        );
+                    };
+                    if resource {
+                        super::super::load::check_resource(&alone).unwrap();
+                    }
+                    for (before, after) in [
+                        ("", ""),
+                        (
+                            "  P:\n    Type: X\n",
+                            "  N:\n    Type: X\nMetadata:\n  O:\n    Value: 1\n",
+                        ),
+                    ] {
+                        let (name, first) = if resource {
+                            ("Resources", String::new())
+                        } else {
+                            ("Outputs", "Resources:\n  Q:\n    Type: X\n".to_string())
+                        };
+                        let whole = format!("{first}{name}:\n{before}{text}{after}");
+                        // Only what the scan finds as an entry's text is ever given to it.
+                        let scan = scan_texts(&whole);
+                        let found = scan[section as usize].get("R");
+                        let Some(&scanned) = found.filter(|t| **t == text) else {
+                            continue;
+                        };
+                        in_context.set(in_context.get() + 1);
+                        let skip = Skipped::from_iter(["R"]);
+                        let none = Skipped::default();
+                        let mut left = [0, 1].map(|_| Left {
+                            skipped: &none,
+                            stubs: &none,
+                        });
+                        left[section as usize].skipped = &skip;
+                        let read =
+                            read(&whole).unwrap_or_else(|e| panic!("{}\n{whole}", e.message));
+                        assert_eq!(read.value[name]["R"], alone, "{whole}");
+                        // Where the parser finds it, read or skipped.
+                        let start = super::super::load::offset_in(&whole, scanned);
+                        let range = start..start + scanned.len();
+                        if resource {
+                            assert_eq!(read.texts.get("R"), Some(&range));
+                        }
+                        let skipping = read_skipping(&whole, left)
+                            .unwrap_or_else(|e| panic!("{}\n{whole}", e.message))
+                            .expect("no anchor");
+                        assert_eq!(skipping.skipped, [(section, "R", range)], "{whole}");
+                    }
                 }
                 Ok(())
             })
             .unwrap();
         eprintln!(
-            "{cases} cases, {} accepted, {} readings in a template",
+            "{cases} cases, {} accepted as resources, {} as outputs, {} readings in a template",
             accepted.get(),
+            outputs.get(),
             in_context.get()
         );
         assert!(

@@ -834,14 +834,21 @@ impl YamlSides<'_> {
 /// it may name, when ids are such runs. `false` (and stops) at a `\`, where an escape may
 /// spell an id otherwise.
 fn words(text: &str, name: &mut dyn FnMut(&str)) -> bool {
-    if text.contains('\\') {
+    let bytes = text.as_bytes();
+    if memchr::memchr(b'\\', bytes).is_some() {
         return false;
     }
-    for word in text
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        name(word);
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at].is_ascii_alphanumeric() {
+            let start = at;
+            while at < bytes.len() && bytes[at].is_ascii_alphanumeric() {
+                at += 1;
+            }
+            name(&text[start..at]);
+        } else {
+            at += 1;
+        }
     }
     true
 }
@@ -904,11 +911,30 @@ fn spread(
         .enumerate()
         .map(|(i, id)| (*id, i))
         .collect();
+    // A name no id has the length or the first byte of is not looked up.
+    let shortest = resources.iter().map(|id| id.len()).min().unwrap_or(0);
+    let longest = resources.iter().map(|id| id.len()).max().unwrap_or(0);
+    let mut firsts = [false; 256];
+    for id in resources {
+        if let Some(&b) = id.as_bytes().first() {
+            firsts[usize::from(b)] = true;
+        }
+    }
+    let possible = |name: &str| {
+        (shortest..=longest).contains(&name.len())
+            && name
+                .as_bytes()
+                .first()
+                .is_none_or(|&b| firsts[usize::from(b)])
+    };
     // referrers[j]: the resources that may refer to resource j.
     let mut referrers: Vec<Vec<usize>> = vec![Vec::new(); resources.len()];
     let mut to_anything = Vec::new();
     for i in 0..resources.len() {
         let found = names(i, &mut |name| {
+            if !possible(name) {
+                return;
+            }
             if let Some(&j) = index.get(name) {
                 if referrers[j].last() != Some(&i) {
                     referrers[j].push(i);

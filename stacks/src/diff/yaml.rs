@@ -157,36 +157,43 @@ fn count(v: &Value) -> usize {
     }
 }
 
+/// CloudFormation's short-form tags (`!Sub`) and the functions they stand for.
+const FNS: [(&str, &str); 21] = [
+    ("Ref", "Ref"),
+    ("Condition", "Condition"),
+    ("GetAtt", "Fn::GetAtt"),
+    ("Base64", "Fn::Base64"),
+    ("Cidr", "Fn::Cidr"),
+    ("FindInMap", "Fn::FindInMap"),
+    ("GetAZs", "Fn::GetAZs"),
+    ("ImportValue", "Fn::ImportValue"),
+    ("Join", "Fn::Join"),
+    ("Select", "Fn::Select"),
+    ("Split", "Fn::Split"),
+    ("Sub", "Fn::Sub"),
+    ("Transform", "Fn::Transform"),
+    ("And", "Fn::And"),
+    ("Equals", "Fn::Equals"),
+    ("If", "Fn::If"),
+    ("Not", "Fn::Not"),
+    ("Or", "Fn::Or"),
+    ("Length", "Fn::Length"),
+    ("ToJsonString", "Fn::ToJsonString"),
+    ("ForEach", "Fn::ForEach"),
+];
+
+/// The function a short-form tag's name (`Sub` of `!Sub`) stands for.
+fn short_function(name: &str) -> Option<&'static str> {
+    FNS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
 /// The function a short-form tag stands for, or an error for a tag CloudFormation does not know.
 fn short_form(tag: &Tag) -> Result<Option<&'static str>, String> {
     if tag.handle.starts_with("tag:yaml.org,2002:") {
         return Ok(None);
     }
-    const FNS: [(&str, &str); 21] = [
-        ("Ref", "Ref"),
-        ("Condition", "Condition"),
-        ("GetAtt", "Fn::GetAtt"),
-        ("Base64", "Fn::Base64"),
-        ("Cidr", "Fn::Cidr"),
-        ("FindInMap", "Fn::FindInMap"),
-        ("GetAZs", "Fn::GetAZs"),
-        ("ImportValue", "Fn::ImportValue"),
-        ("Join", "Fn::Join"),
-        ("Select", "Fn::Select"),
-        ("Split", "Fn::Split"),
-        ("Sub", "Fn::Sub"),
-        ("Transform", "Fn::Transform"),
-        ("And", "Fn::And"),
-        ("Equals", "Fn::Equals"),
-        ("If", "Fn::If"),
-        ("Not", "Fn::Not"),
-        ("Or", "Fn::Or"),
-        ("Length", "Fn::Length"),
-        ("ToJsonString", "Fn::ToJsonString"),
-        ("ForEach", "Fn::ForEach"),
-    ];
     if tag.handle == "!" {
-        if let Some((_, f)) = FNS.iter().find(|(name, _)| *name == tag.suffix) {
+        if let Some(f) = short_function(&tag.suffix) {
             return Ok(Some(f));
         }
     }
@@ -843,15 +850,20 @@ pub(crate) fn scan_texts(text: &str) -> [Scan<'_>; 2] {
     let mut inside: Option<Section> = None;
     let mut indent = None;
     let mut open: Option<(&str, usize)> = None;
-    for line in text.split_inclusive('\n') {
+    let bytes = text.as_bytes();
+    while offset < bytes.len() {
         let start = offset;
-        offset += line.len();
-        let body = line.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start_matches(' ');
+        offset = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i + 1);
+        let mut end = offset;
+        while end > start && matches!(bytes[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        let body = &text[start..end];
+        let spaces = body.bytes().take_while(|&b| b == b' ').count();
+        let trimmed = &body[spaces..];
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let spaces = body.len() - trimmed.len();
         if spaces == 0 {
             if let (Some((id, from)), Some(s)) = (open.take(), inside) {
                 out[s as usize].insert(id, &text[from..start]);
@@ -982,7 +994,8 @@ fn plain_entry(id: &str, text: &str, resource: bool) -> bool {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        if trimmed.contains(" #") {
+        let bytes = trimmed.as_bytes();
+        if memchr::memchr_iter(b'#', bytes).any(|i| i > 0 && bytes[i - 1] == b' ') {
             return false;
         }
         let indent = body.len() - trimmed.len();
@@ -1097,9 +1110,15 @@ fn plain_entry(id: &str, text: &str, resource: bool) -> bool {
     open.is_none() && (typed || !resource)
 }
 
+/// Where the first `a` followed by `b` is in `s`.
+fn find_pair(s: &str, a: u8, b: u8) -> Option<usize> {
+    let bytes = s.as_bytes();
+    memchr::memchr_iter(a, bytes).find(|&i| bytes.get(i + 1) == Some(&b))
+}
+
 /// A `key: value` or `key:` line's key and value (empty when none).
 fn split_key(s: &str) -> Option<(&str, &str)> {
-    match s.find(": ") {
+    match find_pair(s, b':', b' ') {
         Some(at) => Some((&s[..at], s[at + 2..].trim_start_matches(' '))),
         None => s.strip_suffix(':').map(|k| (k, "")),
     }
@@ -1137,13 +1156,9 @@ fn line_value(v: &str) -> LineValue {
     let (tagged, rest) = match v.strip_prefix('!') {
         Some(t) => {
             let (name, rest) = t.split_once(' ').unwrap_or((t, ""));
-            let tag = Tag {
-                handle: "!".into(),
-                suffix: name.into(),
-            };
             if name.is_empty()
                 || !name.bytes().all(|b| b.is_ascii_alphanumeric())
-                || !matches!(short_form(&tag), Ok(Some(_)))
+                || short_function(name).is_none()
             {
                 return LineValue::Bad;
             }
@@ -1158,7 +1173,15 @@ fn line_value(v: &str) -> LineValue {
         rest.len() >= 2 && rest.starts_with(q) && rest.ends_with(q) && {
             let inner = &rest[1..rest.len() - 1];
             if q == '\'' {
-                !inner.replace("''", "").contains('\'')
+                // Each quote inside is one of a pair, `''`.
+                let mut bytes = inner.bytes();
+                loop {
+                    match bytes.next() {
+                        Some(b'\'') if bytes.next() != Some(b'\'') => break false,
+                        Some(_) => {}
+                        None => break true,
+                    }
+                }
             } else {
                 !inner.contains(['"', '\\'])
             }
@@ -1171,7 +1194,7 @@ fn line_value(v: &str) -> LineValue {
     let starts = b[0].is_ascii_alphanumeric()
         || matches!(b[0], b'/' | b'_' | b'$' | b'.' | b'(')
         || (b[0] == b'-' && b.get(1).is_some_and(u8::is_ascii_digit));
-    if !starts || rest.contains(": ") || rest.ends_with(':') {
+    if !starts || find_pair(rest, b':', b' ').is_some() || rest.ends_with(':') {
         return LineValue::Bad;
     }
     // A string by its first look needs no copy to resolve.

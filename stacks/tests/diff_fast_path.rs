@@ -608,6 +608,47 @@ fn yaml_outputs_left_out_for_the_same_text_are_still_read_and_still_export() {
 }
 
 #[test]
+fn yaml_outputs_and_resources_left_out_in_any_order_and_sharing_names() {
+    // An output named as a resource, Outputs before Resources, a section named twice, an
+    // output that is a scalar or a list: the same report or error as the whole reading.
+    let resources = |name: &str| {
+        format!(
+            "Resources:\n  X:\n    Type: AWS::SNS::Topic\n  Topic:\n    Type: AWS::SNS::Topic\n    Properties:\n      DisplayName: {name}\n"
+        )
+    };
+    let outputs = "Outputs:\n  X:\n    Value: !Ref X\n  Y: 5\n  Z:\n  - a\n  - b\n";
+    for (old, new) in [
+        (
+            format!("{}{outputs}", resources("a")),
+            format!("{}{outputs}", resources("b")),
+        ),
+        (
+            format!("{outputs}{}", resources("a")),
+            format!("{outputs}{}", resources("b")),
+        ),
+        (
+            format!("{outputs}{}{outputs}", resources("a")),
+            format!("{outputs}{}{outputs}", resources("b")),
+        ),
+        (
+            format!("{}{}", resources("a"), resources("a")),
+            format!("{}{}", resources("b"), resources("a")),
+        ),
+    ] {
+        let fast = diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default());
+        let whole = diff::parse_template(&old, "old").and_then(|o| {
+            diff::parse_template(&new, "new")
+                .map(|n| diff::diff_templates(&o, &n, &DiffOptions::default()))
+        });
+        match (fast, whole) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{old}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{old}"),
+            (a, b) => panic!("fast {a:?}\nwhole {b:?}\n{old}"),
+        }
+    }
+}
+
+#[test]
 fn yaml_resources_skipped_for_the_same_text_are_still_read() {
     // `Same` has the same lines on both sides, so the YAML reader does not build it; what it
     // holds must still be readable, and it is still reached through a `${...}`.

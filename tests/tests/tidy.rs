@@ -377,6 +377,7 @@ fn release_builds_keep_pie() {
         root.join("Cargo.toml"),
         root.join(".ci/run"),
         root.join("scripts/test"),
+        root.join("gatekeeper/build.rs"),
     ];
     for dir in [".cargo", "bench"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {

@@ -506,6 +506,19 @@ fn block_yaml_with_the_same_resource_text_gives_the_whole_parse_report() {
     }
 }
 
+/// The diff of `old` and `new` is an error naming each of `words`, the same error as the
+/// whole reading of `old` gives.
+fn the_whole_readings_error(old: &str, new: &str, words: &[&str]) {
+    let e = diff::diff_texts((old, "old"), (new, "new"), &DiffOptions::default())
+        .unwrap_err()
+        .to_string();
+    for w in words {
+        assert!(e.contains(w), "{w:?} in {e}\n{old}");
+    }
+    let whole = diff::parse_template(old, "old").unwrap_err().to_string();
+    assert_eq!(e, whole, "{old}");
+}
+
 #[test]
 fn yaml_resources_left_out_for_the_same_text_that_are_not_resources_are_errors() {
     // `Same` has the same lines on both sides and is left out of what is built; the stub it
@@ -536,15 +549,7 @@ fn yaml_resources_left_out_for_the_same_text_that_are_not_resources_are_errors()
             &["old", "duplicate key `Same`"][..],
         ),
     ] {
-        let (old, new) = (side("a", same), side("b", same));
-        let e = diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default())
-            .unwrap_err()
-            .to_string();
-        for w in words {
-            assert!(e.contains(w), "{w:?} in {e}\n{old}");
-        }
-        let whole = diff::parse_template(&old, "old").unwrap_err().to_string();
-        assert_eq!(e, whole, "{old}");
+        the_whole_readings_error(&side("a", same), &side("b", same), words);
     }
 }
 
@@ -575,15 +580,7 @@ fn yaml_outputs_left_out_for_the_same_text_are_still_read_and_still_export() {
             &["old", "duplicate key `Same`"][..],
         ),
     ] {
-        let (old, new) = (side("a", &same), side("b", &same));
-        let e = diff::diff_texts((&old, "old"), (&new, "new"), &DiffOptions::default())
-            .unwrap_err()
-            .to_string();
-        for w in words {
-            assert!(e.contains(w), "{w:?} in {e}\n{old}");
-        }
-        let whole = diff::parse_template(&old, "old").unwrap_err().to_string();
-        assert_eq!(e, whole, "{old}");
+        the_whole_readings_error(&side("a", &same), &side("b", &same), words);
     }
     // An export name that a removed output had is still exported by one left out: no flag.
     // Removing the one left out instead is flagged.

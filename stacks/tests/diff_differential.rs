@@ -253,52 +253,57 @@ fn pair() -> impl Strategy<Value = (Template, Template, Style, Style)> {
         prop::collection::vec((prop::sample::select(IDS.to_vec()), resource()), 0..2),
         prop::collection::vec((0..6u8, output()), 4),
         style(),
-        style(),
+        // Half the pairs are written alike, as a change to one file is.
+        (style(), any::<bool>()),
     )
-        .prop_map(|(old, edits, added, output_edits, old_style, new_style)| {
-            let mut new = old.clone();
-            // Per output: kept (mostly), replaced, removed, or its export renamed.
-            if let Some((_, Node::Map(outputs))) = new.iter_mut().find(|(k, _)| k == "Outputs") {
-                let mut i = 0;
-                outputs.retain_mut(|(_, o)| {
-                    let (op, other) = output_edits[i % output_edits.len()].clone();
-                    i += 1;
-                    match (op, o) {
-                        (0, _) => return false,
-                        (1, o) => *o = other,
-                        (2, Node::Map(m)) => m.retain(|(k, _)| k != "Export"),
-                        _ => {}
-                    }
-                    true
-                });
-                if output_edits[0].0 == 5 {
-                    outputs.push(("O4".into(), output_edits[0].1.clone()));
-                }
-            }
-            if let Some((_, Node::Map(resources))) = new.first_mut() {
-                let mut i = 0;
-                resources.retain_mut(|(_, r)| {
-                    let (op, key, value, other) = edits[i % edits.len()].clone();
-                    i += 1;
-                    match (op, r) {
-                        (0, _) => return false,
-                        (1, r) => *r = other,
-                        (2 | 3, Node::Map(m)) => {
-                            match m.iter_mut().find(|(k, _)| k == "Properties") {
-                                Some((_, Node::Map(p))) => p.push((key, value)),
-                                _ => m.push((key, value)),
-                            }
+        .prop_map(
+            |(old, edits, added, output_edits, old_style, (new_style, alike))| {
+                let new_style = if alike { old_style } else { new_style };
+                let mut new = old.clone();
+                // Per output: kept (mostly), replaced, removed, or its export renamed.
+                if let Some((_, Node::Map(outputs))) = new.iter_mut().find(|(k, _)| k == "Outputs")
+                {
+                    let mut i = 0;
+                    outputs.retain_mut(|(_, o)| {
+                        let (op, other) = output_edits[i % output_edits.len()].clone();
+                        i += 1;
+                        match (op, o) {
+                            (0, _) => return false,
+                            (1, o) => *o = other,
+                            (2, Node::Map(m)) => m.retain(|(k, _)| k != "Export"),
+                            _ => {}
                         }
-                        // The same meaning in other text: keys in another order.
-                        (4, Node::Map(m)) => m.reverse(),
-                        _ => {}
+                        true
+                    });
+                    if output_edits[0].0 == 5 {
+                        outputs.push(("O4".into(), output_edits[0].1.clone()));
                     }
-                    true
-                });
-                resources.extend(added.into_iter().map(|(id, r)| (format!("{id}x"), r)));
-            }
-            (old, new, old_style, new_style)
-        })
+                }
+                if let Some((_, Node::Map(resources))) = new.first_mut() {
+                    let mut i = 0;
+                    resources.retain_mut(|(_, r)| {
+                        let (op, key, value, other) = edits[i % edits.len()].clone();
+                        i += 1;
+                        match (op, r) {
+                            (0, _) => return false,
+                            (1, r) => *r = other,
+                            (2 | 3, Node::Map(m)) => {
+                                match m.iter_mut().find(|(k, _)| k == "Properties") {
+                                    Some((_, Node::Map(p))) => p.push((key, value)),
+                                    _ => m.push((key, value)),
+                                }
+                            }
+                            // The same meaning in other text: keys in another order.
+                            (4, Node::Map(m)) => m.reverse(),
+                            _ => {}
+                        }
+                        true
+                    });
+                    resources.extend(added.into_iter().map(|(id, r)| (format!("{id}x"), r)));
+                }
+                (old, new, old_style, new_style)
+            },
+        )
 }
 
 /// How a side is written: JSON or YAML (flow or block style), indented or not, which
@@ -310,6 +315,8 @@ struct Style {
     indent: bool,
     /// Every `escape`-th letter of a string or key is written as a `\u` escape (0: none).
     escape: usize,
+    /// Lines end in a carriage return and a line feed (block YAML).
+    crlf: bool,
 }
 
 fn style() -> impl Strategy<Value = Style> {
@@ -318,12 +325,14 @@ fn style() -> impl Strategy<Value = Style> {
         prop::bool::weighted(0.8),
         any::<bool>(),
         prop::sample::select(vec![0usize, 0, 0, 1, 3]),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(yaml, block, indent, escape)| Style {
+        .prop_map(|(yaml, block, indent, escape, crlf)| Style {
             yaml,
             block: yaml && block,
             indent,
             escape,
+            crlf: yaml && block && crlf,
         })
 }
 
@@ -451,6 +460,9 @@ fn text(template: &[(String, Node)], style: Style) -> String {
     } else {
         render(&Node::Map(template.to_vec()), style, 0, &mut out);
     }
+    if style.crlf {
+        out = out.replace('\n', "\r\n");
+    }
     out
 }
 
@@ -522,12 +534,16 @@ fn fast_path_and_whole_parse_agree() {
     });
     let outcomes = std::cell::Cell::new([0usize; 3]);
     let block = std::cell::Cell::new(0usize);
+    let crlf = std::cell::Cell::new(0usize);
     runner
         .run(&pair(), |(old, new, old_style, new_style)| {
             let (old, new) = (text(&old, old_style), text(&new, new_style));
             check(&old, &new)?;
             if old_style.block && new_style.block {
                 block.set(block.get() + 1);
+            }
+            if old_style.crlf && new_style.crlf {
+                crlf.set(crlf.get() + 1);
             }
             // Tally what the cases reached: errors, changes, no changes.
             let mut o = outcomes.get();
@@ -548,9 +564,10 @@ fn fast_path_and_whole_parse_agree() {
     let [errors, changes, same] = outcomes.get();
     eprintln!(
         "{} cases: {errors} both errors, {changes} the same changes, {same} both no changes; \
-         {} with both sides in block YAML",
+         {} with both sides in block YAML ({} of them with CRLF line ends)",
         cases(),
-        block.get()
+        block.get(),
+        crlf.get()
     );
     assert!(
         errors > 0 && changes > 0,

@@ -944,7 +944,8 @@ impl Block<'_> {
 /// read it to show either.
 ///
 /// Every line with text is `key: scalar`, `key:`, `- scalar`, `- key: scalar`, `- key:` or `-`,
-/// in printable ASCII without a tab or a comment after text; a value left open is a block
+/// in printable ASCII without a tab or a comment after text, ending in a line feed (after a
+/// carriage return or not); a value left open is a block
 /// collection on the lines below it. Keys are plain words (letters, digits, `_ . : / -`) that
 /// read as themselves, each once in its mapping; scalars are plain (resolving without error),
 /// or quoted on one line without escapes, with at most a known short-form tag; each block's
@@ -964,7 +965,10 @@ pub(crate) fn plain_output(id: &str, text: &str) -> bool {
 }
 
 fn plain_entry(id: &str, text: &str, resource: bool) -> bool {
-    let mut lines = text.split('\n');
+    // A line ends in a line feed, or a carriage return and a line feed.
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
     let Some(first) = lines.next() else {
         return false;
     };
@@ -1449,9 +1453,16 @@ mod tests {
                     3 => lines[i] = lines[i].replacen(": ", ":", 1),
                     4 => lines.insert(i, lines[i].clone()),
                     5 => lines[i] = lines[i].replacen(' ', "\t", 1),
+                    // A carriage return alone, a line break of its own.
+                    6 => {
+                        let mid = lines[i].len() / 2;
+                        lines[i].insert(mid, '\r');
+                    }
                     _ => {}
                 }
-                lines.iter().map(|l| format!("{l}\n")).collect()
+                // Lines end in a line feed, or in a carriage return and a line feed.
+                let end = if how == 7 || how == 8 { "\r\n" } else { "\n" };
+                lines.iter().map(|l| format!("{l}{end}")).collect()
             })
     }
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod diff;
 mod expr;
+pub mod iam;
 pub mod rails;
 mod refs;
 pub mod template;

@@ -24,8 +24,9 @@
 //! Access is examined as `cdk diff` does (its IAM statement and security-group tables):
 //! `security` lists the statements and rules added and removed, and each resource's
 //! `broadening` says what in its change widens access — a `Principal`, `Action` or `Resource`
-//! gaining a wildcard or a `Principal` a new account, an ingress rule opened to `0.0.0.0/0` or
-//! `::/0`, a public access block setting turned off, an encryption setting removed.
+//! gaining a wildcard or a `Principal` a new account that no old statement allowed as widely, a
+//! `Deny` removed or narrowed, an ingress rule opened to `0.0.0.0/0` or `::/0`, a public access
+//! block setting turned off, an encryption setting removed.
 //!
 //! ## JSON contract (`schema_version` 1)
 //!
@@ -42,7 +43,7 @@
 //!     "changes": [{"path": "Properties.QueueName", "old": "a", "new": "b",
 //!                  "replacement": "always", "reason": "..."}],
 //!     "flags": [{"kind": "stateful_replacement", "message": "..."}],
-//!     "broadening": [{"kind": "principal" | "action" | "resource" | "ingress"
+//!     "broadening": [{"kind": "principal" | "action" | "resource" | "deny" | "ingress"
 //!                             | "public_access" | "encryption",
 //!                     "path": "Properties.Policies[0].PolicyDocument.Statement[0]",
 //!                     "value": "*", "message": "Role: Action gains `*`"}]
@@ -1050,13 +1051,14 @@ fn compare(
     }
     resources.retain(|r| r.action != Action::Modify || !r.changes.is_empty());
     let mut security = Security::default();
+    let mut budget = security::COMPARE_BUDGET;
     for r in &mut resources {
         let (o, n) = match r.action {
             Action::Add => (None, new_res.get(&r.logical_id)),
             Action::Remove => (old_res.get(&r.logical_id), None),
             Action::Modify => (old_res.get(&r.logical_id), new_res.get(&r.logical_id)),
         };
-        r.broadening = security::examine(r, o, n, &mut security);
+        r.broadening = security::examine(r, o, n, &mut security, &mut budget);
     }
 
     let mut flags = Vec::new();

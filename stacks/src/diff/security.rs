@@ -3,10 +3,15 @@
 //!
 //! Broadening is: an `Allow` statement whose `Action` gains a wildcard (a value holding `*`),
 //! whose `Resource` gains `*` (or an ARN ending in `:*`), whose `Principal` gains `*` or an
-//! account; an ingress rule opened to
-//! `0.0.0.0/0` or `::/0`; a public access block setting that was `true` and is no longer; an
-//! encryption setting (bucket encryption, a KMS key, server-side encryption) removed or turned
-//! off.
+//! account, unless an old `Allow` statement already allowed that value as widely (the same
+//! value in the same field, every value of the other two fields among its own or its own a bare
+//! `*`, and its condition the same or none): a wildcard moved to a statement with other
+//! actions, resources or principals, or kept where its condition was dropped, broadens too; a
+//! `Deny` statement removed or narrowed (no new `Deny` denies all it denied); an ingress rule
+//! opened to `0.0.0.0/0` or `::/0`; a public access block setting that was `true` and is no
+//! longer; an encryption setting (bucket encryption, a KMS key, server-side encryption) removed
+//! or turned off. Policy documents written as JSON text (a string, or the string of an
+//! `Fn::Sub`) are read as the documents they hold.
 
 use std::collections::BTreeSet;
 
@@ -23,6 +28,7 @@ pub enum BroadeningKind {
     Action,
     Resource,
     Ingress,
+    Deny,
     PublicAccess,
     Encryption,
 }
@@ -176,6 +182,24 @@ fn statement(path: String, s: &Value) -> Statement {
 fn statements(resource: &Value) -> Vec<Statement> {
     fn walk(v: &Value, path: &str, in_policy: bool, out: &mut Vec<Statement>) {
         match v {
+            // A document written as JSON text, as `!Sub |` templates often are: read what it
+            // holds (text that is no JSON document holds no statement CloudFormation takes).
+            Value::String(text) if in_policy => {
+                if let Ok(doc) = serde_json::from_str::<Value>(text) {
+                    if doc.is_object() {
+                        walk(&doc, path, true, out);
+                    }
+                }
+            }
+            Value::Object(m) if in_policy && m.len() == 1 && m.contains_key("Fn::Sub") => {
+                match &m["Fn::Sub"] {
+                    text @ Value::String(_) => walk(text, path, true, out),
+                    Value::Array(a) if a.first().is_some_and(Value::is_string) => {
+                        walk(&a[0], path, true, out)
+                    }
+                    _ => {}
+                }
+            }
             Value::Object(m) => {
                 if in_policy {
                     match m.get("Statement") {
@@ -331,6 +355,156 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
+/// A statement's field that may widen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Action,
+    Resource,
+    Principal,
+}
+
+impl Field {
+    const ALL: [Field; 3] = [Field::Action, Field::Resource, Field::Principal];
+
+    fn of(self, s: &Statement) -> &[String] {
+        match self {
+            Field::Action => &s.actions,
+            Field::Resource => &s.resources,
+            Field::Principal => &s.principals,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Action => "Action",
+            Field::Resource => "Resource",
+            Field::Principal => "Principal",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Field::Action => "actions",
+            Field::Resource => "resources",
+            Field::Principal => "principals",
+        }
+    }
+}
+
+/// Whether the old value `o` names all that the new value `v` names: the same text (actions
+/// without regard to case, as IAM reads them), or an action or resource pattern that matches
+/// `v` read literally (every name `v` matches, `o` matches too). A `NotAction`/`NotResource`
+/// value and a principal cover only themselves.
+fn covers(field: Field, o: &str, v: &str) -> bool {
+    if o == v {
+        return true;
+    }
+    if field == Field::Principal || o.starts_with("NOT ") || v.starts_with("NOT ") {
+        return false;
+    }
+    let pattern = o.contains(['*', '?']);
+    match field {
+        Field::Action if pattern => crate::iam::glob_ignoring_case(o, v),
+        Field::Action => o.eq_ignore_ascii_case(v),
+        _ => pattern && crate::iam::glob(o, v),
+    }
+}
+
+/// Whether every value of `new` is covered by one of `old`'s, or `old` holds the bare `*`.
+fn within(field: Field, new: &[String], old: &[String]) -> bool {
+    old.iter().any(|o| o == "*") || new.iter().all(|n| old.iter().any(|o| covers(field, o, n)))
+}
+
+/// The most work one diff spends telling whether old statements already allowed new ones: per
+/// resource, the bytes of its old statements' values times those of its new (IAM takes at most
+/// 20 KB a policy, so real templates stay far below it), summed over the resources. Beyond it,
+/// in a resource that would exceed what is left, every wildcard of an added `Allow` held before
+/// and every `Deny` gone counts as broadening, and says it was not compared.
+pub(super) const COMPARE_BUDGET: usize = 100_000_000;
+
+fn size(s: &Statement) -> usize {
+    Field::ALL
+        .into_iter()
+        .flat_map(|f| f.of(s))
+        .map(|v| v.len() + 1)
+        .sum::<usize>()
+        + 1
+}
+
+/// How a new statement's value reaches beyond what the old statements allowed.
+#[derive(Debug, PartialEq, Eq)]
+enum Reach {
+    /// No old `Allow` statement held it.
+    New,
+    /// One held it with all the rest, but under a condition the new statement does not keep.
+    Condition,
+    /// Those that held it held fewer of these (`actions`, `resources and principals`, ...).
+    Wider(String),
+    /// Old statements held it, but the policies are too large to compare.
+    Unchecked,
+}
+
+/// What an added `Allow` statement is compared with: each old `Allow` statement, whether each
+/// field of the new one is within its own, and whether its condition is kept.
+struct Against<'a> {
+    old: &'a Statement,
+    fits: [bool; 3],
+    kept: bool,
+}
+
+fn against<'a>(old: &'a [Statement], new: &Statement) -> Vec<Against<'a>> {
+    old.iter()
+        .filter(|o| o.effect == "Allow")
+        .map(|o| Against {
+            old: o,
+            fits: Field::ALL.map(|f| within(f, f.of(new), f.of(o))),
+            kept: o.condition.is_none() || o.condition == new.condition,
+        })
+        .collect()
+}
+
+/// Whether an old `Allow` statement already allowed, as widely, the value of the new
+/// statement's `field` that `holds` picks: it held such a value in that field, the new
+/// statement's other two fields are within its own, and its condition is the new one or it
+/// had none. `None` when one did.
+fn reach(compared: &[Against], field: Field, holds: &dyn Fn(&str) -> bool) -> Option<Reach> {
+    let mut fewest: Option<Vec<Field>> = None;
+    let mut condition = false;
+    for c in compared {
+        if !field.of(c.old).iter().any(|v| holds(v)) {
+            continue;
+        }
+        let short: Vec<Field> = Field::ALL
+            .into_iter()
+            .zip(c.fits)
+            .filter(|(f, fits)| *f != field && !fits)
+            .map(|(f, _)| f)
+            .collect();
+        match (short.is_empty(), c.kept) {
+            (true, true) => return None,
+            (true, false) => condition = true,
+            _ => {
+                if fewest.as_ref().is_none_or(|f| short.len() < f.len()) {
+                    fewest = Some(short);
+                }
+            }
+        }
+    }
+    if condition {
+        return Some(Reach::Condition);
+    }
+    Some(match fewest {
+        None => Reach::New,
+        Some(short) => Reach::Wider(
+            short
+                .iter()
+                .map(|f| f.plural())
+                .collect::<Vec<_>>()
+                .join(" and "),
+        ),
+    })
+}
+
 /// The statement and rule rows of one resource, old and new (either may be absent), and what
 /// in them broadens access; `diff` is its entry in the report.
 pub(super) fn examine(
@@ -338,6 +512,7 @@ pub(super) fn examine(
     old: Option<&Value>,
     new: Option<&Value>,
     security: &mut Security,
+    budget: &mut usize,
 ) -> Vec<Broadening> {
     let id = diff.logical_id.as_str();
     let mut out = Vec::new();
@@ -361,20 +536,21 @@ pub(super) fn examine(
             security.statements.push(row(ChangeAction::Remove, s));
         }
     }
-    // What the old statements allowed: a wildcard or account already there is no broadening.
-    let allowed = |pick: fn(&Statement) -> &Vec<String>| -> BTreeSet<String> {
+    let bytes = |all: &[Statement]| all.iter().map(size).sum::<usize>();
+    let cost = bytes(&old_statements).saturating_mul(bytes(&new_statements));
+    let compare = cost <= *budget;
+    if compare {
+        *budget -= cost;
+    }
+    // Every value the old `Allow` statements held, per field: a value none held is new.
+    let held: [BTreeSet<&str>; 3] = Field::ALL.map(|f| {
         old_statements
             .iter()
-            .filter(|s| s.effect == "Allow")
-            .flat_map(|s| pick(s).iter().cloned())
+            .filter(|o| o.effect == "Allow")
+            .flat_map(|o| f.of(o).iter().map(String::as_str))
             .collect()
-    };
-    let (old_actions, old_resources, old_principals) = (
-        allowed(|s| &s.actions),
-        allowed(|s| &s.resources),
-        allowed(|s| &s.principals),
-    );
-    let old_accounts: BTreeSet<&str> = old_principals.iter().filter_map(|p| account(p)).collect();
+    });
+    let old_accounts: BTreeSet<&str> = held[2].iter().filter_map(|p| account(p)).collect();
     for s in &new_statements {
         if old_keys.contains(&s.key()) {
             continue;
@@ -383,18 +559,59 @@ pub(super) fn examine(
         if s.effect != "Allow" {
             continue;
         }
-        let mut widened = |kind, field: &str, value: &str, what: String| {
-            out.push(Broadening {
-                kind,
-                path: s.path.clone(),
-                value: value.to_string(),
-                message: format!("{id}: {field} gains {what}"),
-            })
+        let compared = if compare {
+            against(&old_statements, s)
+        } else {
+            Vec::new()
         };
+        let mut widened =
+            |field: Field, value: &str, what: String, known: bool, holds: &dyn Fn(&str) -> bool| {
+                let reach = if !known {
+                    Some(Reach::New)
+                } else if compare {
+                    reach(&compared, field, holds)
+                } else {
+                    Some(Reach::Unchecked)
+                };
+                let name = field.name();
+                let message = match reach {
+                    None => return,
+                    Some(Reach::New) => format!("{id}: {name} gains {what}"),
+                    Some(Reach::Condition) if s.condition.is_none() => {
+                        format!("{id}: {name} {what} is allowed without the condition it had")
+                    }
+                    Some(Reach::Condition) => {
+                        format!(
+                            "{id}: {name} {what} is allowed under another condition than it was"
+                        )
+                    }
+                    Some(Reach::Wider(others)) => {
+                        format!("{id}: {name} {what} is allowed for more {others} than it was")
+                    }
+                    Some(Reach::Unchecked) => format!(
+                    "{id}: {name} {what} is in an added statement (the policies are too large to \
+                     compare with the old ones)"
+                ),
+                };
+                out.push(Broadening {
+                    kind: match field {
+                        Field::Action => BroadeningKind::Action,
+                        Field::Resource => BroadeningKind::Resource,
+                        Field::Principal => BroadeningKind::Principal,
+                    },
+                    path: s.path.clone(),
+                    value: value.to_string(),
+                    message,
+                })
+            };
+        // An action pattern may be covered by a wider one; whether any old value could is
+        // known only by comparing, so only an exact match counts as held without it.
+        let held_or_covered = |f: Field, v: &str| held[f as usize].contains(v) || compare;
         for a in s.actions.iter().filter(|a| a.contains('*')) {
-            if !old_actions.contains(a) {
-                widened(BroadeningKind::Action, "Action", a, format!("`{a}`"));
-            }
+            let known = held_or_covered(Field::Action, a);
+            widened(Field::Action, a, format!("`{a}`"), known, &|x| {
+                covers(Field::Action, x, a)
+            });
         }
         // `arn:aws:s3:::bucket/*` names the objects of one bucket; `*` and `...:*` name all.
         for r in s
@@ -402,22 +619,50 @@ pub(super) fn examine(
             .iter()
             .filter(|r| *r == "*" || r.ends_with(":*"))
         {
-            if !old_resources.contains(r) {
-                widened(BroadeningKind::Resource, "Resource", r, format!("`{r}`"));
-            }
+            let known = held_or_covered(Field::Resource, r);
+            widened(Field::Resource, r, format!("`{r}`"), known, &|x| {
+                covers(Field::Resource, x, r)
+            });
         }
         for p in &s.principals {
-            let wildcard = p == "*" || p.ends_with(":*");
-            if wildcard && !old_principals.contains(p) {
-                widened(BroadeningKind::Principal, "Principal", p, format!("`{p}`"));
-            } else if let Some(a) = account(p).filter(|a| !old_accounts.contains(a)) {
-                widened(
-                    BroadeningKind::Principal,
-                    "Principal",
-                    a,
-                    format!("account {a}"),
-                );
+            if p == "*" || p.ends_with(":*") {
+                let known = held[2].contains(p.as_str());
+                widened(Field::Principal, p, format!("`{p}`"), known, &|x| x == p);
+            } else if let Some(a) = account(p) {
+                let known = old_accounts.contains(a);
+                widened(Field::Principal, a, format!("account {a}"), known, &|x| {
+                    account(x) == Some(a)
+                });
             }
+        }
+    }
+    // A `Deny` gone or narrowed: no new `Deny` denies all it denied, under its condition or none.
+    for d in old_statements.iter().filter(|s| s.effect == "Deny") {
+        if new_keys.contains(&d.key()) {
+            continue;
+        }
+        let still = compare
+            && new_statements.iter().any(|n| {
+                n.effect == "Deny"
+                    && Field::ALL.into_iter().all(|f| within(f, f.of(d), f.of(n)))
+                    && (n.condition.is_none() || n.condition == d.condition)
+            });
+        if !still {
+            let actions = d.actions.join(", ");
+            let unchecked = if compare {
+                ""
+            } else {
+                " (the policies are too large to compare)"
+            };
+            out.push(Broadening {
+                kind: BroadeningKind::Deny,
+                path: d.path.clone(),
+                value: actions.clone(),
+                message: format!(
+                    "{id}: a Deny of {actions} on {} is removed or narrowed{unchecked}",
+                    d.resources.join(", ")
+                ),
+            });
         }
     }
 
@@ -506,4 +751,156 @@ pub(super) fn examine(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::diff::DiffOptions;
+
+    /// What broadens access from one policy document to another, in a role.
+    fn broadening(old: Value, new: Value) -> Vec<String> {
+        let role = |doc: Value| {
+            json!({"Resources": {"Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {"Policies": [{"PolicyName": "p", "PolicyDocument": doc}]}
+            }}})
+        };
+        let d = crate::diff::diff_templates(&role(old), &role(new), &DiffOptions::default());
+        d.resources
+            .iter()
+            .flat_map(|r| &r.broadening)
+            .map(|b| b.message.clone())
+            .collect()
+    }
+
+    fn doc(statements: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": statements})
+    }
+
+    #[test]
+    fn a_wildcard_an_old_statement_already_allowed_as_widely_is_no_broadening() {
+        // Split in two, or joined under a bare `*` the old statement had: nothing widens.
+        let old = doc(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]));
+        let new = doc(json!([
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::a/*"},
+            {"Effect": "Allow", "Action": ["s3:*", "s3:GetObject", "S3:Get*"], "Resource": "*",
+             "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+        ]));
+        assert_eq!(broadening(old, new), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_pattern_covers_only_what_it_matches() {
+        let old = doc(json!([{"Effect": "Allow", "Action": "s3:Get*",
+                              "Resource": "arn:aws:s3:::a-*/*"}]));
+        let new = doc(
+            json!([{"Effect": "Allow", "Action": ["s3:GetObject*", "s3:*"],
+                              "Resource": ["arn:aws:s3:::a-1/*", "arn:aws:s3:::*"]}]),
+        );
+        assert_eq!(
+            broadening(old, new),
+            [
+                "Role: Action gains `s3:*`",
+                "Role: Action `s3:GetObject*` is allowed for more resources than it was",
+                "Role: Resource gains `arn:aws:s3:::*`",
+            ]
+        );
+    }
+
+    #[test]
+    fn policies_too_large_to_compare_count_as_broadening_and_say_so() {
+        // 40,000 statements a side (about 1.6 MB of values each): more than one diff compares.
+        let many = |resource: &str| {
+            let all: Vec<Value> = (0..40_000)
+                .map(|i| {
+                    json!({"Effect": "Allow", "Action": "s3:*",
+                                "Resource": format!("arn:aws:s3:::b{i}/{resource}")})
+                })
+                .chain([json!({"Effect": "Deny", "Action": "s3:DeleteBucket",
+                               "Resource": format!("arn:aws:s3:::{resource}")})])
+                .collect();
+            doc(Value::Array(all))
+        };
+        let got = broadening(many("*"), many("x*"));
+        assert!(
+            got.len() == 40_001 && got.iter().all(|m| m.contains("too large to compare")),
+            "{} broadenings: {:?}",
+            got.len(),
+            got.first()
+        );
+    }
+
+    #[test]
+    fn a_deny_made_wider_or_unconditional_is_no_broadening() {
+        let old = doc(json!([
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::a/*",
+             "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}},
+        ]));
+        let new = doc(json!([
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+            {"Effect": "Deny", "Action": ["s3:DeleteObject", "s3:PutObject"], "Resource": "*"},
+        ]));
+        assert_eq!(broadening(old, new), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_deny_kept_only_under_a_new_condition_is_narrowed() {
+        let deny = |condition: Value| {
+            doc(
+                json!([{"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*",
+                        "Condition": condition}]),
+            )
+        };
+        let got = broadening(
+            deny(json!({"Bool": {"aws:MultiFactorAuthPresent": "false"}})),
+            deny(json!({"StringEquals": {"aws:PrincipalTag/team": "other"}})),
+        );
+        assert_eq!(
+            got,
+            ["Role: a Deny of s3:DeleteObject on * is removed or narrowed"]
+        );
+    }
+
+    #[test]
+    fn an_account_granted_more_than_it_had_broadens() {
+        let grant = |actions: Value| {
+            doc(
+                json!([{"Effect": "Allow", "Action": actions, "Resource": "arn:aws:s3:::a/*",
+                        "Principal": {"AWS": "arn:aws:iam::999999999999:root"}}]),
+            )
+        };
+        let got = broadening(
+            grant(json!("s3:GetObject")),
+            grant(json!(["s3:GetObject", "s3:PutObject"])),
+        );
+        assert_eq!(
+            got,
+            ["Role: Principal account 999999999999 is allowed for more actions than it was"]
+        );
+    }
+
+    #[test]
+    fn policy_text_that_is_no_document_holds_no_statement() {
+        // Too deep to read, not JSON, or JSON that is no mapping: no statement, no panic; the
+        // change is still a change (and a security-property change) of the resource.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for text in [deep.as_str(), "Statement: [", "[1, 2]", "\"*\""] {
+            let new = json!({"Fn::Sub": text});
+            assert_eq!(
+                broadening(doc(json!([])), new.clone()),
+                Vec::<String>::new()
+            );
+            assert_eq!(
+                broadening(json!(text), doc(json!([]))),
+                Vec::<String>::new()
+            );
+        }
+        let widened = doc(json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]));
+        let got = broadening(json!({"Fn::Sub": ["{}", {}]}), json!(widened.to_string()));
+        assert_eq!(got, ["Role: Action gains `*`", "Role: Resource gains `*`"]);
+    }
 }

@@ -25,8 +25,9 @@
 //! `security` lists the statements and rules added and removed, and each resource's
 //! `broadening` says what in its change widens access — a `Principal`, `Action` or `Resource`
 //! gaining a wildcard or a `Principal` a new account that no old statement allowed as widely, a
-//! `Deny` removed or narrowed, an ingress rule opened to `0.0.0.0/0` or `::/0`, a public access
-//! block setting turned off, an encryption setting removed.
+//! `Deny` removed or narrowed, an ingress rule opened to `0.0.0.0/0` or `::/0` (however written)
+//! or a public block as wide as `/8`, a public access block setting turned off, an encryption
+//! setting removed.
 //!
 //! ## JSON contract (`schema_version` 1)
 //!

@@ -8,7 +8,8 @@
 //! `*`, and its condition the same or none): a wildcard moved to a statement with other
 //! actions, resources or principals, or kept where its condition was dropped, broadens too; a
 //! `Deny` statement removed or narrowed (no new `Deny` denies all it denied); an ingress rule
-//! opened to `0.0.0.0/0` or `::/0`; a public access block setting that was `true` and is no
+//! opened to `0.0.0.0/0` or `::/0`, however written, or to a public block of at least 2^24
+//! IPv4 (2^96 IPv6) addresses; a public access block setting that was `true` and is no
 //! longer; an encryption setting (bucket encryption, a KMS key, server-side encryption) removed
 //! or turned off. Policy documents written as JSON text (a string, or the string of an
 //! `Fn::Sub`) are read as the documents they hold.
@@ -330,8 +331,25 @@ fn account(principal: &str) -> Option<&str> {
         .filter(|a| digits(a))
 }
 
+/// Whether an ingress peer opens to a wide public range: every address, however it is written
+/// (`0.0.0.0/0`, `::/0`, `0:0:0:0:0:0:0:0/0`), or a block of 2^24 IPv4 or 2^96 IPv6 addresses
+/// or more (`0.0.0.0/1` and `128.0.0.0/1` are the internet in two rules) that is not private
+/// (`10.0.0.0/8`, `fc00::/7`) or loopback.
 fn is_public_cidr(peer: &str) -> bool {
-    matches!(peer, "0.0.0.0/0" | "::/0")
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let Some((addr, len)) = peer.split_once('/') else {
+        return false;
+    };
+    let Ok(len) = len.parse::<u8>() else {
+        return false;
+    };
+    if let Ok(a) = addr.parse::<Ipv4Addr>() {
+        len <= 8 && !(len == 8 && (a.octets()[0] == 10 || a.is_loopback()))
+    } else if let Ok(a) = addr.parse::<Ipv6Addr>() {
+        len <= 32 && !(len >= 7 && a.octets()[0] & 0xfe == 0xfc)
+    } else {
+        false
+    }
 }
 
 /// Whether a property names an encryption setting.
@@ -790,6 +808,38 @@ mod tests {
              "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
         ]));
         assert_eq!(broadening(old, new), Vec::<String>::new());
+    }
+
+    #[test]
+    fn wide_public_blocks_are_public_however_written() {
+        for open in [
+            "0.0.0.0/0",
+            "::/0",
+            "0:0:0:0:0:0:0:0/0",
+            "::0/0",
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "52.0.0.0/8",
+            "2000::/3",
+            "2001:db8::/32",
+        ] {
+            assert!(is_public_cidr(open), "{open}");
+        }
+        for closed in [
+            "10.0.0.0/8",
+            "127.0.0.0/8",
+            "52.0.0.0/9",
+            "203.0.113.5/32",
+            "fd00::/8",
+            "fc00::/7",
+            "2001:db8::/33",
+            "sg-123",
+            "0.0.0.0",
+            "0.0.0.0/x",
+            "pl-1234/0",
+        ] {
+            assert!(!is_public_cidr(closed), "{closed}");
+        }
     }
 
     #[test]

@@ -308,6 +308,7 @@ fn is_security_property(name: &str) -> bool {
             | "AccessPolicies"
             | "RepositoryPolicyText"
             | "Principal"
+            | "AccessControl"
             | "SecurityGroups"
             | "SecurityGroupIds"
             | "SecurityGroupIngress"
@@ -1560,7 +1561,14 @@ fn modify_flags(r: &ResourceDiff, new: Option<&Value>) -> Vec<Flag> {
             new.and_then(|n| n.get("Properties"))
                 .and_then(Value::as_object),
         ) {
-            for name in rules.always.iter().filter(|p| p.ends_with("Name")) {
+            // The resource's own name (`Name`, `BucketName` of a bucket, `GroupName` of a
+            // security group), not another's it refers to (`FunctionName` of a permission).
+            let kind = t.rsplit("::").next().unwrap_or(t);
+            let own = |p: &&&str| {
+                p.strip_suffix("Name")
+                    .is_some_and(|of| of.is_empty() || kind.ends_with(of))
+            };
+            for name in rules.always.iter().filter(own) {
                 let changed = r
                     .changes
                     .iter()

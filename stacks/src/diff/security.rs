@@ -11,8 +11,9 @@
 //! opened to `0.0.0.0/0` or `::/0`, however written, or to a public block of at least 2^24
 //! IPv4 (2^96 IPv6) addresses; a public access block setting that was `true` and is no
 //! longer; an encryption setting (bucket encryption, a KMS key, server-side encryption) removed
-//! or turned off. Policy documents written as JSON text (a string, or the string of an
-//! `Fn::Sub`) are read as the documents they hold.
+//! or turned off; a bucket's canned ACL now public. Policy documents written as JSON text (a
+//! string, or the string of an `Fn::Sub`) are read as the documents they hold; a Lambda
+//! permission is read as one statement; both branches of an `Fn::If` count.
 
 use std::collections::BTreeSet;
 
@@ -124,12 +125,29 @@ fn cell(v: &Value) -> String {
     }
 }
 
+/// The values a field may hold: each item of a list, both branches of an `Fn::If` (either may
+/// be the one deployed), nothing for `AWS::NoValue`.
+fn values(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|x| values(x, out)),
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::If") => {
+            if let Some([_, yes, no]) = m["Fn::If"].as_array().map(Vec::as_slice) {
+                values(yes, out);
+                values(no, out);
+            } else {
+                out.push(cell(v));
+            }
+        }
+        Value::Object(m) if m.len() == 1 && m.get("Ref") == Some(&Value::from("AWS::NoValue")) => {}
+        other => out.push(cell(other)),
+    }
+}
+
 fn texts(v: Option<&Value>) -> Vec<String> {
-    let mut out: Vec<String> = match v {
-        None => Vec::new(),
-        Some(Value::Array(items)) => items.iter().map(cell).collect(),
-        Some(other) => vec![cell(other)],
-    };
+    let mut out = Vec::new();
+    if let Some(v) = v {
+        values(v, &mut out);
+    }
     out.sort();
     out.dedup();
     out
@@ -137,20 +155,65 @@ fn texts(v: Option<&Value>) -> Vec<String> {
 
 /// `*`, or `AWS:arn...`, `Service:lambda.amazonaws.com`, per principal.
 fn principals(v: Option<&Value>) -> Vec<String> {
-    let mut out = match v {
-        Some(Value::Object(m)) if !m.is_empty() => m
-            .iter()
-            .flat_map(|(kind, v)| {
-                texts(Some(v))
-                    .into_iter()
-                    .map(move |p| format!("{kind}:{p}"))
-            })
-            .collect(),
-        other => texts(other),
-    };
+    fn into(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) if m.len() == 1 && m.contains_key("Fn::If") => {
+                match m["Fn::If"].as_array().map(Vec::as_slice) {
+                    Some([_, yes, no]) => {
+                        into(yes, out);
+                        into(no, out);
+                    }
+                    _ => out.push(cell(v)),
+                }
+            }
+            Value::Object(m) if !m.is_empty() && !m.contains_key("Ref") => {
+                for (kind, v) in m {
+                    let mut each = Vec::new();
+                    values(v, &mut each);
+                    out.extend(each.into_iter().map(|p| format!("{kind}:{p}")));
+                }
+            }
+            other => values(other, out),
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(v) = v {
+        into(v, &mut out);
+    }
     out.sort();
     out.dedup();
     out
+}
+
+/// A Lambda permission is one statement: its `Principal` (`*`, an account, a service) may
+/// invoke the function, held to its source ARN, account or organization when it names one.
+fn lambda_permission(props: &Value) -> Statement {
+    let principal = props.get("Principal").map(cell).map(|p| {
+        if p == "*" {
+            p
+        } else if p.ends_with(".amazonaws.com") {
+            format!("Service:{p}")
+        } else {
+            format!("AWS:{p}")
+        }
+    });
+    let condition: serde_json::Map<String, Value> = [
+        "SourceArn",
+        "SourceAccount",
+        "PrincipalOrgID",
+        "FunctionUrlAuthType",
+    ]
+    .iter()
+    .filter_map(|k| props.get(*k).map(|v| (k.to_string(), v.clone())))
+    .collect();
+    Statement {
+        path: "Properties".into(),
+        effect: "Allow".into(),
+        actions: texts(props.get("Action")),
+        resources: texts(props.get("FunctionName")),
+        principals: principal.into_iter().collect(),
+        condition: (!condition.is_empty()).then(|| Value::Object(condition).to_string()),
+    }
 }
 
 fn statement(path: String, s: &Value) -> Statement {
@@ -240,6 +303,9 @@ fn statements(resource: &Value) -> Vec<Statement> {
     }
     let mut out = Vec::new();
     if let Some(p) = resource.get("Properties") {
+        if resource.get("Type").and_then(Value::as_str) == Some("AWS::Lambda::Permission") {
+            return vec![lambda_permission(p)];
+        }
         walk(p, "Properties", false, &mut out);
     }
     out
@@ -713,6 +779,28 @@ pub(super) fn examine(
                     "{id}: ingress opened to {} ({}) on {}",
                     r.peer, r.group, r.protocol
                 ),
+            });
+        }
+    }
+
+    // A canned ACL that opens a bucket to everyone (or every AWS account), new or changed to.
+    let acl = |r: Option<&Value>| {
+        r.and_then(|r| r.get("Properties")?.get("AccessControl"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if let Some(now) = acl(new).filter(|a| {
+        matches!(
+            a.as_str(),
+            "PublicRead" | "PublicReadWrite" | "AuthenticatedRead"
+        )
+    }) {
+        if acl(old).as_ref() != Some(&now) {
+            out.push(Broadening {
+                kind: BroadeningKind::PublicAccess,
+                path: "Properties.AccessControl".into(),
+                value: now.clone(),
+                message: format!("{id}: bucket ACL is now {now}"),
             });
         }
     }

@@ -125,6 +125,37 @@ fn a_bad_line_is_an_error_naming_file_and_line() {
 }
 
 #[test]
+fn counts_that_would_wrap_are_errors_naming_the_line() {
+    // u64::MAX is what -1 becomes written unsigned; summed, it wrapped into a passing canary.
+    let max = u64::MAX;
+    let one =
+        format!("{{\"t\": 60, \"group\": \"canary\", \"requests\": {max}, \"errors\": {max}}}\n");
+    let half = 1u64 << 52;
+    let two = format!(
+        "{{\"t\": 60, \"group\": \"canary\", \"requests\": {half}, \"errors\": 0}}\n\
+         {{\"t\": 60, \"group\": \"canary\", \"requests\": {}, \"errors\": {half}}}\n",
+        half + 1
+    );
+    for (name, text, want) in [
+        (
+            "one.jsonl",
+            one,
+            ":1: requests (18446744073709551615) exceed 2^53",
+        ),
+        (
+            "two.jsonl",
+            two,
+            ":2: interval t=60 (canary): the lines at this t count more than 2^53 requests together",
+        ),
+    ] {
+        let input = temp_file(name, &text);
+        let out = judge(&["--input", input.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
+        assert!(stderr(&out).contains(want), "{name}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn more_errors_than_requests_is_an_error() {
     let input = temp_file(
         "errors.jsonl",

@@ -228,6 +228,12 @@ impl Interval {
         if !self.t.is_finite() {
             return bad("t must be a finite number of seconds".into());
         }
+        if self.requests > MAX_COUNT {
+            return bad(format!(
+                "requests ({}) exceed 2^53, more than an interval carries",
+                self.requests
+            ));
+        }
         if self.errors > self.requests {
             return bad(format!(
                 "errors ({}) exceed requests ({})",
@@ -247,6 +253,10 @@ impl Interval {
     }
 }
 
+/// The most requests one group's interval may count (and its lines at one `t` together): every
+/// count the judge reads is exact as a float, and no sum of them wraps.
+pub const MAX_COUNT: u64 = 1 << 53;
+
 /// One group's data within one interval.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GroupData {
@@ -256,10 +266,17 @@ pub(crate) struct GroupData {
 }
 
 impl GroupData {
-    fn add(&mut self, i: &Interval) {
-        self.requests += i.requests;
+    /// Adds a line's counts; `false` (nothing added) when the interval would count more than
+    /// [`MAX_COUNT`] requests.
+    fn add(&mut self, i: &Interval) -> bool {
+        let requests = self.requests + i.requests;
+        if requests > MAX_COUNT {
+            return false;
+        }
+        self.requests = requests;
         self.errors += i.errors;
         self.latency_ms.extend_from_slice(&i.latency_ms);
+        true
     }
 }
 
@@ -279,10 +296,11 @@ impl Tally {
     pub(crate) fn add(&mut self, cfg: &MetricConfig, baseline: &GroupData, canary: &GroupData) {
         match cfg.kind {
             Kind::Count => {
-                self.canary += canary.requests;
-                self.baseline += baseline.requests;
-                self.canary_errors += canary.errors;
-                self.baseline_errors += baseline.errors;
+                // A report's totals: a bake of thousands of intervals of 2^53 saturates.
+                self.canary = self.canary.saturating_add(canary.requests);
+                self.baseline = self.baseline.saturating_add(baseline.requests);
+                self.canary_errors = self.canary_errors.saturating_add(canary.errors);
+                self.baseline_errors = self.baseline_errors.saturating_add(baseline.errors);
             }
             Kind::Continuous => {
                 let ln = |v: &f64| v.max(1e-3).ln();
@@ -422,9 +440,16 @@ impl Judge {
             }
         };
         let (_, baseline, canary) = &mut self.pending[idx];
-        match interval.group {
+        let added = match interval.group {
             Group::Baseline => baseline.add(interval),
             Group::Canary => canary.add(interval),
+        };
+        if !added {
+            return Err(JudgeError::Interval {
+                t: interval.t,
+                group: interval.group.as_str(),
+                message: "the lines at this t count more than 2^53 requests together".into(),
+            });
         }
         Ok(())
     }
